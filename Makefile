@@ -1,0 +1,39 @@
+# cogviz: `make lab` opens the lessons, `make test` runs every test. Both build .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is installed on its own first, and only when the venv has none: a CUDA torch you put there
+# yourself is kept. torch==2.13.0 takes the CPU wheel where pip finds one locally; elsewhere pass
+# TORCH_PIP_ARGS="--index-url <PyTorch's CPU or CUDA wheel index>" (see README, "GPU users").
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.cogviz-installed
+
+.PHONY: install lab test bench train clean
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cogviz needs python >= 3.11, this is " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --progress-bar off $(TORCH_SPEC) $(TORCH_PIP_ARGS)
+	$(PY) -m pip install --progress-bar off -q -e '.[notebook,test]'
+	@touch $(STAMP)
+
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+train: install
+	$(PY) -m cogviz.toy.train
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,18 @@
+"""cogviz: see, run and test the image conditioning of CogVideoX image-to-video.
+
+The public names, in the order of the data flow::
+
+    load_image -> fit_image -> (encode -> concatenate -> denoise -> decode)
+"""
+from .errors import CogvizError, FetchError, FitError, ImageLoadError, ImageTooLargeError, ModelLoadError, PresetError
+from .image import load_image
+from .fit import FitReport, FittedImage, fit_image
+from .presets import PRESETS, Preset, best_size, get_preset
+
+__version__ = "0.1.0"
+__all__ = [
+    "load_image", "fit_image", "FittedImage", "FitReport",
+    "Preset", "PRESETS", "get_preset", "best_size",
+    "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
+    "ModelLoadError",
+]

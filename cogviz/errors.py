@@ -1,0 +1,33 @@
+"""One error hierarchy for cogviz. Every message says what was received, the rule, and the fix."""
+from __future__ import annotations
+
+__all__ = ["CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
+           "ModelLoadError"]
+
+
+class CogvizError(ValueError):
+    """Base of every error cogviz raises on purpose (a ``ValueError``, so callers may catch either)."""
+
+
+class ImageLoadError(CogvizError):
+    """A source could not be turned into an RGB image (unknown kind, corrupt, empty, not an image)."""
+
+
+class FetchError(ImageLoadError):
+    """An http(s) source failed: bad scheme, HTTP error, timeout, DNS, size cap, content type."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """The image has more pixels than the configured cap (a decompression-bomb guard)."""
+
+
+class FitError(CogvizError):
+    """Bad arguments to :func:`cogviz.fit_image` (size, mode, focus, fill)."""
+
+
+class PresetError(CogvizError):
+    """An unknown preset name, or a size a preset's rules do not allow."""
+
+
+class ModelLoadError(CogvizError):
+    """A model could not be loaded (missing weights, offline, wrong folder)."""

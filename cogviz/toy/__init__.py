@@ -1,0 +1,1 @@
+"""The embedded toy CogVideoX I2V model: shapes-world data, architecture, training, weights."""

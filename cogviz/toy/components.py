@@ -1,0 +1,124 @@
+"""Architecture of the embedded toy model: the same diffusers classes as CogVideoX-5b-I2V, small.
+
+| part        | CogVideoX-5b-I2V                         | toy                                   |
+|-------------|------------------------------------------|---------------------------------------|
+| VAE         | AutoencoderKLCogVideoX, 16 latent ch.,   | same class, 16 latent channels,       |
+|             | widths (128, 256, 256, 512), 8x / 4x     | widths (16, 32, 32, 64), 8x / 4x      |
+| transformer | in_channels=32 (16 + 16), 42 layers,     | in_channels=32 (16 + 16), 6 layers,   |
+|             | 48 heads x 64, patch 2, learned + rotary | 4 heads x 32, patch 2, learned+rotary |
+| text        | T5-XXL (4096 wide), 226 tokens           | T5 encoder (64 wide), 16 tokens       |
+| tokenizer   | SentencePiece T5Tokenizer                | word-level PreTrainedTokenizerFast    |
+| scheduler   | CogVideoXDDIMScheduler, v-prediction,    | the same configuration                |
+|             | zero-SNR, trailing spacing               |                                       |
+| video       | 49 x 480 x 720 -> 13 x 60 x 90 latents   | 17 x 64 x 96 -> 5 x 8 x 12 latents    |
+"""
+from __future__ import annotations
+
+from diffusers import (
+    AutoencoderKLCogVideoX,
+    CogVideoXDDIMScheduler,
+    CogVideoXImageToVideoPipeline,
+    CogVideoXTransformer3DModel,
+)
+
+from .scenes import COLOURS, DIRECTIONS, SHAPES
+
+__all__ = [
+    "HEIGHT", "WIDTH", "NUM_FRAMES", "MAX_TEXT_LEN", "VOCAB",
+    "make_vae", "make_transformer", "make_text_encoder", "make_tokenizer", "make_scheduler", "make_pipeline",
+]
+
+HEIGHT, WIDTH, NUM_FRAMES = 64, 96, 17
+MAX_TEXT_LEN = 16
+_EXTRA_WORDS = (
+    "a", "an", "the", "moves", "moving", "slides", "goes", "to", "and", "shape", "ball", "box",
+    "stays", "still", "fast", "slowly", "quickly", "across", "frame", "on", "background",
+    "orange", "purple", "white", "black", "grey", "gray",
+)
+#: The tokenizer's vocabulary: special tokens first (T5's pad=0, eos=1, unk=2), then words.
+VOCAB: tuple[str, ...] = ("<pad>", "</s>", "<unk>") + tuple(
+    dict.fromkeys(_EXTRA_WORDS + tuple(COLOURS) + SHAPES + tuple(DIRECTIONS))
+)
+
+
+def make_vae(scaling_factor: float = 1.0) -> AutoencoderKLCogVideoX:
+    return AutoencoderKLCogVideoX(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(16, 32, 32, 64),  # 4 blocks -> 8x spatial, as the real VAE
+        layers_per_block=1,
+        latent_channels=16,
+        norm_num_groups=8,
+        temporal_compression_ratio=4,
+        sample_height=HEIGHT,
+        sample_width=WIDTH,
+        scaling_factor=scaling_factor,
+    )
+
+
+def make_transformer() -> CogVideoXTransformer3DModel:
+    return CogVideoXTransformer3DModel(
+        num_attention_heads=4,
+        attention_head_dim=32,
+        in_channels=32,  # 16 noisy-video channels + 16 image-latent channels, as 5b-I2V
+        out_channels=16,
+        time_embed_dim=128,
+        text_embed_dim=64,
+        num_layers=6,
+        sample_width=WIDTH // 8,
+        sample_height=HEIGHT // 8,
+        sample_frames=NUM_FRAMES,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=MAX_TEXT_LEN,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=True,
+    )
+
+
+def make_text_encoder(seed: int = 0):
+    import torch
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(
+        vocab_size=len(VOCAB), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
+    )
+    torch.manual_seed(seed)
+    return T5EncoderModel(config).eval()
+
+
+def make_tokenizer():
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    # T5 appends </s> to every sequence; so does this tokenizer.
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+        model_max_length=MAX_TEXT_LEN,
+    )
+
+
+def make_scheduler() -> CogVideoXDDIMScheduler:
+    # The configuration THUDM/CogVideoX-5b-I2V ships with.
+    return CogVideoXDDIMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        clip_sample=False, set_alpha_to_one=True, steps_offset=0, prediction_type="v_prediction",
+        rescale_betas_zero_snr=True, timestep_spacing="trailing", snr_shift_scale=1.0,
+    )
+
+
+def make_pipeline(vae=None, transformer=None, text_encoder=None) -> CogVideoXImageToVideoPipeline:
+    """Assemble a (random or trained) toy pipeline from its parts."""
+    return CogVideoXImageToVideoPipeline(
+        tokenizer=make_tokenizer(),
+        text_encoder=text_encoder if text_encoder is not None else make_text_encoder(),
+        vae=vae if vae is not None else make_vae(),
+        transformer=transformer if transformer is not None else make_transformer(),
+        scheduler=make_scheduler(),
+    )

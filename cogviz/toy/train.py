@@ -1,0 +1,424 @@
+"""Train the embedded toy CogVideoX I2V model from a seed: ``python -m cogviz.toy.train``.
+
+The recipe is staged, because a video VAE trained naively on clips on a CPU crawls:
+
+1. ``vae_images``  - single frames, random 32x48 crops (the VAE is fully convolutional), posterior
+                     mode + MSE, Adam with cosine decay. Teaches the frame-0 path fast.
+2. ``vae_clips``   - 17-frame clips (32x48 crops) *and* single frames, sampled posterior + a small
+                     KL term, so the decoder tolerates what the transformer will hand it and the
+                     temporal (4x) path learns motion.
+3. ``cache``       - the trained VAE encodes every training clip once: posterior mean / log-variance
+                     of the video, and of frame 0 after the I2V recipe's small pixel noise
+                     (sigma ~ exp(N(-3, 0.5))). The scaling factor is set to 1 / std of the latents.
+4. ``transformer`` - the CogVideoX I2V objective on cached latents: z_img (frame 0, zero-padded over
+                     later latent frames) concatenated on channels with the noisy latent, v-prediction
+                     MSE, image-latent dropout 5 % and prompt dropout 10 % (so CFG works).
+5. ``export``      - a standard diffusers pipeline folder (``save_pretrained``, safetensors).
+
+Every stage checkpoints into ``--run-dir`` (atomically) and resumes from its last checkpoint, so a
+run can span interruptions; finished stages are skipped. Losses and validation PSNR go to
+``RUN_DIR/log.jsonl`` and progress bars to the terminal. Training scenes use scene seeds below
+``EVAL_SEED_BASE``; evaluation scenes (``benchmarks/eval_toy.py``) start there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import components as C
+from .scenes import prompt_for, render_scene, sample_scene
+
+__all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "main"]
+
+EVAL_SEED_BASE = 1_000_000_000  #: scene seeds >= this are never used in training
+STAGES = ("vae_images", "vae_clips", "cache", "transformer", "export")
+DEFAULT_OUT = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    threads: int = 2
+    # stage 1: images
+    img_steps: int = 700
+    img_batch: int = 32
+    img_lr: float = 3e-3
+    # stage 2: clips (+ images)
+    clip_steps: int = 1500
+    clip_batch: int = 4
+    clip_img_batch: int = 16
+    clip_lr: float = 1e-3
+    kl_weight: float = 1e-5
+    # stage 3: latent cache
+    cache_clips: int = 5000
+    # stage 4: transformer
+    tr_steps: int = 9000
+    tr_batch: int = 16
+    tr_lr: float = 6e-4
+    tr_warmup: int = 300
+    image_dropout: float = 0.05
+    prompt_dropout: float = 0.10
+    # bookkeeping
+    ckpt_every: int = 100
+    val_every: int = 200
+    val_scenes: int = 8
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _log(run_dir: Path, **record) -> None:
+    record["time"] = time.time()
+    with open(run_dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _cosine_lr(step: int, total: int, peak: float, warmup: int = 50, floor: float = 0.03) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(total - warmup, 1)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+
+def to_pixels(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (..., F, H, W, 3) -> float (..., 3, F, H, W) in [-1, 1], the VAE's input layout."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div(127.5).sub(1.0)
+    return x.movedim(-1, -4)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB between two tensors in [-1, 1]."""
+    mse = F.mse_loss(a.clamp(-1, 1), b.clamp(-1, 1)).item() / 4.0  # rescale to [0, 1] range
+    return 10 * math.log10(1.0 / max(mse, 1e-10))
+
+
+def _train_scene_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, EVAL_SEED_BASE, size=n)
+
+
+def _crop(frames: np.ndarray, rng: np.random.Generator, h: int = 32, w: int = 48) -> np.ndarray:
+    # frames (F, H, W, 3): the same random crop for every frame
+    y = rng.integers(0, frames.shape[1] - h + 1)
+    x = rng.integers(0, frames.shape[2] - w + 1)
+    return frames[:, y : y + h, x : x + w]
+
+
+def _image_batch(rng, n):
+    out = []
+    for s in _train_scene_seeds(rng, n):
+        scene = sample_scene(int(s))
+        out.append(_crop(render_scene(scene, frames=[int(rng.integers(0, scene.num_frames))]), rng))
+    return to_pixels(np.stack(out))  # (B, 3, 1, 32, 48)
+
+
+def _clip_batch(rng, n):
+    clips = [_crop(render_scene(sample_scene(int(s))), rng) for s in _train_scene_seeds(rng, n)]
+    return to_pixels(np.stack(clips))  # (B, 3, 17, 32, 48)
+
+
+def _val_clips(cfg: TrainConfig) -> torch.Tensor:
+    # Validation uses scenes from the evaluation range's far end: never trained on.
+    seeds = [EVAL_SEED_BASE + 500_000 + i for i in range(cfg.val_scenes)]
+    return to_pixels(np.stack([render_scene(sample_scene(s)) for s in seeds]))  # (V, 3, 17, 64, 96)
+
+
+@torch.no_grad()
+def vae_val(vae, clips: torch.Tensor) -> dict:
+    vae.eval()
+    img = clips[:, :, :1]
+    rec_img = vae.decode(vae.encode(img).latent_dist.mode()).sample
+    rec_clip = torch.cat([vae.decode(vae.encode(c[None]).latent_dist.mode()).sample for c in clips[:4]])
+    vae.train()
+    return {
+        "val_image_psnr": psnr(rec_img, img),
+        "val_clip_psnr": psnr(rec_clip, clips[:4]),
+        "val_clip_frame0_psnr": psnr(rec_clip[:, :, :1], clips[:4, :, :1]),
+    }
+
+
+class _Stage:
+    """Checkpoint/resume bookkeeping for one stage."""
+
+    def __init__(self, run_dir: Path, name: str):
+        self.run_dir, self.name = run_dir, name
+        self.ckpt = run_dir / f"{name}.ckpt"
+        self.done = run_dir / f"{name}.done"
+
+    def is_done(self) -> bool:
+        return self.done.exists()
+
+    def load(self):
+        return torch.load(self.ckpt, weights_only=False) if self.ckpt.exists() else None
+
+    def save(self, state) -> None:
+        _save_atomic(state, self.ckpt)
+
+    def finish(self, **info) -> None:
+        self.done.write_text(json.dumps(info))
+        _log(self.run_dir, stage=self.name, event="done", **info)
+
+
+def _elapsed(state, start):
+    return state.get("elapsed", 0.0) + (time.time() - start)
+
+
+# ---------------------------------------------------------------------------------------- stages
+def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
+    st = _Stage(run_dir, stage_name)
+    vae = C.make_vae()
+    if stage_name == "vae_clips":
+        vae.load_state_dict(torch.load(run_dir / "vae_images.pt"))
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    state = st.load() or {"step": 0, "elapsed": 0.0}
+    if "model" in state:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+    rng = np.random.default_rng([cfg.seed, STAGES.index(stage_name), state["step"]])
+    torch.manual_seed(cfg.seed * 1000 + state["step"])
+    val = _val_clips(cfg)
+    start = time.time()
+    vae.train()
+    bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, desc=stage_name)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = _cosine_lr(step, steps, lr)
+        loss_parts = {}
+        if clips_too:
+            x = _clip_batch(rng, cfg.clip_batch)
+            post = vae.encode(x).latent_dist
+            rec = vae.decode(post.sample()).sample
+            kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
+            xi = _image_batch(rng, cfg.clip_img_batch)
+            posti = vae.encode(xi).latent_dist
+            reci = vae.decode(posti.sample()).sample
+            loss_parts["clip_mse"] = F.mse_loss(rec, x)
+            loss_parts["img_mse"] = F.mse_loss(reci, xi)
+            loss_parts["kl"] = cfg.kl_weight * kl
+        else:
+            x = _image_batch(rng, cfg.img_batch)
+            rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
+            loss_parts["img_mse"] = F.mse_loss(rec, x)
+        loss = sum(loss_parts.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        rec_log = {k: round(v.item(), 6) for k, v in loss_parts.items()}
+        if (step + 1) % cfg.val_every == 0 or step + 1 == steps:
+            rec_log.update(vae_val(vae, val))
+            bar.write(f"{stage_name} step {step + 1}: {rec_log}")
+        if (step + 1) % 10 == 0 or step + 1 == steps:
+            _log(run_dir, stage=stage_name, step=step + 1, lr=opt.param_groups[0]["lr"], **rec_log)
+        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == steps:
+            st.save({"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict(),
+                     "elapsed": _elapsed(state, start)})
+    final = vae_val(vae, val)
+    torch.save(vae.state_dict(), run_dir / f"{stage_name}.pt")
+    st.finish(seconds=round(_elapsed(state, start), 1), **final)
+
+
+@torch.no_grad()
+def _cache(cfg, run_dir):
+    st = _Stage(run_dir, "cache")
+    vae = C.make_vae()
+    vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
+    vae.eval()
+    state = st.load() or {"done": 0, "elapsed": 0.0, "video": [], "image": [], "prompts": []}
+    rng = np.random.default_rng([cfg.seed, STAGES.index("cache")])
+    seeds = _train_scene_seeds(rng, cfg.cache_clips)
+    noise_rng = np.random.default_rng([cfg.seed, 99])
+    sigmas = np.exp(noise_rng.normal(-3.0, 0.5, size=cfg.cache_clips))  # I2V recipe: first-frame noise
+    start = time.time()
+    batch = 8
+    bar = tqdm(range(state["done"], cfg.cache_clips, batch), initial=state["done"] // batch,
+               total=math.ceil(cfg.cache_clips / batch), desc="cache")
+    for i in bar:
+        idx = range(i, min(i + batch, cfg.cache_clips))
+        scenes = [sample_scene(int(seeds[j])) for j in idx]
+        x = to_pixels(np.stack([render_scene(s) for s in scenes]))  # (b, 3, 17, 64, 96)
+        pv = vae.encode(x).latent_dist
+        img = x[:, :, :1]
+        img = img + torch.from_numpy(sigmas[list(idx)]).float().view(-1, 1, 1, 1, 1) * torch.randn_like(img)
+        pi = vae.encode(img).latent_dist
+        state["video"].append(torch.cat([pv.mean, pv.logvar], 1).half())  # (b, 32, 5, 8, 12)
+        state["image"].append(torch.cat([pi.mean, pi.logvar], 1).half())  # (b, 32, 1, 8, 12)
+        state["prompts"].extend(prompt_for(s) for s in scenes)
+        state["done"] = idx[-1] + 1
+        if (i // batch) % 25 == 0:
+            st.save({**state, "elapsed": _elapsed(state, start)})
+    video = torch.cat(state["video"]).float()
+    mean = video[:, :16]
+    std = float(mean.std())  # the posterior std is small next to this; scale the means to unit std
+    scaling = 1.0 / std
+    torch.save({"video": torch.cat(state["video"]), "image": torch.cat(state["image"]),
+                "prompts": state["prompts"], "scaling_factor": scaling}, run_dir / "cache.pt")
+    st.save({**state, "elapsed": _elapsed(state, start)})
+    st.finish(seconds=round(_elapsed(state, start), 1), scaling_factor=scaling, clips=cfg.cache_clips,
+              latent_std=std, mean_posterior_std=float(torch.exp(0.5 * video[:, 16:]).mean()))
+
+
+def _sample(params: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    mean, logvar = params.float().chunk(2, dim=1)
+    return mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn(mean.shape, generator=gen)
+
+
+def _train_transformer(cfg, run_dir):
+    st = _Stage(run_dir, "transformer")
+    cache = torch.load(run_dir / "cache.pt")
+    scaling = cache["scaling_factor"]
+    text_encoder = C.make_text_encoder(cfg.seed)
+    pipe = C.make_pipeline(vae=C.make_vae(scaling), text_encoder=text_encoder)
+    tr = pipe.transformer
+    sched = pipe.scheduler
+    prompts = sorted(set(cache["prompts"]))
+    with torch.no_grad():  # frozen text encoder: embed every prompt once, plus the empty prompt
+        emb = pipe.encode_prompt(prompts + [""], do_classifier_free_guidance=False,
+                                 max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
+    prompt_index = torch.tensor([prompts.index(p) for p in cache["prompts"]])
+    empty = len(prompts)
+    n = len(prompt_index)
+    n_val = 64
+    rot = pipe._prepare_rotary_positional_embeddings(C.HEIGHT, C.WIDTH, 5, "cpu")
+    opt = torch.optim.AdamW(tr.parameters(), lr=cfg.tr_lr, weight_decay=0.01)
+    state = st.load() or {"step": 0, "elapsed": 0.0}
+    if "model" in state:
+        tr.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+    gen = torch.Generator().manual_seed(cfg.seed * 7919 + state["step"])
+    acp = sched.alphas_cumprod
+
+    def loss_on(idx, g, train=True):
+        x0 = _sample(cache["video"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, F=5, 16, 8, 12)
+        z_img = _sample(cache["image"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, 1, 16, 8, 12)
+        z_img = torch.cat([z_img, torch.zeros_like(x0[:, 1:])], dim=1)  # zeros over later latent frames
+        b = x0.shape[0]
+        pidx = prompt_index[idx].clone()
+        if train:
+            drop_img = torch.rand(b, generator=g) < cfg.image_dropout
+            z_img[drop_img] = 0
+            pidx[torch.rand(b, generator=g) < cfg.prompt_dropout] = empty
+        t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = acp[t].view(b, 1, 1, 1, 1).float()
+        z_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        v = a.sqrt() * noise - (1 - a).sqrt() * x0
+        model_input = torch.cat([z_t, z_img], dim=2)  # (B, 5, 32, 8, 12): the I2V concatenation
+        pred = tr(hidden_states=model_input, encoder_hidden_states=emb[pidx], timestep=t,
+                  image_rotary_emb=rot, return_dict=False)[0]
+        return F.mse_loss(pred, v)
+
+    start = time.time()
+    tr.train()
+    steps = cfg.tr_steps
+    bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, desc="transformer")
+    for step in bar:
+        for grp in opt.param_groups:
+            grp["lr"] = _cosine_lr(step, steps, cfg.tr_lr, warmup=cfg.tr_warmup)
+        idx = torch.randint(n_val, n, (cfg.tr_batch,), generator=gen)
+        loss = loss_on(idx, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(tr.parameters(), 1.0)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        rec = {"v_mse": round(loss.item(), 6)}
+        if (step + 1) % cfg.val_every == 0 or step + 1 == steps:
+            tr.eval()
+            with torch.no_grad():
+                vg = torch.Generator().manual_seed(1234)
+                rec["val_v_mse"] = round(float(np.mean([loss_on(torch.arange(k, k + 16), vg, False).item()
+                                                        for k in range(0, n_val, 16)])), 6)
+            tr.train()
+            bar.write(f"transformer step {step + 1}: {rec}")
+        if (step + 1) % 10 == 0 or step + 1 == steps:
+            _log(run_dir, stage="transformer", step=step + 1, lr=opt.param_groups[0]["lr"], **rec)
+        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == steps:
+            st.save({"step": step + 1, "model": tr.state_dict(), "opt": opt.state_dict(),
+                     "elapsed": _elapsed(state, start)})
+    torch.save(tr.state_dict(), run_dir / "transformer.pt")
+    st.finish(seconds=round(_elapsed(state, start), 1))
+
+
+def _export(cfg, run_dir, out_dir: Path):
+    cache_info = json.loads((run_dir / "cache.done").read_text())
+    vae = C.make_vae(cache_info["scaling_factor"])
+    vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
+    tr = C.make_transformer()
+    tr.load_state_dict(torch.load(run_dir / "transformer.pt"))
+    pipe = C.make_pipeline(vae=vae, transformer=tr, text_encoder=C.make_text_encoder(cfg.seed))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+    stages = {}
+    for name in STAGES[:-1]:
+        stages[name] = json.loads((run_dir / f"{name}.done").read_text())
+    info = {
+        "max_sequence_length": C.MAX_TEXT_LEN,
+        "height": C.HEIGHT, "width": C.WIDTH, "num_frames": C.NUM_FRAMES, "fps": 8,
+        "train_config": asdict(cfg),
+        "stages": stages,
+        "training_seconds": round(sum(s.get("seconds", 0) for s in stages.values()), 1),
+        "hardware": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+    }
+    (out_dir / "cogviz_toy.json").write_text(json.dumps(info, indent=2) + "\n")
+    _Stage(run_dir, "export").finish(out_dir=str(out_dir))
+
+
+def train(cfg: TrainConfig, run_dir: Path, out_dir: Path = DEFAULT_OUT) -> Path:
+    """Run (or resume) every stage; returns the exported pipeline folder."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "config.json"
+    if cfg_path.exists():
+        saved = json.loads(cfg_path.read_text())
+        if saved != asdict(cfg):
+            raise SystemExit(f"{run_dir} holds a run with another configuration ({cfg_path}); "
+                             "pass the same options or a new --run-dir")
+    else:
+        cfg_path.write_text(json.dumps(asdict(cfg), indent=2))
+    torch.set_num_threads(cfg.threads)
+    if not _Stage(run_dir, "vae_images").is_done():
+        _train_vae(cfg, run_dir, "vae_images", cfg.img_steps, cfg.img_lr, clips_too=False)
+    if not _Stage(run_dir, "vae_clips").is_done():
+        _train_vae(cfg, run_dir, "vae_clips", cfg.clip_steps, cfg.clip_lr, clips_too=True)
+    if not _Stage(run_dir, "cache").is_done():
+        _cache(cfg, run_dir)
+    if not _Stage(run_dir, "transformer").is_done():
+        _train_transformer(cfg, run_dir)
+    _export(cfg, run_dir, Path(out_dir))
+    return Path(out_dir)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="python -m cogviz.toy.train", description=__doc__.split("\n")[0])
+    p.add_argument("--run-dir", type=Path, default=Path("runs/toy"), help="checkpoints and log (default runs/toy)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
+    for name, value in asdict(TrainConfig()).items():
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    fields = {k: getattr(args, k) for k in asdict(TrainConfig())}
+    out = train(TrainConfig(**fields), args.run_dir, args.out)
+    print(f"exported the toy pipeline to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
