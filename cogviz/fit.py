@@ -34,7 +34,7 @@ MODES = ("crop", "pad", "stretch")
 FILLS = ("colour", "edge", "blur")
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
-DRAFT_OVERSAMPLE = 2  #: JPEG draft decoding keeps at least this many source pixels per target pixel
+DRAFT_OVERSAMPLE = 1  #: JPEG draft decoding keeps at least this many source pixels per target pixel
 
 
 @dataclass(frozen=True)
