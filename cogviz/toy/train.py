@@ -292,7 +292,7 @@ def _train_transformer(cfg, run_dir):
     prompt_index = torch.tensor([prompts.index(p) for p in cache["prompts"]])
     empty = len(prompts)
     n = len(prompt_index)
-    n_val = 64
+    n_val = min(64, n // 4)  # held-out clips for the validation loss (never trained on)
     rot = pipe._prepare_rotary_positional_embeddings(C.HEIGHT, C.WIDTH, 5, "cpu")
     opt = torch.optim.AdamW(tr.parameters(), lr=cfg.tr_lr, weight_decay=0.01)
     state = st.load() or {"step": 0, "elapsed": 0.0}
@@ -341,7 +341,7 @@ def _train_transformer(cfg, run_dir):
             tr.eval()
             with torch.no_grad():
                 vg = torch.Generator().manual_seed(1234)
-                rec["val_v_mse"] = round(float(np.mean([loss_on(torch.arange(k, k + 16), vg, False).item()
+                rec["val_v_mse"] = round(float(np.mean([loss_on(torch.arange(k, min(k + 16, n_val)), vg, False).item()
                                                         for k in range(0, n_val, 16)])), 6)
             tr.train()
             bar.write(f"transformer step {step + 1}: {rec}")

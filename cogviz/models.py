@@ -1,0 +1,127 @@
+"""Loading pipelines: the embedded toy model, a local folder, or a hub checkpoint, one code path.
+
+Every model is a plain diffusers ``CogVideoXImageToVideoPipeline``; cogviz adds device and dtype
+choices and maps ``memory=`` onto diffusers' own memory mechanisms (it reimplements none of them).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from .errors import ModelLoadError
+from .presets import PRESETS, Preset
+
+__all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "auto_device", "max_sequence_length", "preset_for"]
+
+TOY_DIR = Path(__file__).parent / "toy" / "weights"
+MEMORY_OPTIONS = ("model_offload", "sequential_offload", "vae_tiling", "vae_slicing")
+
+
+def auto_device() -> torch.device:
+    """cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def max_sequence_length(pipe) -> int:
+    """The text length the transformer was built for (226 for the real models, 16 for the toy)."""
+    return int(pipe.transformer.config.max_text_seq_length)
+
+
+def preset_for(pipe) -> Preset:
+    """The preset whose rules apply to ``pipe`` (by architecture: toy, 1.0 at 480x720, or 1.5)."""
+    cfg = pipe.transformer.config
+    if cfg.patch_size_t is not None:
+        return PRESETS["CogVideoX1.5-5B-I2V"]
+    if cfg.sample_height * 8 == PRESETS["cogviz-toy"].height and cfg.sample_width * 8 == PRESETS["cogviz-toy"].width:
+        return PRESETS["cogviz-toy"]
+    return PRESETS["CogVideoX-5b-I2V"]
+
+
+def _memory_list(memory) -> list[str]:
+    if memory is None:
+        return []
+    items = [memory] if isinstance(memory, str) else list(memory)
+    bad = [m for m in items if m not in MEMORY_OPTIONS]
+    if bad:
+        raise ModelLoadError(f"memory={memory!r}: unknown option(s) {bad}; accepted are {MEMORY_OPTIONS} "
+                             "(a name or a list of names)")
+    if "model_offload" in items and "sequential_offload" in items:
+        raise ModelLoadError("memory: choose one of 'model_offload' and 'sequential_offload', not both")
+    return items
+
+
+def load_pipeline(
+    model: str | os.PathLike = "toy",
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    memory: "str | Iterable[str] | None" = None,
+):
+    """Load a CogVideoX image-to-video pipeline.
+
+    Args:
+        model: ``"toy"`` (the embedded model shipped in the package), a local pipeline folder, or a
+            hub id such as ``"THUDM/CogVideoX-5b-I2V"`` / ``"THUDM/CogVideoX1.5-5B-I2V"``.
+        device: default: cuda, then mps, then cpu.
+        dtype: default: bfloat16 for the 5B models on a GPU, float32 otherwise (and for the toy).
+        memory: any of ``"model_offload"`` (``enable_model_cpu_offload``), ``"sequential_offload"``
+            (``enable_sequential_cpu_offload``), ``"vae_tiling"``, ``"vae_slicing"``: diffusers'
+            own mechanisms, wired as they are. Offloading needs a GPU.
+
+    Raises:
+        ModelLoadError: missing weights (offline, never downloaded, wrong folder), with how to fix it.
+    """
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    memory_items = _memory_list(memory)
+    device = torch.device(device) if device is not None else auto_device()
+    is_toy = str(model) == "toy"
+    if dtype is None:
+        dtype = torch.bfloat16 if (device.type == "cuda" and not is_toy) else torch.float32
+    if is_toy:
+        if not (TOY_DIR / "model_index.json").exists():
+            raise ModelLoadError(f"the embedded toy model is missing from {TOY_DIR}; reinstall cogviz, or "
+                                 "train it with `python -m cogviz.toy.train`")
+        source, kwargs = TOY_DIR, {}
+    elif Path(model).expanduser().is_dir():
+        source, kwargs = Path(model).expanduser(), {}
+        if not (source / "model_index.json").exists():
+            raise ModelLoadError(f"{str(model)!r} is a folder but holds no model_index.json: not a diffusers "
+                                 "pipeline folder (save one with pipe.save_pretrained(folder))")
+    elif Path(str(model)).suffix or str(model).startswith((".", "/", "~")):
+        raise ModelLoadError(f"no pipeline folder at {str(model)!r} (and it is not a hub id like "
+                             "'THUDM/CogVideoX-5b-I2V')")
+    else:
+        source, kwargs = str(model), {}
+    try:
+        pipe = CogVideoXImageToVideoPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
+    except Exception as e:  # diffusers/hub raise many types; one clear cogviz error instead
+        if isinstance(source, Path):
+            raise ModelLoadError(f"could not load the pipeline folder {str(source)!r}: {type(e).__name__}: {e}") from None
+        raise ModelLoadError(
+            f"could not load {source!r} ({type(e).__name__}). Without a hub connection the weights must already "
+            f"be on disk: download them once elsewhere, e.g. `huggingface-cli download {source} --local-dir DIR`, "
+            "copy DIR here and call load_pipeline(DIR); or set HF_HOME to a cache that holds them. "
+            'load_pipeline("toy") runs the embedded model offline.') from None
+    for item in memory_items:
+        if item in ("model_offload", "sequential_offload"):
+            if device.type == "cpu":
+                raise ModelLoadError(f"memory={item!r} moves modules between the CPU and a GPU; there is no GPU "
+                                     "here (use vae_tiling / vae_slicing, or no memory option)")
+            getattr(pipe, "enable_model_cpu_offload" if item == "model_offload" else "enable_sequential_cpu_offload")(
+                device=device)
+        elif item == "vae_tiling":
+            pipe.vae.enable_tiling()
+        elif item == "vae_slicing":
+            pipe.vae.enable_slicing()
+    if not any(m.endswith("offload") for m in memory_items):
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,77 @@
+"""The training command: every stage at toy size, interruption and resume, scene rules."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cogviz.toy import train as T
+from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
+
+TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
+            tr_steps=4, tr_batch=4, tr_warmup=2, ckpt_every=2, val_every=1000, val_scenes=2)
+
+
+@pytest.mark.slow
+def test_train_resumes_after_interruption_and_exports(tmp_path, monkeypatch):
+    cfg = T.TrainConfig(**TINY)
+    calls = {"n": 0}
+    real = T._image_batch
+
+    def flaky(rng, n):
+        calls["n"] += 1
+        if calls["n"] == 4:  # dies during step 4, after the step-2 checkpoint
+            raise KeyboardInterrupt
+        return real(rng, n)
+
+    monkeypatch.setattr(T, "_image_batch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, tmp_path / "run", tmp_path / "out")
+    ckpt = torch.load(tmp_path / "run" / "vae_images.ckpt", weights_only=False)
+    assert ckpt["step"] == 2 and not (tmp_path / "run" / "vae_images.done").exists()
+    monkeypatch.setattr(T, "_image_batch", real)
+    out = T.train(cfg, tmp_path / "run", tmp_path / "out")
+    steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+             if '"vae_images"' in l and '"step"' in l]
+    assert steps[-1] == 4  # resumed at step 3, not from scratch
+    for stage in T.STAGES:
+        assert (tmp_path / "run" / f"{stage}.done").exists()
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(out)
+    scaling = json.loads((tmp_path / "run" / "cache.done").read_text())["scaling_factor"]
+    assert pipe.vae.config.scaling_factor == pytest.approx(scaling)
+    with pytest.raises(SystemExit, match="another configuration"):
+        T.train(T.TrainConfig(**{**TINY, "seed": 1}), tmp_path / "run", tmp_path / "out")
+
+
+def test_scenes_are_reproducible_and_stay_in_frame():
+    for seed in range(40):
+        s = sample_scene(seed)
+        assert s == sample_scene(seed)
+        frames = render_scene(s)
+        assert frames.shape == (17, 64, 96, 3) and frames.dtype == np.uint8
+        ref = np.asarray(COLOURS[s.colour], np.float32)
+        for f in (0, 16):
+            mask = np.linalg.norm(frames[f].astype(np.float32) - ref, axis=-1) < 40
+            ys, xs = np.nonzero(mask)
+            assert len(ys) > 30  # the shape is visible ...
+            assert ys.min() > 0 and xs.min() > 0 and ys.max() < 63 and xs.max() < 95  # ... and inside
+        dy, dx = DIRECTIONS[s.direction]
+        c = [np.argwhere(np.linalg.norm(frames[f].astype(np.float32) - ref, axis=-1) < 40).mean(0) for f in (0, 16)]
+        assert (c[1] - c[0]) @ np.array([dy, dx]) > 5  # it moves the prompted way
+        assert prompt_for(s) == f"a {s.colour} {s.shape} moves {s.direction}"
+
+
+def test_vocabulary_covers_every_prompt_word():
+    from cogviz.toy.components import make_tokenizer
+
+    tok = make_tokenizer()
+    for words in (list(COLOURS), list(SHAPES), list(DIRECTIONS)):
+        for w in words:
+            assert tok.convert_tokens_to_ids(w) != tok.unk_token_id
+
+
+def test_eval_seeds_are_disjoint_from_training_seeds():
+    rng = np.random.default_rng(0)
+    assert T._train_scene_seeds(rng, 10000).max() < T.EVAL_SEED_BASE
