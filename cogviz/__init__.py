@@ -11,8 +11,17 @@ from .presets import PRESETS, Preset, best_size, get_preset
 
 __version__ = "0.1.0"
 __all__ = [
-    "load_image", "fit_image", "FittedImage", "FitReport",
+    "load_image", "fit_image", "FittedImage", "FitReport", "load_pipeline",
     "Preset", "PRESETS", "get_preset", "best_size",
     "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
     "ModelLoadError",
 ]
+
+
+def __getattr__(name):
+    # torch and diffusers load only when a model is asked for: `import cogviz` stays fast for images.
+    if name == "load_pipeline":
+        from .models import load_pipeline
+
+        return load_pipeline
+    raise AttributeError(f"module 'cogviz' has no attribute {name!r}")

@@ -101,7 +101,7 @@ def load_pipeline(
     else:
         source, kwargs = str(model), {}
     try:
-        pipe = CogVideoXImageToVideoPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
+        pipe = CogVideoXImageToVideoPipeline.from_pretrained(source, dtype=dtype, **kwargs)
     except Exception as e:  # diffusers/hub raise many types; one clear cogviz error instead
         if isinstance(source, Path):
             raise ModelLoadError(f"could not load the pipeline folder {str(source)!r}: {type(e).__name__}: {e}") from None

@@ -86,12 +86,21 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
             f"| centroid moves in the prompted direction | {100 * s['moved_ok_rate']:.0f} % | >= 80 % | {meets['moved_ok_rate']} |",
             f"| frame-0 PSNR drop with z_img zeroed | {s['anchor_drop_db']} dB (to {s['frame0_psnr_no_image_median']} dB) | >= 6 dB | {meets['anchor_drop_db']} |",
         ]
+    if (folder / "speed.json").exists():
+        sp = json.loads((folder / "speed.json").read_text())
+        lines += [
+            "",
+            "## Speed (`python benchmarks/bench_toy.py --json cogviz/toy/weights/speed.json`)",
+            f"One video, 17 x 64 x 96, 50 steps with CFG, end to end on {sp['threads']} CPU threads: "
+            f"**{sp['end_to_end_50_steps_s']} s** (target <= 3 s); fixed cost (text, image encode, VAE decode) "
+            f"{sp['one_step_s']} s, {sp['per_step_ms']} ms per transformer step.",
+        ]
     lines += [
         "",
         "## Limits",
         "- 64 x 96 pixels, 17 frames, one shape, four colours, three shapes, four directions, straight",
-        "  motion: it knows nothing else, and a real photograph gives a blur of colours that it tries to",
-        "  move. It is a specimen for studying the conditioning mechanism, not a video generator.",
+        "  motion: it has seen nothing else, and what it makes of other images is not measured. It is a",
+        "  specimen for studying the conditioning mechanism, not a video generator.",
         "- The text encoder is a small random T5, frozen (as CogVideoX freezes T5-XXL); only the words of",
         f"  its {len(VOCAB)}-entry word-level vocabulary mean anything.",
         "- Fixed resolution (learned positional embeddings), like 5b-I2V.",

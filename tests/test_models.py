@@ -1,0 +1,119 @@
+"""load_pipeline, the embedded toy model, tiny random pipelines."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import CogVideoXImageToVideoPipeline
+from PIL import Image
+
+import cogviz.models as M
+from cogviz import ModelLoadError
+from cogviz.testing import TINY_SIZE, tiny_random_pipeline
+from cogviz.toy.evaluate import evaluate, zeroed_image_latents
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return M.load_pipeline("toy")
+
+
+def test_toy_is_architecture_true(toy):
+    assert isinstance(toy, CogVideoXImageToVideoPipeline)
+    t, v = toy.transformer.config, toy.vae.config
+    assert t.in_channels == 32 and t.out_channels == 16 and v.latent_channels == 16
+    assert t.use_learned_positional_embeddings and t.use_rotary_positional_embeddings and t.patch_size == 2
+    assert toy.vae_scale_factor_spatial == 8 and toy.vae_scale_factor_temporal == 4
+    s = toy.scheduler.config
+    assert s.prediction_type == "v_prediction" and s.rescale_betas_zero_snr and s.timestep_spacing == "trailing"
+    assert M.max_sequence_length(toy) == 16 and M.preset_for(toy).name == "cogviz-toy"
+    assert toy.device.type == "cpu" and toy.transformer.dtype == torch.float32
+
+
+def test_toy_folder_loads_with_plain_diffusers_and_is_small():
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(M.TOY_DIR)  # no cogviz code involved
+    assert pipe.transformer.config.in_channels == 32
+    size = sum(p.stat().st_size for p in M.TOY_DIR.rglob("*") if p.is_file())
+    assert size <= 25 * 1024 * 1024
+    assert not list(M.TOY_DIR.rglob("*.bin")) and list(M.TOY_DIR.rglob("*.safetensors"))
+    info = json.loads((M.TOY_DIR / "cogviz_toy.json").read_text())
+    assert info["max_sequence_length"] == 16 and info["training_seconds"] > 0
+
+
+def test_toy_is_anchored_small_eval(toy):
+    """A few held-out scenes with few steps: a broken model or loader cannot pass these bounds."""
+    report = evaluate(toy, 4, steps=12, progress=False)
+    s = report.summary()
+    assert s["frame0_psnr_median"] >= 20.0, s
+    assert s["anchor_drop_db"] >= 3.0, s
+    assert s["colour_kept_rate"] >= 0.5, s
+
+
+def test_random_weights_fail_the_small_eval():
+    pipe = tiny_random_pipeline()
+    frames = pipe(Image.new("RGB", TINY_SIZE[::-1], (220, 40, 40)), "a red circle moves left", height=32,
+                  width=32, num_frames=9, num_inference_steps=2, max_sequence_length=16, output_type="np",
+                  generator=torch.Generator().manual_seed(0)).frames[0]
+    # a random model's frame 0 has nothing to do with the red conditioning image
+    assert np.abs(frames[0] - np.array([220, 40, 40]) / 255).mean() > 0.1
+
+
+def test_zeroed_image_latents_is_scoped_even_on_error():
+    pipe = tiny_random_pipeline()
+    with pytest.raises(RuntimeError):
+        with zeroed_image_latents(pipe):
+            raise RuntimeError("boom")
+    assert "prepare_latents" not in vars(pipe)
+
+
+@pytest.mark.parametrize("family,frames", [("1.0", 9), ("1.5", 17)])
+def test_tiny_random_pipelines_run(family, frames):
+    pipe = tiny_random_pipeline(family)
+    assert pipe.transformer.config.in_channels == 32
+    assert (pipe.transformer.config.patch_size_t == 2) == (family == "1.5")
+    assert bool(pipe.vae.config.invert_scale_latents) == (family == "1.5")
+    out = pipe(Image.new("RGB", (32, 32)), "a blue square moves up", height=32, width=32, num_frames=frames,
+               num_inference_steps=2, max_sequence_length=16, output_type="np",
+               generator=torch.Generator().manual_seed(0)).frames
+    assert out.shape == (1, frames, 32, 32, 3)
+
+
+def test_offline_hub_id_gives_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
+    with pytest.raises(ModelLoadError, match="huggingface-cli download THUDM/CogVideoX-5b-I2V") as e:
+        M.load_pipeline("THUDM/CogVideoX-5b-I2V")
+    assert "toy" in str(e.value)
+
+
+def test_bad_folders_and_options(tmp_path):
+    with pytest.raises(ModelLoadError, match="no model_index.json"):
+        M.load_pipeline(tmp_path)
+    with pytest.raises(ModelLoadError, match="no pipeline folder"):
+        M.load_pipeline(str(tmp_path / "missing"))
+    with pytest.raises(ModelLoadError, match="accepted are"):
+        M.load_pipeline("toy", memory="turbo")
+    with pytest.raises(ModelLoadError, match="not both"):
+        M.load_pipeline("toy", memory=["model_offload", "sequential_offload"])
+    with pytest.raises(ModelLoadError, match="no GPU"):
+        M.load_pipeline("toy", device="cpu", memory="model_offload")
+
+
+def test_memory_options_use_diffusers_mechanisms():
+    pipe = M.load_pipeline("toy", memory=["vae_tiling", "vae_slicing"])
+    assert pipe.vae.use_tiling and pipe.vae.use_slicing
+
+
+def test_auto_device_on_this_machine():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert M.auto_device().type == expected
+
+
+@pytest.mark.gpu
+def test_toy_on_gpu():
+    pipe = M.load_pipeline("toy")
+    assert pipe.device.type == "cuda"
+    report = evaluate(pipe, 2, steps=12, progress=False)
+    assert report.summary()["frame0_psnr_median"] >= 20.0
