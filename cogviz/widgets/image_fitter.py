@@ -19,7 +19,7 @@ from ..fit import FittedImage, fit_image
 from ..image import load_image
 from ..presets import PRESETS
 from ..samples import SAMPLES, load_sample
-from ..viz import fit_overlay, to_png
+from ..viz import fit_overlay, thumbnail, to_png
 
 __all__ = ["ImageFitter"]
 
@@ -109,8 +109,6 @@ class ImageFitter(W.VBox):
         self.error = ""
         self.message.value = ""
         self.source_view.value = to_png(fit_overlay(self._source, fitted.report, max_side=self._side))
-        from ..viz import thumbnail
-
         self.result_view.value = to_png(thumbnail(fitted.image, self._side)[0])
         r = fitted.report
         self.report_view.value = (
