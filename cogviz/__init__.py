@@ -2,7 +2,7 @@
 
 The public names, in the order of the data flow::
 
-    load_image -> fit_image -> (encode -> concatenate -> denoise -> decode)
+    load_image -> fit_image -> load_pipeline -> generate (encode -> concatenate -> denoise -> decode)
 """
 from .errors import CogvizError, FetchError, FitError, ImageLoadError, ImageTooLargeError, ModelLoadError, PresetError
 from .image import load_image
@@ -11,7 +11,7 @@ from .presets import PRESETS, Preset, best_size, get_preset
 
 __version__ = "0.1.0"
 __all__ = [
-    "load_image", "fit_image", "FittedImage", "FitReport", "load_pipeline",
+    "load_image", "fit_image", "FittedImage", "FitReport", "load_pipeline", "generate", "Generation", "Trace",
     "Preset", "PRESETS", "get_preset", "best_size",
     "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
     "ModelLoadError",
@@ -24,4 +24,8 @@ def __getattr__(name):
         from .models import load_pipeline
 
         return load_pipeline
+    if name in ("generate", "Generation", "Trace"):
+        from . import sampler
+
+        return getattr(sampler, name)
     raise AttributeError(f"module 'cogviz' has no attribute {name!r}")

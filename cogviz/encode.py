@@ -1,0 +1,47 @@
+"""Step 2 of the flow: the fitted image -> ``z_img``, exactly as the diffusers pipeline builds it.
+
+``z_img`` has the video latent's layout ``[B, F, C, H, W]``: latent frame 0 holds the VAE's
+encoding of the image (a posterior *sample*, scaled), every later latent frame is zeros.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["latent_frames", "image_to_tensor", "encode_image", "decode"]
+
+
+def latent_frames(pipe, num_frames: int) -> tuple[int, int]:
+    """(latent frames the transformer sees, padding frames added in front for CogVideoX 1.5)."""
+    f = (num_frames - 1) // pipe.vae_scale_factor_temporal + 1
+    p_t = pipe.transformer.config.patch_size_t
+    pad = 0 if p_t is None or f % p_t == 0 else p_t - f % p_t
+    return f + pad, pad
+
+
+def image_to_tensor(pipe, image, height: int, width: int, device, dtype) -> torch.Tensor:
+    """PIL image -> (1, 3, H, W) in [-1, 1], through the pipeline's own VideoProcessor."""
+    return pipe.video_processor.preprocess(image, height=height, width=width).to(device, dtype=dtype)
+
+
+def encode_image(pipe, pixels: torch.Tensor, num_latent_frames: int, *, generator=None, sample: bool = True,
+                 dtype=None) -> torch.Tensor:
+    """(1, 3, H, W) pixels in [-1, 1] -> z_img (1, F, 16, H/8, W/8), frame 0 the image, zeros after.
+
+    ``sample=True`` draws from the posterior with ``generator`` (what the pipeline does: this
+    consumes random numbers *before* the initial noise is drawn); ``False`` takes its mode.
+    """
+    dtype = dtype or pixels.dtype
+    dist = pipe.vae.encode(pixels.unsqueeze(2)).latent_dist  # one-frame video (B, C, 1, H, W)
+    z = dist.sample(generator) if sample else dist.mode()
+    z = z.to(dtype).permute(0, 2, 1, 3, 4)  # (B, 1, C, h, w)
+    scale = pipe.vae_scaling_factor_image
+    z = (1 / scale) * z if pipe.vae.config.invert_scale_latents else scale * z  # 1.5 divides (sic); same rounding as diffusers
+    pad = torch.zeros((z.shape[0], num_latent_frames - 1, *z.shape[2:]), device=z.device, dtype=dtype)
+    return torch.cat([z, pad], dim=1)  # (B, F, C, h, w): the image on frame 0, zeros after
+
+
+def decode(pipe, latents: torch.Tensor, *, drop: int = 0) -> torch.Tensor:
+    """Latents (B, F, C, h, w) -> frames (B, F', H, W, 3) float in [0, 1]; ``drop`` leading padding frames."""
+    latents = 1 / pipe.vae_scaling_factor_image * latents[:, drop:].permute(0, 2, 1, 3, 4)  # (B, C, F, h, w)
+    video = pipe.vae.decode(latents).sample
+    return pipe.video_processor.postprocess_video(video=video, output_type="pt").permute(0, 1, 3, 4, 2)

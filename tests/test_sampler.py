@@ -1,0 +1,84 @@
+"""cogviz.generate reproduces the diffusers pipeline, and names every stage of the concatenation."""
+import numpy as np
+import pytest
+import torch
+from diffusers import CogVideoXDPMScheduler
+from PIL import Image
+
+import cogviz.models as M
+from cogviz.condition import concat_condition
+from cogviz.errors import CogvizError
+from cogviz.sampler import Trace, generate
+from cogviz.testing import tiny_random_pipeline
+
+PROMPT = "a red circle moves left"
+
+
+def noise_image(h, w, seed=0):
+    return Image.fromarray(np.random.default_rng(seed).uniform(0, 255, (h, w, 3)).astype(np.uint8))
+
+
+def reference(pipe, g, num_frames, guidance, dyn, output_type):
+    h, w = g.fitted.size
+    return pipe(image=g.fitted.image, prompt=PROMPT, negative_prompt="", height=h, width=w, num_frames=num_frames,
+                num_inference_steps=4, guidance_scale=guidance, use_dynamic_cfg=dyn,
+                max_sequence_length=M.max_sequence_length(pipe), generator=torch.Generator().manual_seed(3),
+                output_type=output_type).frames
+
+
+@pytest.mark.parametrize("family,frames", [("1.0", 9), ("1.5", 17)])
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm"])
+@pytest.mark.parametrize("guidance,dyn", [(1.0, False), (6.0, False), (6.0, True)])
+def test_equal_to_the_pipeline_on_tiny_models(family, frames, scheduler, guidance, dyn):
+    pipe = tiny_random_pipeline(family)
+    if scheduler == "dpm":
+        pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config)
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=frames, steps=4, guidance=guidance,
+                 dynamic_cfg=dyn, seed=3, progress=False)
+    ref = reference(pipe, g, frames, guidance, dyn, "latent")
+    torch.testing.assert_close(g.trace["latents.final"], ref, rtol=0, atol=1e-6)
+
+
+def test_equal_to_the_pipeline_on_the_toy_model():
+    pipe = M.load_pipeline("toy")
+    g = generate(pipe, noise_image(64, 96), PROMPT, steps=4, seed=3, progress=False)
+    torch.testing.assert_close(g.trace["latents.final"], reference(pipe, g, 17, 6.0, False, "latent"),
+                               rtol=0, atol=1e-6)
+    frames = reference(pipe, g, 17, 6.0, False, "np")[0]  # (F, H, W, 3) in [0, 1]
+    assert g.frames.shape == (17, 64, 96, 3) and g.frames.dtype == np.uint8
+    assert np.abs(g.frames.astype(np.float32) - frames * 255).max() <= 1.0
+
+
+def test_the_concatenation_is_what_the_transformer_reads():
+    pipe = tiny_random_pipeline()
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, seed=0, progress=False,
+                 record=("z_img", "step/*/input", "step/*/z_t"))
+    z_img = g.trace["z_img"]
+    assert z_img.shape == (1, 3, 16, 4, 4)
+    assert z_img[:, 0].abs().sum() > 0 and torch.all(z_img[:, 1:] == 0)  # only latent frame 0 holds the image
+    for i in range(3):
+        x = g.trace[f"step/{i}/input"]
+        assert x.shape == (2, 3, 32, 4, 4)  # CFG batch of 2, 16 + 16 channels
+        assert torch.equal(x[:, :, 16:], torch.cat([z_img] * 2))  # the image half never changes
+        torch.testing.assert_close(x[0, :, :16], g.trace[f"step/{i}/z_t"][0])  # the noise half moves
+    assert not torch.equal(g.trace["step/0/z_t"], g.trace["step/2/z_t"])
+
+
+def test_recording_is_selective_and_round_trips(tmp_path):
+    pipe = tiny_random_pipeline()
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False)
+    assert "step/0/input" not in g.trace and "z_img" in g.trace and "frames" in g.trace
+    g2 = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False, record="step/1/*")
+    assert sorted(g2.trace.names()) == ["step/1/input", "step/1/pred", "step/1/z_t"]
+    assert all(t.device.type == "cpu" for t in g.trace.tensors.values())
+    path = g.trace.save(tmp_path / "trace.safetensors")
+    back = Trace.load(path)
+    assert sorted(back.names()) == sorted(g.trace.names()) and back.meta["prompt"] == PROMPT
+    for name in back.names():
+        assert torch.equal(back[name], g.trace[name])
+    assert b"pickle" not in path.read_bytes()[:2000]
+
+
+def test_concat_condition_checks_shapes():
+    with pytest.raises(CogvizError, match="same"):
+        concat_condition(torch.zeros(1, 2, 16, 4, 4), torch.zeros(1, 1, 16, 4, 4))
