@@ -27,10 +27,11 @@ import numpy as np
 import torch
 
 from .condition import concat_condition
+from .errors import CogvizError
 from .encode import decode, encode_image, image_to_tensor, latent_frames
 from .fit import FittedImage, fit_image
 
-__all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Generation", "generate"]
+__all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "Generation", "validate", "generate"]
 
 NAMES = ("image.fitted", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred",
          "latents.final", "frames")
@@ -89,6 +90,86 @@ class Trace:
                    json.loads(header.get("cogviz.meta", "{}")))
 
 
+@dataclass(frozen=True)
+class Context:
+    """What an intervention is told: the point's name, the step (None for z_img), timestep, CFG half."""
+
+    name: str
+    step: int | None
+    timestep: int | None
+    half: str  # "both", "cond" or "uncond"
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Replace the tensor at ``point`` (a name or wildcard pattern, e.g. ``"z_img"``,
+    ``"step/*/input"``, ``"step/3/pred"``) with ``fn(tensor, context)``.
+
+    ``half`` picks one half of a CFG batch (``"cond"`` or ``"uncond"``) for ``z_img`` and
+    ``step/{i}/input``; ``fn`` then receives and returns that half only. Interventions live for one
+    call of :func:`generate`: nothing is attached to the pipeline.
+    """
+
+    point: str
+    fn: object
+    half: str = "both"
+
+
+def _check_return(out, ref: torch.Tensor, ctx: Context) -> torch.Tensor:
+    where = ctx.name if ctx.step is None else f"{ctx.name} (step {ctx.step})"
+    if not isinstance(out, torch.Tensor):
+        raise CogvizError(f"intervention at {where} returned {type(out).__name__}, expected a tensor")
+    if out.shape != ref.shape or out.dtype != ref.dtype or out.device != ref.device:
+        raise CogvizError(f"intervention at {where} returned shape {tuple(out.shape)}, {out.dtype} on {out.device}; "
+                          f"expected shape {tuple(ref.shape)}, {ref.dtype} on {ref.device}")
+    return out
+
+
+def _intervene(interventions, name, x, step, t, cfg_batch: bool):
+    for iv in interventions:
+        if not fnmatch.fnmatchcase(name, iv.point):
+            continue
+        ctx = Context(name, step, None if t is None else int(t), iv.half)
+        if iv.half == "both" or not cfg_batch:
+            x = _check_return(iv.fn(x, ctx), x, ctx)
+        else:
+            uncond, cond = x.chunk(2)  # the negative prompt comes first
+            if iv.half == "cond":
+                cond = _check_return(iv.fn(cond, ctx), cond, ctx)
+            else:
+                uncond = _check_return(iv.fn(uncond, ctx), uncond, ctx)
+            x = torch.cat([uncond, cond])
+    return x
+
+
+def validate(pipe, *, num_frames: int, steps: int, guidance: float, prompt: str, height: int, width: int) -> None:
+    """Check a generation's settings before any compute; each error names the rule and the fix."""
+    cfg = pipe.transformer.config
+    is15 = cfg.patch_size_t is not None
+    k = 16 if is15 else 8
+    if not isinstance(num_frames, int) or num_frames < 1 or (num_frames - 1) % k:
+        lo = max(1, (int(num_frames) - 1) // k * k + 1) if isinstance(num_frames, int) and num_frames > 0 else 1
+        raise CogvizError(f"num_frames={num_frames!r}: CogVideoX {'1.5' if is15 else '1.0'} models need "
+                          f"{k}k+1 frames (other counts decode to a different length); nearest valid: "
+                          f"{lo} or {lo + k}")
+    if not isinstance(steps, int) or not 1 <= steps <= 1000:
+        raise CogvizError(f"steps={steps!r}: use an integer from 1 to 1000 (50 is the usual choice)")
+    if not 0.0 <= float(guidance) <= 50.0:
+        raise CogvizError(f"guidance={guidance!r}: use a value in [0, 50] (1 disables CFG; 6 is the default)")
+    if height % 16 or width % 16:
+        raise CogvizError(f"size {height}x{width}: height and width must be multiples of 16")
+    if cfg.use_learned_positional_embeddings and (height, width) != (cfg.sample_height * 8, cfg.sample_width * 8):
+        raise CogvizError(f"size {height}x{width}: this model's learned positional embeddings fix it at "
+                          f"{cfg.sample_height * 8}x{cfg.sample_width * 8}; fit the image with fit_image first")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise CogvizError("prompt is empty: describe the motion, e.g. 'a red circle moves left'")
+    n = len(pipe.tokenizer(prompt, add_special_tokens=True).input_ids)
+    limit = int(cfg.max_text_seq_length)
+    if n > limit:
+        raise CogvizError(f"prompt has {n} tokens; this model reads {limit} (the first {limit - 1} and the end "
+                          "token would be kept): shorten it")
+
+
 @dataclass
 class Generation:
     frames: np.ndarray          # (F, H, W, 3) uint8
@@ -101,12 +182,17 @@ class Generation:
 @torch.no_grad()
 def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames: int | None = None,
              steps: int = 50, guidance: float = 6.0, dynamic_cfg: bool = False, seed: int = 0,
-             fit: str = "crop", record=DEFAULT_RECORD, progress: bool = True) -> Generation:
+             fit: str = "crop", record=DEFAULT_RECORD, interventions=(), progress: bool = True,
+             callback=None) -> Generation:
     """Generate a video conditioned on ``image``, with every stage named (see the module doc).
 
     Memory of recording: ``step/*/input`` costs 2 x F x 32 x h x w floats a step under CFG (for
     5b-I2V at 49 frames: 2 x 13 x 32 x 60 x 90 x 4 B = 18 MB a step, 0.9 GB for 50 steps); copies go
     to the CPU, never stay on the GPU.
+
+    ``interventions``: :class:`Intervention` objects acting on ``z_img``, ``step/{i}/z_t``,
+    ``step/{i}/input`` or ``step/{i}/pred``. ``callback(step, timestep, z_t)`` runs after each step
+    (live previews). Settings are checked by :func:`validate` before any compute.
     """
     from diffusers import CogVideoXDPMScheduler
     from tqdm.auto import tqdm
@@ -121,6 +207,11 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     trace.meta.update(prompt=prompt, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
                       dynamic_cfg=dynamic_cfg, seed=seed, num_frames=num_frames, height=height, width=width)
 
+    validate(pipe, num_frames=num_frames, steps=steps, guidance=guidance, prompt=prompt, height=height, width=width)
+    if isinstance(image, FittedImage) and image.size != (height, width):
+        raise CogvizError(f"the fitted image is {image.size[0]}x{image.size[1]} but this model needs "
+                          f"{height}x{width}: fit_image(image, ({height}, {width}))")
+    interventions = tuple(interventions)
     fitted = image if isinstance(image, FittedImage) else fit_image(image, (height, width), fit)
     trace.add("image.fitted", fitted.to_array())
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -139,6 +230,9 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     # the image latent first (it draws from the generator), then the initial noise
     pixels = image_to_tensor(pipe, fitted.image, height, width, device, prompt_embeds.dtype)
     z_img = encode_image(pipe, pixels, n_latent, generator=generator, dtype=prompt_embeds.dtype)
+    image_in = torch.cat([z_img] * 2) if do_cfg else z_img  # the same z_img in both CFG halves
+    image_in = _intervene(interventions, "z_img", image_in, None, None, do_cfg)
+    z_img = image_in.chunk(2)[1] if do_cfg else image_in  # the conditional half is "the" z_img
     trace.add("z_img", z_img)
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -155,11 +249,12 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     is_dpm = isinstance(pipe.scheduler, CogVideoXDPMScheduler)
 
     for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="cogviz.generate")):
+        z_t = _intervene(interventions, f"step/{i}/z_t", z_t, i, t, False)
         trace.add(f"step/{i}/z_t", z_t)
         model_in = torch.cat([z_t] * 2) if do_cfg else z_t
         model_in = pipe.scheduler.scale_model_input(model_in, t)
-        image_in = torch.cat([z_img] * 2) if do_cfg else z_img
         x = concat_condition(model_in, image_in)  # (2B, F, 32, h, w): 16 noise + 16 image channels
+        x = _intervene(interventions, f"step/{i}/input", x, i, t, do_cfg)
         trace.add(f"step/{i}/input", x)
         pred = pipe.transformer(hidden_states=x, encoder_hidden_states=prompt_embeds,
                                 timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
@@ -170,6 +265,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
         if do_cfg:
             uncond, cond = pred.chunk(2)
             pred = uncond + w * (cond - uncond)
+        pred = _intervene(interventions, f"step/{i}/pred", pred, i, t, False)
         trace.add(f"step/{i}/pred", pred)
         if is_dpm:
             z_t, old_pred_original = pipe.scheduler.step(pred, old_pred_original, t,
@@ -178,6 +274,8 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
         else:
             z_t = pipe.scheduler.step(pred, t, z_t, **extra, return_dict=False)[0]
         z_t = z_t.to(prompt_embeds.dtype)
+        if callback is not None:
+            callback(i, int(t), z_t)
 
     trace.add("latents.final", z_t)
     video = decode(pipe, z_t, drop=pad)[0]  # (F', H, W, 3) in [0, 1]

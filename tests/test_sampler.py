@@ -82,3 +82,101 @@ def test_recording_is_selective_and_round_trips(tmp_path):
 def test_concat_condition_checks_shapes():
     with pytest.raises(CogvizError, match="same"):
         concat_condition(torch.zeros(1, 2, 16, 4, 4), torch.zeros(1, 1, 16, 4, 4))
+
+
+# ----------------------------------------------------------------------------- interventions
+from cogviz.sampler import Intervention  # noqa: E402
+
+
+def test_zeroing_z_img_removes_the_anchor_on_the_toy():
+    pipe = M.load_pipeline("toy")
+    from cogviz.toy.evaluate import psnr_uint8
+    from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+    scene = sample_scene(1_000_000_001)  # a held-out scene
+    truth = render_scene(scene)
+    image, prompt = Image.fromarray(truth[0]), prompt_for(scene)
+    seen = []
+    zero = Intervention("z_img", lambda z, ctx: (seen.append(ctx), torch.zeros_like(z))[1])
+    kept = generate(pipe, image, prompt, steps=20, progress=False)
+    gone = generate(pipe, image, prompt, steps=20, progress=False, interventions=[zero])
+    assert seen[0].name == "z_img" and seen[0].step is None
+    assert torch.all(gone.z_img == 0)
+    assert psnr_uint8(kept.frames[0], truth[0]) - psnr_uint8(gone.frames[0], truth[0]) > 6
+
+
+def test_input_intervention_on_one_cfg_half_and_context():
+    pipe = tiny_random_pipeline()
+    ctxs = []
+
+    def only_cond(x, ctx):
+        ctxs.append(ctx)
+        y = x.clone()
+        y[:, :, 16:] = 0  # drop the image channels of the conditional half
+        return y
+
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False, record="step/*/input",
+                 interventions=[Intervention("step/*/input", only_cond, half="cond")])
+    x = g.trace["step/0/input"]
+    assert torch.all(x[1, :, 16:] == 0) and x[0, :, 16:].abs().sum() > 0  # negative prompt half untouched
+    assert [c.step for c in ctxs] == [0, 1] and all(c.half == "cond" for c in ctxs)
+    assert ctxs[0].timestep == int(pipe.scheduler.timesteps[0])
+
+
+def test_pred_and_z_t_interventions_change_the_result_and_nothing_stays_attached():
+    pipe = tiny_random_pipeline()
+    base = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False)
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False,
+                 interventions=[Intervention("step/1/pred", lambda p, c: p * 0), Intervention("step/0/z_t", lambda z, c: z)])
+    assert not torch.equal(g.trace["latents.final"], base.trace["latents.final"])
+    again = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False)
+    assert torch.equal(again.trace["latents.final"], base.trace["latents.final"])
+
+
+def test_bad_intervention_names_the_point_and_step():
+    pipe = tiny_random_pipeline()
+    with pytest.raises(CogvizError, match=r"step/1/pred \(step 1\).*shape"):
+        generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False,
+                 interventions=[Intervention("step/1/pred", lambda p, c: p[:, :1])])
+    with pytest.raises(CogvizError, match="z_img.*float64"):
+        generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False,
+                 interventions=[Intervention("z_img", lambda z, c: z.double())])
+
+
+def test_keyboard_interrupt_leaves_the_pipeline_usable():
+    pipe = tiny_random_pipeline()
+    base = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False)
+
+    def stop(step, t, z):
+        if step == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False, callback=stop)
+    again = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False)
+    assert torch.equal(again.trace["latents.final"], base.trace["latents.final"])
+
+
+# ------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_frames=10), r"8k\+1 frames.*nearest valid: 9 or 17"),
+    (dict(steps=0), "steps=0"),
+    (dict(guidance=-1.0), "guidance"),
+    (dict(prompt=""), "prompt is empty"),
+    (dict(prompt=" ".join(["red"] * 40)), "41 tokens; this model reads 16"),
+])
+def test_validation_before_compute(kwargs, match):
+    pipe = tiny_random_pipeline()
+    args = dict(image=noise_image(32, 32), prompt=PROMPT, num_frames=9, steps=2, progress=False) | kwargs
+    with pytest.raises(CogvizError, match=match):
+        generate(pipe, **args)
+
+
+def test_validation_15_frames_and_wrong_fitted_size():
+    from cogviz import fit_image
+
+    with pytest.raises(CogvizError, match=r"16k\+1.*17 or 33"):
+        generate(tiny_random_pipeline("1.5"), noise_image(32, 32), PROMPT, num_frames=25, steps=2, progress=False)
+    with pytest.raises(CogvizError, match="fit_image"):
+        generate(tiny_random_pipeline(), fit_image(noise_image(32, 32), (48, 48)), PROMPT, num_frames=9, steps=2,
+                 progress=False)
