@@ -1,0 +1,123 @@
+"""Show and save videos: base64 H.264 inside a ``<video>`` tag (survives JupyterLab and HTML export),
+a GIF fallback, mp4 / gif / PNG-strip files, and a titled side-by-side grid for ablations.
+
+H.264 comes from the ffmpeg binary that the ``imageio-ffmpeg`` wheel ships (no system ffmpeg).
+Frames are ``uint8 (F, H, W, 3)`` arrays, as :func:`cogviz.generate` returns them.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .errors import CogvizError
+
+__all__ = ["encode_mp4", "encode_gif", "to_html", "show", "save", "grid"]
+
+
+def _check(frames) -> np.ndarray:
+    a = np.asarray(frames)
+    if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8 or len(a) == 0:
+        raise CogvizError(f"frames must be a non-empty uint8 (F, H, W, 3) array, got {a.dtype} {a.shape}")
+    return a
+
+
+def encode_mp4(frames, fps: float = 8) -> bytes:
+    """H.264 (yuv420p) MP4 bytes; odd sizes are padded to even by replicating the edge."""
+    import imageio_ffmpeg
+
+    a = _check(frames)
+    h, w = a.shape[1:3]
+    a = np.pad(a, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # yuv420p needs even sizes
+    fd, path = tempfile.mkstemp(suffix=".mp4")
+    os.close(fd)
+    try:
+        writer = imageio_ffmpeg.write_frames(path, (a.shape[2], a.shape[1]), fps=fps, codec="libx264",
+                                             pix_fmt_out="yuv420p", macro_block_size=1, quality=8,
+                                             output_params=["-movflags", "+faststart"], ffmpeg_log_level="error")
+        writer.send(None)
+        for f in a:
+            writer.send(np.ascontiguousarray(f))
+        writer.close()
+        return Path(path).read_bytes()
+    finally:
+        os.unlink(path)
+
+
+def encode_gif(frames, fps: float = 8) -> bytes:
+    a = _check(frames)
+    imgs = [Image.fromarray(f) for f in a]
+    buf = io.BytesIO()
+    imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0)
+    return buf.getvalue()
+
+
+def to_html(frames, fps: float = 8, *, format: str = "mp4", width: int | None = None) -> str:
+    """An HTML snippet that plays the video: ``<video>`` with embedded H.264, or ``<img>`` GIF."""
+    a = _check(frames)
+    width = width or max(a.shape[2], 240)
+    if format == "gif":
+        b64 = base64.b64encode(encode_gif(a, fps)).decode()
+        return f'<img src="data:image/gif;base64,{b64}" width="{width}" style="image-rendering:pixelated"/>'
+    if format != "mp4":
+        raise CogvizError(f"format must be 'mp4' or 'gif', got {format!r}")
+    b64 = base64.b64encode(encode_mp4(a, fps)).decode()
+    return (f'<video width="{width}" controls autoplay loop muted playsinline style="image-rendering:pixelated">'
+            f'<source src="data:video/mp4;base64,{b64}" type="video/mp4"/></video>')
+
+
+def show(frames, fps: float = 8, *, format: str = "mp4", return_html: bool = False, width: int | None = None):
+    """Display the video in a notebook, or return its HTML with ``return_html=True``."""
+    html = to_html(frames, fps, format=format, width=width)
+    if return_html:
+        return html
+    from IPython.display import HTML, display
+
+    display(HTML(html))
+
+
+def save(frames, path: str | os.PathLike, fps: float = 8) -> Path:
+    """Write ``.mp4`` (H.264), ``.gif`` or ``.png`` (all frames side by side). Written atomically."""
+    a = _check(frames)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".mp4":
+        data = encode_mp4(a, fps)
+    elif suffix == ".gif":
+        data = encode_gif(a, fps)
+    elif suffix == ".png":
+        buf = io.BytesIO()
+        Image.fromarray(np.concatenate(list(a), axis=1)).save(buf, format="PNG")
+        data = buf.getvalue()
+    else:
+        raise CogvizError(f"cannot save {str(path)!r}: use a .mp4, .gif or .png file name")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def grid(videos: "dict[str, np.ndarray]", *, title_height: int = 14, gap: int = 4) -> np.ndarray:
+    """Titled videos side by side -> one uint8 (F, H', W', 3) video (shorter ones hold their last frame)."""
+    if not videos:
+        raise CogvizError("grid needs at least one video")
+    arrays = {t: _check(v) for t, v in videos.items()}
+    n = max(len(v) for v in arrays.values())
+    h = max(v.shape[1] for v in arrays.values())
+    w = sum(v.shape[2] for v in arrays.values()) + gap * (len(arrays) - 1)
+    out = np.full((n, h + title_height, w, 3), 255, np.uint8)
+    x = 0
+    header = Image.new("RGB", (w, title_height), (255, 255, 255))
+    draw = ImageDraw.Draw(header)
+    for title, v in arrays.items():
+        draw.text((x + 2, 1), title, fill=(0, 0, 0))
+        for f in range(n):
+            out[f, title_height:title_height + v.shape[1], x:x + v.shape[2]] = v[min(f, len(v) - 1)]
+        x += v.shape[2] + gap
+    out[:, :title_height] = np.asarray(header)
+    return out

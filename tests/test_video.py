@@ -1,0 +1,55 @@
+"""cogviz.video: H.264 in a <video> tag, GIF fallback, files, grids."""
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cogviz import video
+from cogviz.errors import CogvizError
+
+
+def clip(n=9, h=64, w=96):
+    a = np.zeros((n, h, w, 3), np.uint8)
+    for f in range(n):
+        a[f, :, f * 8:(f * 8) + 10] = (220, 40, 40)  # a red bar moving right
+    return a
+
+
+def test_html_embeds_h264_mp4():
+    html = video.show(clip(), return_html=True)
+    b64 = re.search(r'data:video/mp4;base64,([A-Za-z0-9+/=]+)"', html).group(1)
+    data = base64.b64decode(b64)
+    assert b"ftyp" in data[:32] and b"avc1" in data  # an MP4 holding H.264
+    assert html.startswith("<video") and "autoplay loop" in html
+
+
+def test_gif_fallback_and_odd_sizes(tmp_path):
+    html = video.to_html(clip(), format="gif")
+    gif = base64.b64decode(html.split("base64,")[1].split('"')[0])
+    assert Image.open(io.BytesIO(gif)).n_frames == 9
+    assert video.encode_mp4(clip(3, 33, 47))[4:8] == b"ftyp"  # padded to even internally
+
+
+def test_save_formats(tmp_path):
+    for suffix in (".mp4", ".gif", ".png"):
+        p = video.save(clip(), tmp_path / f"v{suffix}")
+        assert p.stat().st_size > 100
+    assert Image.open(tmp_path / "v.png").size == (96 * 9, 64)
+    with pytest.raises(CogvizError, match=".mp4, .gif or .png"):
+        video.save(clip(), tmp_path / "v.avi")
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_grid_titles_and_lengths():
+    g = video.grid({"with z_img": clip(9), "z_img zeroed": clip(5)})
+    assert g.shape == (9, 64 + 14, 96 * 2 + 4, 3)
+    assert (g[:, :14] < 128).any()  # titles are drawn
+    assert np.array_equal(g[8, 14:, 100:], clip(5)[4])  # the shorter video holds its last frame
+
+
+def test_bad_frames():
+    with pytest.raises(CogvizError, match="uint8"):
+        video.to_html(np.zeros((2, 4, 4, 3), np.float32))
