@@ -163,7 +163,8 @@ def fit_image(
         # A big JPEG decodes directly at 1/2, 1/4 or 1/8 scale, kept >= DRAFT_OVERSAMPLE x the target.
         dh, dw = _draft_target(size)
         image = load_image(image, draft_size=(DRAFT_OVERSAMPLE * dh, DRAFT_OVERSAMPLE * dw))
-    image = load_image(image)  # any mode -> RGB, EXIF orientation applied
+    else:
+        image = load_image(image)  # any mode -> RGB, EXIF orientation applied
     sw, sh = image.size
     th, tw = _parse_size(size, (sh, sw))
 

@@ -6,6 +6,7 @@ choices and maps ``memory=`` onto diffusers' own memory mechanisms (it reimpleme
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -17,6 +18,7 @@ from .presets import PRESETS, Preset
 __all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "auto_device", "max_sequence_length", "preset_for"]
 
 TOY_DIR = Path(__file__).parent / "toy" / "weights"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "owner/name"; anything else is a path
 MEMORY_OPTIONS = ("model_offload", "sequential_offload", "vae_tiling", "vae_slicing")
 
 
@@ -95,7 +97,7 @@ def load_pipeline(
         if not (source / "model_index.json").exists():
             raise ModelLoadError(f"{str(model)!r} is a folder but holds no model_index.json: not a diffusers "
                                  "pipeline folder (save one with pipe.save_pretrained(folder))")
-    elif Path(str(model)).suffix or str(model).startswith((".", "/", "~")):
+    elif not _HUB_ID.fullmatch(str(model)):
         raise ModelLoadError(f"no pipeline folder at {str(model)!r} (and it is not a hub id like "
                              "'THUDM/CogVideoX-5b-I2V')")
     else:

@@ -195,6 +195,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     (live previews). Settings are checked by :func:`validate` before any compute.
     """
     from diffusers import CogVideoXDPMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
 
     tr_cfg = pipe.transformer.config
@@ -234,8 +235,6 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     image_in = _intervene(interventions, "z_img", image_in, None, None, do_cfg)
     z_img = image_in.chunk(2)[1] if do_cfg else image_in  # the conditional half is "the" z_img
     trace.add("z_img", z_img)
-    from diffusers.utils.torch_utils import randn_tensor
-
     shape = (1, n_latent, tr_cfg.in_channels // 2, height // pipe.vae_scale_factor_spatial,
              width // pipe.vae_scale_factor_spatial)
     z_t = randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)

@@ -84,6 +84,9 @@ def test_offline_hub_id_gives_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(ModelLoadError, match="huggingface-cli download THUDM/CogVideoX-5b-I2V") as e:
         M.load_pipeline("THUDM/CogVideoX-5b-I2V")
     assert "toy" in str(e.value)
+    # a dot in the name (CogVideoX1.5) is still a hub id, not a missing local path
+    with pytest.raises(ModelLoadError, match="huggingface-cli download THUDM/CogVideoX1.5-5B-I2V"):
+        M.load_pipeline("THUDM/CogVideoX1.5-5B-I2V")
 
 
 def test_bad_folders_and_options(tmp_path):
