@@ -1,5 +1,7 @@
 """The ``cogviz`` command line: thin over the same functions the notebooks call.
 
+    cogviz generate --image PATH|URL --prompt TEXT [--model toy|HUB_ID|DIR] [--fit crop] [--frames N]
+                    [--steps N] [--guidance G] [--seed N] [--out video.mp4] [--trace trace.safetensors]
     cogviz fit IMAGE [--preset NAME | --size HxW] [--mode crop|pad|stretch] --out PATH
     cogviz train-toy [--run-dir DIR] ...      (same as python -m cogviz.toy.train)
 """
@@ -25,9 +27,66 @@ def _size(text: str):
         raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH like 480x720, got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return v
+
+
+def _generate(args) -> int:
+    from pathlib import Path
+
+    from . import video
+    from .errors import CogvizError
+    from .models import load_pipeline
+    from .sampler import DEFAULT_RECORD, generate
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".mp4", ".gif", ".png"):
+        raise CogvizError(f"--out {args.out!r}: use a .mp4, .gif or .png file name")
+    if args.trace and not args.trace.endswith(".safetensors"):
+        raise CogvizError(f"--trace {args.trace!r}: the trace is a .safetensors file")
+    from .image import load_image
+
+    image = load_image(args.image)  # a bad image fails before the model loads
+    pipe = load_pipeline(args.model, memory=args.memory)
+    g = generate(pipe, image, args.prompt, num_frames=args.frames, steps=args.steps, guidance=args.guidance,
+                 seed=args.seed, fit=args.fit, record=tuple(args.record or DEFAULT_RECORD))
+    video.save(g.frames, out)
+    print(g.fitted.report.summary())
+    print(f"wrote {out} ({len(g.frames)} frames, {g.frames.shape[1]}x{g.frames.shape[2]})")
+    if args.trace:
+        g.trace.save(args.trace)
+        print(f"wrote {args.trace} ({len(g.trace.names())} tensors, {g.trace.nbytes() / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cogviz", description="See, run and test CogVideoX image-to-video conditioning.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    g = sub.add_parser("generate", help="image-to-video: the toy model by default, any CogVideoX I2V checkpoint",
+                       description="Generate a video that starts from IMAGE. With only --image and --prompt it "
+                                   "runs the embedded toy model on the CPU in seconds.")
+    g.add_argument("--image", required=True, help="path or http(s) URL of the conditioning image")
+    g.add_argument("--prompt", required=True, help="what should happen, e.g. 'a red circle moves left'")
+    g.add_argument("--model", default="toy", help="'toy' (default), a hub id such as THUDM/CogVideoX-5b-I2V, "
+                                                  "or a pipeline folder")
+    g.add_argument("--fit", choices=["crop", "pad", "stretch"], default="crop", help="how the image is fitted")
+    g.add_argument("--frames", type=_positive, help="frame count (8k+1 for 1.0 models, 16k+1 for 1.5); "
+                                                    "default: the model's own")
+    g.add_argument("--steps", type=_positive, default=50, help="denoising steps (default 50)")
+    g.add_argument("--guidance", type=float, default=6.0, help="classifier-free guidance scale (default 6)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--memory", action="append", choices=["model_offload", "sequential_offload", "vae_tiling",
+                                                         "vae_slicing"], help="a memory option (repeatable)")
+    g.add_argument("--out", default="video.mp4", help="video file: .mp4, .gif or .png strip (default video.mp4)")
+    g.add_argument("--trace", help="also save the trace (safetensors + JSON metadata) here")
+    g.add_argument("--record", action="append", help="trace names or patterns to record, e.g. 'step/*/input' "
+                                                     "(repeatable; default: the cheap ones)")
     f = sub.add_parser("fit", help="load an image (path or URL) and fit it to a model's size")
     f.add_argument("image", help="path or http(s) URL")
     g = f.add_mutually_exclusive_group()
@@ -51,6 +110,8 @@ def main(argv=None) -> int:
     from .errors import CogvizError
 
     try:
+        if args.command == "generate":
+            return _generate(args)
         if args.command == "fit":
             from .fit import fit_image
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
-           "ModelLoadError"]
+           "ModelLoadError", "OutOfMemoryError"]
 
 
 class CogvizError(ValueError):
@@ -31,3 +31,7 @@ class PresetError(CogvizError):
 
 class ModelLoadError(CogvizError):
     """A model could not be loaded (missing weights, offline, wrong folder)."""
+
+
+class OutOfMemoryError(CogvizError, MemoryError):
+    """The accelerator ran out of memory during a generation; the message names cogviz's memory options."""

@@ -5,6 +5,7 @@ choices and maps ``memory=`` onto diffusers' own memory mechanisms (it reimpleme
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -59,6 +60,27 @@ def _memory_list(memory) -> list[str]:
     return items
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """No per-component loading bars or hub warnings (diffusers', transformers'), restored afterwards."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    was = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    level = dlog.get_verbosity()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    dlog.set_verbosity_error()  # "couldn't connect to the Hub": cogviz's own error says it better
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(level)
+        if was[0]:
+            dlog.enable_progress_bar()
+        if was[1]:
+            tlog.enable_progress_bar()
+
+
 def load_pipeline(
     model: str | os.PathLike = "toy",
     *,
@@ -103,7 +125,8 @@ def load_pipeline(
     else:
         source, kwargs = str(model), {}
     try:
-        pipe = CogVideoXImageToVideoPipeline.from_pretrained(source, dtype=dtype, **kwargs)
+        with _quiet_loading():
+            pipe = CogVideoXImageToVideoPipeline.from_pretrained(source, dtype=dtype, **kwargs)
     except Exception as e:  # diffusers/hub raise many types; one clear cogviz error instead
         if isinstance(source, Path):
             raise ModelLoadError(f"could not load the pipeline folder {str(source)!r}: {type(e).__name__}: {e}") from None

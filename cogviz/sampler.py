@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from .condition import concat_condition
-from .errors import CogvizError
+from .errors import CogvizError, OutOfMemoryError
 from .encode import decode, encode_image, image_to_tensor, latent_frames
 from .fit import FittedImage, fit_image
 
-__all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "Generation", "validate", "generate"]
+__all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "StepInfo", "Generation", "validate",
+           "generate", "resolve_size"]
 
 NAMES = ("image.fitted", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred",
          "latents.final", "frames")
@@ -161,6 +162,9 @@ def validate(pipe, *, num_frames: int, steps: int, guidance: float, prompt: str,
     if cfg.use_learned_positional_embeddings and (height, width) != (cfg.sample_height * 8, cfg.sample_width * 8):
         raise CogvizError(f"size {height}x{width}: this model's learned positional embeddings fix it at "
                           f"{cfg.sample_height * 8}x{cfg.sample_width * 8}; fit the image with fit_image first")
+    if cfg.patch_size_t is not None and (height > cfg.sample_height * 8 or width > cfg.sample_width * 8):
+        raise CogvizError(f"size {height}x{width}: this model's rotary position table covers at most "
+                          f"{cfg.sample_height * 8}x{cfg.sample_width * 8}; fit the image to a size within it")
     if not isinstance(prompt, str) or not prompt.strip():
         raise CogvizError("prompt is empty: describe the motion, e.g. 'a red circle moves left'")
     n = len(pipe.tokenizer(prompt, add_special_tokens=True).input_ids)
@@ -168,6 +172,48 @@ def validate(pipe, *, num_frames: int, steps: int, guidance: float, prompt: str,
     if n > limit:
         raise CogvizError(f"prompt has {n} tokens; this model reads {limit} (the first {limit - 1} and the end "
                           "token would be kept): shorten it")
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the per-step ``callback`` receives, after step ``step`` of ``steps``.
+
+    ``z_t`` is the latent the step produced; ``x0`` the clean latent the model predicts from this
+    step's (guided) prediction, the cheap thing to preview: frame 0 of it, through an
+    :class:`~cogviz.preview.RGBMap`, costs no VAE decode.
+    """
+
+    step: int
+    steps: int
+    timestep: int
+    z_t: torch.Tensor
+    x0: torch.Tensor
+
+
+def resolve_size(pipe, image=None, size=None) -> tuple[int, int]:
+    """The (height, width) a generation runs at: ``size``, else a fitted image's size where the model
+    accepts any size (no learned positional embeddings: CogVideoX 1.5), else the model's sample size."""
+    cfg = pipe.transformer.config
+    s = pipe.vae_scale_factor_spatial
+    if size is not None:
+        return int(size[0]), int(size[1])
+    if isinstance(image, FittedImage) and not cfg.use_learned_positional_embeddings:
+        return image.size
+    return cfg.sample_height * s, cfg.sample_width * s
+
+
+def _x0(scheduler, z_t, pred, t) -> torch.Tensor:
+    """The predicted clean latent of a v-prediction (or epsilon) model at timestep t."""
+    a = scheduler.alphas_cumprod.to(z_t.device)[int(t)].to(torch.float32)
+    z = z_t.float()
+    if scheduler.config.prediction_type == "v_prediction":
+        return a.sqrt() * z - (1 - a).sqrt() * pred
+    return (z - (1 - a).sqrt() * pred) / a.sqrt()
+
+
+_OOM_FIX = ("load the pipeline with load_pipeline(model, memory='model_offload') (or 'sequential_offload', the "
+            "slowest and smallest; add 'vae_tiling' and 'vae_slicing' for the decode), record fewer tensors "
+            "(record=DEFAULT_RECORD), or generate fewer frames")
 
 
 @dataclass
@@ -179,11 +225,10 @@ class Generation:
     trace: Trace
 
 
-@torch.no_grad()
 def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames: int | None = None,
              steps: int = 50, guidance: float = 6.0, dynamic_cfg: bool = False, seed: int = 0,
-             fit: str = "crop", record=DEFAULT_RECORD, interventions=(), progress: bool = True,
-             callback=None) -> Generation:
+             fit: str = "crop", size: tuple[int, int] | None = None, record=DEFAULT_RECORD, interventions=(),
+             progress: bool = True, callback=None) -> Generation:
     """Generate a video conditioned on ``image``, with every stage named (see the module doc).
 
     Memory of recording: ``step/*/input`` costs 2 x F x 32 x h x w floats a step under CFG (for
@@ -191,9 +236,25 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     to the CPU, never stay on the GPU.
 
     ``interventions``: :class:`Intervention` objects acting on ``z_img``, ``step/{i}/z_t``,
-    ``step/{i}/input`` or ``step/{i}/pred``. ``callback(step, timestep, z_t)`` runs after each step
-    (live previews). Settings are checked by :func:`validate` before any compute.
+    ``step/{i}/input`` or ``step/{i}/pred``. ``callback(info)`` runs after each step with a
+    :class:`StepInfo` (live previews). ``size`` (height, width) defaults to the model's sample size,
+    or to a fitted image's size on models that accept other sizes (1.5). Settings are checked by
+    :func:`validate` before any compute. Running out of accelerator memory raises
+    :class:`~cogviz.errors.OutOfMemoryError`, which names the memory options.
     """
+    try:
+        return _generate(pipe, image, prompt, negative_prompt=negative_prompt, num_frames=num_frames, steps=steps,
+                         guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit, size=size, record=record,
+                         interventions=interventions, progress=progress, callback=callback)
+    except torch.cuda.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise OutOfMemoryError(f"out of accelerator memory ({str(e).splitlines()[0][:200]}): {_OOM_FIX}") from None
+
+
+@torch.no_grad()
+def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidance, dynamic_cfg, seed, fit, size,
+              record, interventions, progress, callback) -> Generation:
     from diffusers import CogVideoXDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
@@ -201,8 +262,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     tr_cfg = pipe.transformer.config
     device = pipe._execution_device
     dtype = pipe.transformer.dtype
-    height = tr_cfg.sample_height * pipe.vae_scale_factor_spatial
-    width = tr_cfg.sample_width * pipe.vae_scale_factor_spatial
+    height, width = resolve_size(pipe, image, size)
     num_frames = num_frames or tr_cfg.sample_frames
     trace = Trace(tuple([record] if isinstance(record, str) else record))
     trace.meta.update(prompt=prompt, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
@@ -266,6 +326,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
             pred = uncond + w * (cond - uncond)
         pred = _intervene(interventions, f"step/{i}/pred", pred, i, t, False)
         trace.add(f"step/{i}/pred", pred)
+        z_in = z_t
         if is_dpm:
             z_t, old_pred_original = pipe.scheduler.step(pred, old_pred_original, t,
                                                          timesteps[i - 1] if i > 0 else None, z_t,
@@ -274,7 +335,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
             z_t = pipe.scheduler.step(pred, t, z_t, **extra, return_dict=False)[0]
         z_t = z_t.to(prompt_embeds.dtype)
         if callback is not None:
-            callback(i, int(t), z_t)
+            callback(StepInfo(i, len(timesteps), int(t), z_t, _x0(pipe.scheduler, z_in, pred, t)))
 
     trace.add("latents.final", z_t)
     video = decode(pipe, z_t, drop=pad)[0]  # (F', H, W, 3) in [0, 1]

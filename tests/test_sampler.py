@@ -147,8 +147,8 @@ def test_keyboard_interrupt_leaves_the_pipeline_usable():
     pipe = tiny_random_pipeline()
     base = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False)
 
-    def stop(step, t, z):
-        if step == 1:
+    def stop(info):
+        if info.step == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -180,3 +180,70 @@ def test_validation_15_frames_and_wrong_fitted_size():
     with pytest.raises(CogvizError, match="fit_image"):
         generate(tiny_random_pipeline(), fit_image(noise_image(32, 32), (48, 48)), PROMPT, num_frames=9, steps=2,
                  progress=False)
+
+
+def test_15_models_run_at_the_fitted_size_and_match_the_pipeline():
+    from cogviz import fit_image
+
+    pipe = tiny_random_pipeline("1.5")
+    g = generate(pipe, fit_image(noise_image(40, 70), (16, 32)), PROMPT, num_frames=17, steps=3, seed=3,
+                 progress=False)
+    assert g.frames.shape == (17, 16, 32, 3) and g.trace.meta["height"] == 16
+    ref = pipe(image=g.fitted.image, prompt=PROMPT, negative_prompt="", height=16, width=32, num_frames=17,
+               num_inference_steps=3, guidance_scale=6.0, max_sequence_length=M.max_sequence_length(pipe),
+               generator=torch.Generator().manual_seed(3), output_type="latent").frames
+    torch.testing.assert_close(g.trace["latents.final"], ref, rtol=0, atol=1e-6)
+    with pytest.raises(CogvizError, match="multiples of 16"):
+        generate(pipe, noise_image(40, 70), PROMPT, num_frames=17, steps=2, size=(40, 72), progress=False)
+    with pytest.raises(CogvizError, match="covers at most 32x32"):
+        generate(pipe, noise_image(40, 70), PROMPT, num_frames=17, steps=2, size=(48, 64), progress=False)
+    with pytest.raises(CogvizError, match="learned positional embeddings fix it at 32x32"):
+        generate(tiny_random_pipeline(), noise_image(32, 32), PROMPT, num_frames=9, steps=2, size=(48, 48),
+                 progress=False)
+
+
+def test_step_info_predicts_the_clean_latent():
+    pipe = tiny_random_pipeline()
+    seen = []
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=4, progress=False, callback=seen.append)
+    assert [s.step for s in seen] == [0, 1, 2, 3] and all(s.steps == 4 for s in seen)
+    assert [s.timestep for s in seen] == [int(t) for t in pipe.scheduler.timesteps]
+    assert seen[-1].x0.shape == g.trace["latents.final"].shape
+    # DDIM's last step lands on its own clean prediction (alpha_prev = 1): x0 is what the step returns
+    torch.testing.assert_close(seen[-1].x0, g.trace["latents.final"], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(seen[0].x0, seen[-1].x0)  # the prediction moves over the steps
+
+
+def _final(pipe):
+    return generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False).trace["latents.final"]
+
+
+def test_works_on_offloaded_and_compiled_pipelines():
+    """The loop calls the pipeline's modules as they are: accelerate hooks, group offload, torch.compile."""
+    base = _final(tiny_random_pipeline())
+    offloaded = tiny_random_pipeline()
+    offloaded.enable_model_cpu_offload(device="cpu")  # the same hooks as on a GPU, onloading to the CPU
+    assert torch.equal(_final(offloaded), base)
+    grouped = tiny_random_pipeline()
+    grouped.transformer.enable_group_offload(onload_device=torch.device("cpu"), offload_type="leaf_level")
+    assert torch.equal(_final(grouped), base)
+    compiled = tiny_random_pipeline()
+    compiled.transformer = torch.compile(compiled.transformer, backend="aot_eager")  # dynamo + AOT graphs
+    assert type(compiled.transformer).__name__ == "OptimizedModule"
+    torch.testing.assert_close(_final(compiled), base, rtol=0, atol=1e-6)
+
+
+def test_out_of_memory_names_the_memory_options():
+    from cogviz.errors import OutOfMemoryError
+    from cogviz.sampler import Intervention
+
+    pipe = tiny_random_pipeline()
+
+    def oom(x, ctx):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with pytest.raises(OutOfMemoryError, match="model_offload.*sequential_offload.*vae_tiling") as e:
+        generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False,
+                 interventions=[Intervention("step/1/input", oom)])
+    assert isinstance(e.value, MemoryError) and "Tried to allocate 20.00 GiB" in str(e.value)
+    assert torch.equal(_final(pipe), _final(tiny_random_pipeline()))  # still usable

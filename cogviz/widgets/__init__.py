@@ -1,4 +1,13 @@
 """Thin ipywidgets views over cogviz's plain functions."""
 from .image_fitter import ImageFitter
 
-__all__ = ["ImageFitter"]
+__all__ = ["ImageFitter", "GenerateUI"]
+
+
+def __getattr__(name):
+    # GenerateUI needs torch and a model; ImageFitter alone stays light.
+    if name == "GenerateUI":
+        from .generate_ui import GenerateUI
+
+        return GenerateUI
+    raise AttributeError(f"module 'cogviz.widgets' has no attribute {name!r}")

@@ -1,0 +1,59 @@
+"""`cogviz generate`: the toy model by default, files out, one clear line and exit 2 on bad input."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cogviz.sampler import Trace
+from cogviz.samples import sample_path
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cogviz.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_generate_on_the_toy_model_writes_video_and_trace(tmp_path):
+    out, trace = tmp_path / "strip.png", tmp_path / "t.safetensors"
+    r = run_cli("generate", "--image", str(sample_path("shapes")), "--prompt", "a red circle moves left",
+                "--steps", "8", "--seed", "2", "--out", str(out), "--trace", str(trace), "--record", "z_img",
+                "--record", "step/*/input")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out} (17 frames, 64x96)" in r.stdout
+    strip = np.asarray(Image.open(out))
+    assert strip.shape == (64, 17 * 96, 3) and strip.std() > 5  # 17 frames side by side, not blank
+    t = Trace.load(trace)
+    assert sorted(t.names()) == sorted(["z_img"] + [f"step/{i}/input" for i in range(8)])
+    assert t.meta["seed"] == 2 and t["step/0/input"].shape == (2, 5, 32, 8, 12)
+
+
+def test_generate_defaults_to_video_mp4_in_the_working_folder(tmp_path):
+    r = run_cli("generate", "--image", str(sample_path("shapes")), "--prompt", "a blue square moves up",
+                "--steps", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = (tmp_path / "video.mp4").read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) > 1000
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--prompt", "x"], "required: --image"),
+    (["--image", "IMG", "--prompt", "x", "--steps", "0"], "--steps: expected a positive whole number"),
+    (["--image", "IMG", "--prompt", "x", "--frames", "10"], r"8k+1 frames"),
+    (["--image", "IMG", "--prompt", "x", "--out", "v.avi"], "use a .mp4, .gif or .png"),
+    (["--image", "missing.png", "--prompt", "x"], "no such file"),
+    (["--image", "IMG", "--prompt", "x", "--model", "no/such-model-here"], "could not load"),
+])
+def test_generate_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
+    args = [str(sample_path("shapes")) if a == "IMG" else a for a in args]
+    r = run_cli("generate", *args, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0, r.stderr
+    assert not (tmp_path / "video.mp4").exists()  # nothing half-written
+
+
+def test_help_explains_each_command():
+    r = run_cli("--help")
+    for command in ("generate", "fit", "train-toy"):
+        assert command in r.stdout
+    assert "--trace" in run_cli("generate", "--help").stdout
