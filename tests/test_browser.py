@@ -38,6 +38,10 @@ def lab(tmp_path_factory):
     nb.cells = [nbformat.v4.new_code_cell("from cogviz.widgets import ImageFitter\nw = ImageFitter()\nw")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "fitter.ipynb")
+    nb.cells = [nbformat.v4.new_code_cell("from cogviz.widgets import GenerateUI\n"
+                                          "ui = GenerateUI(prompt='a red circle moves left', steps=4)\nui"),
+                nbformat.v4.new_code_cell("ui.run_button.click()\nprint('frames', ui.generation.frames.shape)")]
+    nbformat.write(nb, root / "generate.ipynb")
     port, token = _free_port(), secrets.token_hex(16)
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
@@ -62,6 +66,34 @@ def lab(tmp_path_factory):
     proc.wait(timeout=20)
 
 
+def _open_and_run(page, base, token, name, ready_js):
+    # a workspace of its own per notebook, reset: only this notebook is open in the page
+    page.goto(f"{base}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}&reset")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=30_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=30_000)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        # run the cells once the kernel is up; fire and forget: the promise settles only when the run ends
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        try:
+            page.wait_for_selector(".jp-OutputArea .widget-image", timeout=15_000)
+            break
+        except Exception:
+            continue
+    try:
+        page.wait_for_function(ready_js, timeout=90_000)
+    except Exception:
+        text = page.inner_text(".jp-Notebook")
+        pytest.fail(f"{name} did not render in time; the page says:\n{text[-3000:]}")
+    return page.inner_text(".jp-Notebook")
+
+
+def _images_loaded(n):
+    return (f"document.querySelectorAll('.jp-OutputArea .widget-image').length >= {n} && "
+            "[...document.querySelectorAll('.jp-OutputArea .widget-image')].every(i => i.naturalWidth > 0)")
+
+
 def test_image_fitter_renders_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
@@ -69,27 +101,25 @@ def test_image_fitter_renders_in_jupyterlab(lab):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/fitter.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.wait_for_function("window.jupyterapp !== undefined", timeout=30_000)
-        # run the cell once the kernel is up (the command waits for the session itself)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=30_000)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            # fire and forget: the command's promise settles only when the run ends
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            try:
-                page.wait_for_selector(".jp-OutputArea .widget-image", timeout=15_000)
-                break
-            except Exception:
-                continue
-        page.screenshot(path=str(root / "fitter-first.png"))
-        page.wait_for_function(
-            "document.querySelectorAll('.jp-OutputArea .widget-image').length >= 2 && "
-            "[...document.querySelectorAll('.jp-OutputArea .widget-image')].every(i => i.naturalWidth > 0)",
-            timeout=60_000)
-        text = page.inner_text(".jp-OutputArea")
+        text = _open_and_run(page, base, token, "fitter.ipynb", _images_loaded(2))
         page.screenshot(path=str(root / "fitter.png"))
         browser.close()
     assert "Error displaying widget" not in text and "Failed to load model" not in text
     assert "cropped" in text and "Preset" in text  # the report and the controls are on the page
+
+
+def test_generate_ui_renders_and_shows_the_video_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+
+    base, token, root = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        # fitter source + fitted, live preview, player frame: four images with pixels once the run ended
+        text = _open_and_run(page, base, token, "generate.ipynb",
+                             _images_loaded(4) + " && document.body.innerText.includes('frames (17, 64, 96, 3)')")
+        page.screenshot(path=str(root / "generate.png"))
+        browser.close()
+    assert "Error displaying widget" not in text and "Failed to load model" not in text
+    for label in ("Run", "Prompt", "Guidance", "predicted clean frame 0", "17 frames at 64x96"):
+        assert label in text, label

@@ -57,3 +57,19 @@ def test_help_explains_each_command():
     for command in ("generate", "fit", "train-toy"):
         assert command in r.stdout
     assert "--trace" in run_cli("generate", "--help").stdout
+
+
+def test_the_readme_first_command_works_as_written(tmp_path):
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = root / "README.md"
+    line = next(l for l in readme.read_text().splitlines() if l.startswith(".venv/bin/cogviz generate"))
+    assert readme.read_text().index(line) > readme.read_text().index("make lab")
+    args = shlex.split(line)[1:]
+    args = [str(root / a) if re.fullmatch(r"cogviz/samples/\w+\.png", a) else a for a in args]
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "video.mp4").stat().st_size > 1000 and "17 frames, 64x96" in r.stdout
