@@ -218,7 +218,7 @@ _OOM_FIX = ("load the pipeline with load_pipeline(model, memory='model_offload')
 
 @dataclass
 class Generation:
-    frames: np.ndarray          # (F, H, W, 3) uint8
+    frames: np.ndarray | None   # (F, H, W, 3) uint8; None with decode_video=False
     fitted: FittedImage
     z_img: torch.Tensor         # (1, F, 16, h, w)
     prompt_embeds: torch.Tensor
@@ -228,7 +228,7 @@ class Generation:
 def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames: int | None = None,
              steps: int = 50, guidance: float = 6.0, dynamic_cfg: bool = False, seed: int = 0,
              fit: str = "crop", size: tuple[int, int] | None = None, record=DEFAULT_RECORD, interventions=(),
-             progress: bool = True, callback=None) -> Generation:
+             progress: bool = True, callback=None, decode_video: bool = True) -> Generation:
     """Generate a video conditioned on ``image``, with every stage named (see the module doc).
 
     Memory of recording: ``step/*/input`` costs 2 x F x 32 x h x w floats a step under CFG (for
@@ -237,7 +237,8 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
 
     ``interventions``: :class:`Intervention` objects acting on ``z_img``, ``step/{i}/z_t``,
     ``step/{i}/input`` or ``step/{i}/pred``. ``callback(info)`` runs after each step with a
-    :class:`StepInfo` (live previews). ``size`` (height, width) defaults to the model's sample size,
+    :class:`StepInfo` (live previews). ``decode_video=False`` stops at ``latents.final`` (no VAE
+    decode; ``frames`` is then None), for latent-only studies and benchmarks. ``size`` (height, width) defaults to the model's sample size,
     or to a fitted image's size on models that accept other sizes (1.5). Settings are checked by
     :func:`validate` before any compute. Running out of accelerator memory raises
     :class:`~cogviz.errors.OutOfMemoryError`, which names the memory options.
@@ -245,7 +246,8 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     try:
         return _generate(pipe, image, prompt, negative_prompt=negative_prompt, num_frames=num_frames, steps=steps,
                          guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit, size=size, record=record,
-                         interventions=interventions, progress=progress, callback=callback)
+                         interventions=interventions, progress=progress, callback=callback,
+                         decode_video=decode_video)
     except torch.cuda.OutOfMemoryError as e:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -254,7 +256,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
 
 @torch.no_grad()
 def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidance, dynamic_cfg, seed, fit, size,
-              record, interventions, progress, callback) -> Generation:
+              record, interventions, progress, callback, decode_video) -> Generation:
     from diffusers import CogVideoXDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
@@ -338,6 +340,8 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
             callback(StepInfo(i, len(timesteps), int(t), z_t, _x0(pipe.scheduler, z_in, pred, t)))
 
     trace.add("latents.final", z_t)
+    if not decode_video:
+        return Generation(None, fitted, z_img, prompt_embeds, trace)
     video = decode(pipe, z_t, drop=pad)[0]  # (F', H, W, 3) in [0, 1]
     frames = (video.float().cpu().numpy() * 255).round().astype(np.uint8)
     trace.add("frames", frames)

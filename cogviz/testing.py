@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["tiny_random_pipeline", "TINY_SIZE"]
+__all__ = ["tiny_random_pipeline", "full_size_random_pipeline", "TINY_SIZE", "COGVIDEOX_5B_I2V_TRANSFORMER"]
 
 TINY_SIZE = (32, 32)  #: (height, width) in pixels: a 4 x 4 latent, 2 x 2 tokens per latent frame
 
@@ -56,5 +56,43 @@ def tiny_random_pipeline(family: str = "1.0", seed: int = 0):
     )
     pipe = CogVideoXImageToVideoPipeline(tokenizer=make_tokenizer(), text_encoder=text_encoder, vae=vae,
                                          transformer=transformer, scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+#: The transformer configuration THUDM/CogVideoX-5b-I2V ships with (compute identical to the real one).
+COGVIDEOX_5B_I2V_TRANSFORMER = dict(
+    num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16, flip_sin_to_cos=True,
+    freq_shift=0, time_embed_dim=512, text_embed_dim=4096, num_layers=42, dropout=0.0, attention_bias=True,
+    sample_width=90, sample_height=60, sample_frames=49, patch_size=2, temporal_compression_ratio=4,
+    max_text_seq_length=226, activation_fn="gelu-approximate", timestep_activation_fn="silu",
+    norm_elementwise_affine=True, norm_eps=1e-5, spatial_interpolation_scale=1.875,
+    temporal_interpolation_scale=1.0, use_rotary_positional_embeddings=True,
+    use_learned_positional_embeddings=True,
+)
+
+
+def full_size_random_pipeline(device="cuda", dtype=torch.bfloat16, seed: int = 0):
+    """The full-size CogVideoX-5b-I2V architecture with random weights, for GPU benchmarks.
+
+    Transformer and VAE have the real configurations (5.6 B + 0.2 B parameters), so their compute
+    is that of the checkpoint. The text encoder is a one-layer T5 with the real 4096-wide output
+    (text encoding runs once per video and is not what the benchmarks compare). Builds directly on
+    ``device``; ``device="meta"`` builds the shapes only (no memory), for tests.
+    """
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXImageToVideoPipeline, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    from .toy.components import VOCAB, make_scheduler, make_tokenizer
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        transformer = CogVideoXTransformer3DModel(**COGVIDEOX_5B_I2V_TRANSFORMER).to(dtype)
+        vae = AutoencoderKLCogVideoX(latent_channels=16, scaling_factor=0.7, sample_height=480,
+                                     sample_width=720).to(dtype)
+        text_encoder = T5EncoderModel(T5Config(vocab_size=len(VOCAB), d_model=4096, d_kv=64, d_ff=1024,
+                                               num_layers=1, num_heads=8, pad_token_id=0, eos_token_id=1)).to(dtype)
+    pipe = CogVideoXImageToVideoPipeline(tokenizer=make_tokenizer(), text_encoder=text_encoder.eval(), vae=vae,
+                                         transformer=transformer, scheduler=make_scheduler())
     pipe.set_progress_bar_config(disable=True)
     return pipe

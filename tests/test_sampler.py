@@ -214,6 +214,23 @@ def test_step_info_predicts_the_clean_latent():
     assert not torch.allclose(seen[0].x0, seen[-1].x0)  # the prediction moves over the steps
 
 
+def test_decode_video_false_stops_at_the_latents():
+    pipe = tiny_random_pipeline()
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False, decode_video=False)
+    assert g.frames is None and "frames" not in g.trace
+    assert torch.equal(g.trace["latents.final"], _final(pipe))
+
+
+def test_full_size_5b_architecture_builds_with_the_real_configuration():
+    from cogviz.testing import full_size_random_pipeline
+
+    pipe = full_size_random_pipeline("meta")  # shapes only, no memory
+    n = sum(p.numel() for p in pipe.transformer.parameters())
+    assert 5.5e9 < n < 5.65e9 and pipe.transformer.config.in_channels == 32
+    assert pipe.vae.config.block_out_channels == (128, 256, 256, 512) and pipe.vae.config.latent_channels == 16
+    assert pipe.transformer.patch_embed.proj.weight.shape == (3072, 32, 2, 2)
+
+
 def _final(pipe):
     return generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, progress=False).trace["latents.final"]
 
