@@ -11,7 +11,7 @@ from .presets import PRESETS, Preset, best_size, get_preset
 
 __version__ = "0.1.0"
 __all__ = [
-    "load_image", "fit_image", "FittedImage", "FitReport", "load_pipeline", "generate", "Generation", "Trace",
+    "load_image", "fit_image", "FittedImage", "FitReport", "load_pipeline", "generate", "Generation", "Trace", "encode_image", "decode",
     "Preset", "PRESETS", "get_preset", "best_size",
     "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
     "ModelLoadError",
@@ -28,4 +28,8 @@ def __getattr__(name):
         from . import sampler
 
         return getattr(sampler, name)
+    if name in ("encode_image", "decode"):
+        from . import encode
+
+        return getattr(encode, name)
     raise AttributeError(f"module 'cogviz' has no attribute {name!r}")

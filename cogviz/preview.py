@@ -73,7 +73,7 @@ def fit_rgb_map(pipe, images=None, *, size: tuple[int, int] | None = None) -> RG
     ``images``: PIL images to fit on (default: cogviz's sample images and four images of random
     colour patches, at ``size`` or the model's sample size). Costs one encode and one single-frame decode per image.
     """
-    from .encode import encode_image, image_to_tensor
+    from .encode import image_to_tensor
     from .sampler import resolve_size
 
     height, width = size or resolve_size(pipe)

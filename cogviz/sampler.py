@@ -11,12 +11,15 @@ recorded into a :class:`Trace`:
 ``step/{i}/z_t``   (B, F, 16, h, w) the noisy latent entering step i
 ``step/{i}/input`` (2B or B, F, 32, h, w) the transformer's input: concat(z_t, z_img) on channels
 ``step/{i}/pred``  (B, F, 16, h, w) the guided v-prediction of step i
+``step/{i}/attention/{l}``  (2B or B, F', 1 + F') opt-in (``attention_layers=``): for the queries
+                   of each latent frame, the share of layer l's attention on the text and on each frame
 ``latents.final``  (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
 ``frames``         (F', H, W, 3) uint8, the decoded video
 =================  =====================================================================
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import math
@@ -26,16 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .analysis import record_attention
 from .condition import concat_condition
 from .errors import CogvizError, OutOfMemoryError
-from .encode import decode, encode_image, image_to_tensor, latent_frames
+from .encode import decode_latents, encode_pixels, image_to_tensor, latent_frames
 from .fit import FittedImage, fit_image
 
 __all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "StepInfo", "Generation", "validate",
            "generate", "resolve_size"]
 
 NAMES = ("image.fitted", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred",
-         "latents.final", "frames")
+         "step/{i}/attention/{l}", "latents.final", "frames")
 #: Recorded by default: everything but the per-step tensors (cheap at any model size).
 DEFAULT_RECORD = ("image.fitted", "z_img", "prompt_embeds", "latents.final", "frames")
 
@@ -228,7 +232,7 @@ class Generation:
 def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames: int | None = None,
              steps: int = 50, guidance: float = 6.0, dynamic_cfg: bool = False, seed: int = 0,
              fit: str = "crop", size: tuple[int, int] | None = None, record=DEFAULT_RECORD, interventions=(),
-             progress: bool = True, callback=None, decode_video: bool = True) -> Generation:
+             progress: bool = True, callback=None, decode_video: bool = True, attention_layers=None) -> Generation:
     """Generate a video conditioned on ``image``, with every stage named (see the module doc).
 
     Memory of recording: ``step/*/input`` costs 2 x F x 32 x h x w floats a step under CFG (for
@@ -238,7 +242,11 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     ``interventions``: :class:`Intervention` objects acting on ``z_img``, ``step/{i}/z_t``,
     ``step/{i}/input`` or ``step/{i}/pred``. ``callback(info)`` runs after each step with a
     :class:`StepInfo` (live previews). ``decode_video=False`` stops at ``latents.final`` (no VAE
-    decode; ``frames`` is then None), for latent-only studies and benchmarks. ``size`` (height, width) defaults to the model's sample size,
+    decode; ``frames`` is then None), for latent-only studies and benchmarks.
+    ``attention_layers`` (a list of block indices, or ``"all"``) records, per step, where those
+    layers' attention goes (``step/{i}/attention/{l}``); it materialises attention weights in
+    chunks, so keep it to small models or a few layers. The processors are swapped in for this
+    call only. ``size`` (height, width) defaults to the model's sample size,
     or to a fitted image's size on models that accept other sizes (1.5). Settings are checked by
     :func:`validate` before any compute. Running out of accelerator memory raises
     :class:`~cogviz.errors.OutOfMemoryError`, which names the memory options.
@@ -247,7 +255,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
         return _generate(pipe, image, prompt, negative_prompt=negative_prompt, num_frames=num_frames, steps=steps,
                          guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit, size=size, record=record,
                          interventions=interventions, progress=progress, callback=callback,
-                         decode_video=decode_video)
+                         decode_video=decode_video, attention_layers=attention_layers)
     except torch.cuda.OutOfMemoryError as e:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -256,7 +264,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
 
 @torch.no_grad()
 def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidance, dynamic_cfg, seed, fit, size,
-              record, interventions, progress, callback, decode_video) -> Generation:
+              record, interventions, progress, callback, decode_video, attention_layers) -> Generation:
     from diffusers import CogVideoXDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
@@ -292,7 +300,7 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
 
     # the image latent first (it draws from the generator), then the initial noise
     pixels = image_to_tensor(pipe, fitted.image, height, width, device, prompt_embeds.dtype)
-    z_img = encode_image(pipe, pixels, n_latent, generator=generator, dtype=prompt_embeds.dtype)
+    z_img = encode_pixels(pipe, pixels, n_latent, generator=generator, dtype=prompt_embeds.dtype)
     image_in = torch.cat([z_img] * 2) if do_cfg else z_img  # the same z_img in both CFG halves
     image_in = _intervene(interventions, "z_img", image_in, None, None, do_cfg)
     z_img = image_in.chunk(2)[1] if do_cfg else image_in  # the conditional half is "the" z_img
@@ -309,40 +317,47 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
     old_pred_original = None
     is_dpm = isinstance(pipe.scheduler, CogVideoXDPMScheduler)
 
-    for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="cogviz.generate")):
-        z_t = _intervene(interventions, f"step/{i}/z_t", z_t, i, t, False)
-        trace.add(f"step/{i}/z_t", z_t)
-        model_in = torch.cat([z_t] * 2) if do_cfg else z_t
-        model_in = pipe.scheduler.scale_model_input(model_in, t)
-        x = concat_condition(model_in, image_in)  # (2B, F, 32, h, w): 16 noise + 16 image channels
-        x = _intervene(interventions, f"step/{i}/input", x, i, t, do_cfg)
-        trace.add(f"step/{i}/input", x)
-        pred = pipe.transformer(hidden_states=x, encoder_hidden_states=prompt_embeds,
-                                timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
-                                return_dict=False)[0].float()
-        w = guidance
-        if dynamic_cfg:
-            w = 1 + guidance * ((1 - math.cos(math.pi * ((steps - t.item()) / steps) ** 5.0)) / 2)
-        if do_cfg:
-            uncond, cond = pred.chunk(2)
-            pred = uncond + w * (cond - uncond)
-        pred = _intervene(interventions, f"step/{i}/pred", pred, i, t, False)
-        trace.add(f"step/{i}/pred", pred)
-        z_in = z_t
-        if is_dpm:
-            z_t, old_pred_original = pipe.scheduler.step(pred, old_pred_original, t,
-                                                         timesteps[i - 1] if i > 0 else None, z_t,
-                                                         **extra, return_dict=False)
-        else:
-            z_t = pipe.scheduler.step(pred, t, z_t, **extra, return_dict=False)[0]
-        z_t = z_t.to(prompt_embeds.dtype)
-        if callback is not None:
-            callback(StepInfo(i, len(timesteps), int(t), z_t, _x0(pipe.scheduler, z_in, pred, t)))
+    p = pipe.transformer.config.patch_size
+    tokens_per_frame = (shape[3] // p) * (shape[4] // p)
+    recorder = (record_attention(pipe, attention_layers, tokens_per_frame) if attention_layers
+                else contextlib.nullcontext({}))
+    with recorder as attention:
+        for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="cogviz.generate")):
+            z_t = _intervene(interventions, f"step/{i}/z_t", z_t, i, t, False)
+            trace.add(f"step/{i}/z_t", z_t)
+            model_in = torch.cat([z_t] * 2) if do_cfg else z_t
+            model_in = pipe.scheduler.scale_model_input(model_in, t)
+            x = concat_condition(model_in, image_in)  # (2B, F, 32, h, w): 16 noise + 16 image channels
+            x = _intervene(interventions, f"step/{i}/input", x, i, t, do_cfg)
+            trace.add(f"step/{i}/input", x)
+            pred = pipe.transformer(hidden_states=x, encoder_hidden_states=prompt_embeds,
+                                    timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
+                                    return_dict=False)[0].float()
+            for layer, proc in attention.items():
+                trace.tensors[f"step/{i}/attention/{layer}"] = proc.last
+            w = guidance
+            if dynamic_cfg:
+                w = 1 + guidance * ((1 - math.cos(math.pi * ((steps - t.item()) / steps) ** 5.0)) / 2)
+            if do_cfg:
+                uncond, cond = pred.chunk(2)
+                pred = uncond + w * (cond - uncond)
+            pred = _intervene(interventions, f"step/{i}/pred", pred, i, t, False)
+            trace.add(f"step/{i}/pred", pred)
+            z_in = z_t
+            if is_dpm:
+                z_t, old_pred_original = pipe.scheduler.step(pred, old_pred_original, t,
+                                                             timesteps[i - 1] if i > 0 else None, z_t,
+                                                             **extra, return_dict=False)
+            else:
+                z_t = pipe.scheduler.step(pred, t, z_t, **extra, return_dict=False)[0]
+            z_t = z_t.to(prompt_embeds.dtype)
+            if callback is not None:
+                callback(StepInfo(i, len(timesteps), int(t), z_t, _x0(pipe.scheduler, z_in, pred, t)))
 
     trace.add("latents.final", z_t)
     if not decode_video:
         return Generation(None, fitted, z_img, prompt_embeds, trace)
-    video = decode(pipe, z_t, drop=pad)[0]  # (F', H, W, 3) in [0, 1]
+    video = decode_latents(pipe, z_t, drop=pad)[0]  # (F', H, W, 3) in [0, 1]
     frames = (video.float().cpu().numpy() * 255).round().astype(np.uint8)
     trace.add("frames", frames)
     return Generation(frames, fitted, z_img, prompt_embeds, trace)

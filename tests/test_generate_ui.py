@@ -68,17 +68,17 @@ def test_rgb_map_fits_the_toy_decoder_and_reads_colours(toy):
     # a red scene: the map of its latent is red where the decoder paints red
     frame = np.zeros((64, 96, 3), np.uint8)
     frame[..., 0] = 220
-    from cogviz.encode import encode_image, image_to_tensor
+    from cogviz.encode import encode_pixels, image_to_tensor
     from PIL import Image
 
     pixels = image_to_tensor(toy, Image.fromarray(frame), 64, 96, "cpu", torch.float32)
-    z = encode_image(toy, pixels, 1, sample=False)[0, 0]
+    z = encode_pixels(toy, pixels, 1, sample=False)[0, 0]
     rgb = m.apply(z).reshape(-1, 3).mean(0)
     assert rgb[0] > rgb[1] + 60 and rgb[0] > rgb[2] + 60, rgb
     # and it agrees with the decoder on a held-out scene it was not fitted on
     scene = render_scene(sample_scene(1_000_000_011))[0]
     pixels = image_to_tensor(toy, Image.fromarray(scene), 64, 96, "cpu", torch.float32)
-    z = encode_image(toy, pixels, 1, sample=False)
+    z = encode_pixels(toy, pixels, 1, sample=False)
     decoded = toy.vae.decode(z.permute(0, 2, 1, 3, 4) / toy.vae_scaling_factor_image).sample
     pooled = torch.nn.functional.avg_pool2d(decoded[:, :, 0].clamp(-1, 1) / 2 + 0.5, 8)[0].permute(1, 2, 0)
     err = np.sqrt(np.mean((m.apply(z[0, 0]) / 255.0 - pooled.detach().numpy()) ** 2))

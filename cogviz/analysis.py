@@ -1,0 +1,206 @@
+"""Measurements of how the image enters the model: the patch-embedding split, per-token contribution
+maps, a PCA colour basis for latents, per-channel statistics, and (opt-in) anchor attention.
+
+These compute numbers (tensors, arrays); :mod:`cogviz.viz` draws them.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["patch_weights", "patch_embed_split", "contribution_maps", "channel_stats", "PCABasis",
+           "record_attention", "AnchorAttentionProcessor"]
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float32)
+
+
+def patch_weights(pipe) -> tuple[torch.Tensor, int, int]:
+    """The first layer's weight as ``(D, 32, p_t, p, p)`` (p_t = 1 for CogVideoX 1.0), with p_t and p.
+
+    1.0 models embed patches with ``Conv2d(32, D, p, stride=p)``; 1.5 with a ``Linear`` over
+    flattened ``(channels, p_t, p, p)`` patches; both become the same 5-d kernel here.
+    """
+    pe = pipe.transformer.patch_embed
+    p = pe.patch_size
+    p_t = pe.patch_size_t or 1
+    w = pe.proj.weight.detach()
+    d = w.shape[0]
+    c = pipe.transformer.config.in_channels
+    return w.reshape(d, c, p_t, p, p), p_t, p
+
+
+def patch_embed_split(pipe) -> dict[str, np.ndarray]:
+    """Per-input-channel weight norms of the patch embedding, split into noise and image channels.
+
+    Returns ``{"noise": (16,), "image": (16,)}``: the Frobenius norm of the weights that read each
+    input channel (0-15: z_t, 16-31: z_img).
+    """
+    w, _, _ = patch_weights(pipe)
+    norms = w.float().pow(2).sum(dim=(0, 2, 3, 4)).sqrt().cpu().numpy()
+    half = len(norms) // 2
+    return {"noise": norms[:half], "image": norms[half:]}
+
+
+@torch.no_grad()
+def contribution_maps(pipe, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """How strongly each half of a 32-channel input enters each token.
+
+    ``x``: one transformer input ``(F, 32, h, w)`` (or ``(B, F, 32, h, w)``: the last batch item,
+    the conditional half under CFG, is used). Returns ``{"image": (F', h/p, w/p), "noise": ...}``:
+    ``|W_img * patch(z_img)|`` and ``|W_noise * patch(z_t)|``, the L2 norm over the embedding
+    dimension of each half's share of the token embedding (bias excluded). F' = F / p_t.
+    """
+    if x.ndim == 5:
+        x = x[-1]
+    w, p_t, p = patch_weights(pipe)
+    w = w.to(device=x.device, dtype=torch.float32)
+    half = w.shape[1] // 2
+    v = x.float().permute(1, 0, 2, 3).unsqueeze(0)  # (1, 32, F, h, w)
+    out = {}
+    for name, sl in (("noise", slice(0, half)), ("image", slice(half, 2 * half))):
+        e = F.conv3d(v[:, sl], w[:, sl], stride=(p_t, p, p))  # (1, D, F', h/p, w/p)
+        out[name] = e[0].norm(dim=0).cpu().numpy()
+    return out
+
+
+def channel_stats(latent) -> dict[str, np.ndarray]:
+    """Per-channel mean, std, min and max of a ``(..., C, h, w)`` latent (over all other axes)."""
+    a = _np(latent)
+    c = a.shape[-3]
+    flat = np.moveaxis(a, -3, 0).reshape(c, -1)
+    return {"mean": flat.mean(1), "std": flat.std(1), "min": flat.min(1), "max": flat.max(1)}
+
+
+@dataclass(frozen=True)
+class PCABasis:
+    """Three principal directions of latent channel space, mapped to RGB.
+
+    Fitted once (:meth:`fit`) on any set of latents and then applied unchanged to every frame and
+    step, so that a colour means the same direction everywhere. Each component is scaled to [0, 1]
+    by its 1st-99th percentile on the fitting data.
+    """
+
+    mean: np.ndarray        # (C,)
+    components: np.ndarray  # (3, C)
+    lo: np.ndarray          # (3,)
+    hi: np.ndarray          # (3,)
+    explained: np.ndarray   # (3,) share of variance of each component
+
+    @classmethod
+    def fit(cls, *latents, max_samples: int = 200_000, seed: int = 0) -> "PCABasis":
+        """Fit on one or more ``(..., C, h, w)`` latents (all-zero pixels, e.g. z_img padding, are ignored)."""
+        cols = []
+        for lat in latents:
+            a = _np(lat)
+            cols.append(np.moveaxis(a, -3, -1).reshape(-1, a.shape[-3]))
+        x = np.concatenate(cols)
+        x = x[np.abs(x).sum(1) > 0]
+        if len(x) < 3:
+            raise ValueError("PCABasis.fit needs latents with at least 3 non-zero pixels")
+        if len(x) > max_samples:
+            x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
+        mean = x.mean(0)
+        _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+        comps = vt[:3]
+        comps *= np.sign(comps.sum(1, keepdims=True) + 1e-12)  # a fixed sign per component
+        proj = (x - mean) @ comps.T
+        lo, hi = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
+        var = s ** 2
+        return cls(mean.astype(np.float32), comps.astype(np.float32), lo, np.maximum(hi, lo + 1e-6),
+                   (var[:3] / var.sum()).astype(np.float32))
+
+    def apply(self, latent) -> np.ndarray:
+        """(..., C, h, w) -> uint8 (..., h, w, 3)."""
+        a = np.moveaxis(_np(latent), -3, -1)
+        proj = (a - self.mean) @ self.components.T
+        return (np.clip((proj - self.lo) / (self.hi - self.lo), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- anchor attention
+class AnchorAttentionProcessor:
+    """CogVideoX's attention (the same computation as diffusers' ``CogVideoXAttnProcessor2_0``),
+    which also measures where the attention of each latent frame goes.
+
+    diffusers' processor uses fused scaled-dot-product attention, which never materialises the
+    attention weights; this one computes the output the same way and, beside it, the softmax
+    weights in query chunks, summed into key groups: the text tokens, then each latent frame.
+    ``self.last`` is then ``(B, F, 1 + F)``: for queries of latent frame f (mean over heads and the
+    frame's tokens), the share of attention on the text and on each key frame; column 1 is the
+    image frame, the anchor.
+    """
+
+    def __init__(self, tokens_per_frame: int, chunk: int = 2048):
+        self.tokens_per_frame = tokens_per_frame
+        self.chunk = chunk
+        self.last = None
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
+        from diffusers.models.embeddings import apply_rotary_emb
+
+        text_len = encoder_hidden_states.size(1)
+        hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
+        b = hidden_states.shape[0]
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        head_dim = k.shape[-1] // attn.heads
+        q, k, v = (t.view(b, -1, attn.heads, head_dim).transpose(1, 2) for t in (q, k, v))
+        if attn.norm_q is not None:
+            q = attn.norm_q(q)
+        if attn.norm_k is not None:
+            k = attn.norm_k(k)
+        if image_rotary_emb is not None:
+            q[:, :, text_len:] = apply_rotary_emb(q[:, :, text_len:], image_rotary_emb)
+            if not attn.is_cross_attention:
+                k[:, :, text_len:] = apply_rotary_emb(k[:, :, text_len:], image_rotary_emb)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
+        self.last = self._shares(q, k, text_len)
+        out = out.transpose(1, 2).reshape(b, -1, attn.heads * head_dim)
+        out = attn.to_out[1](attn.to_out[0](out))
+        encoder_hidden_states, hidden_states = out.split([text_len, out.size(1) - text_len], dim=1)
+        return hidden_states, encoder_hidden_states
+
+    @torch.no_grad()
+    def _shares(self, q, k, text_len: int) -> torch.Tensor:
+        b, h, n, d = q.shape
+        tpf = self.tokens_per_frame
+        n_frames = (n - text_len) // tpf
+        # key groups: 0 = text, 1 + f = latent frame f
+        group = torch.cat([torch.zeros(text_len, dtype=torch.long),
+                           1 + torch.arange(n - text_len) // tpf]).to(q.device)
+        onehot = F.one_hot(group, 1 + n_frames).to(torch.float32)  # (N, 1 + F)
+        qv = q[:, :, text_len:].float()
+        kf = k.float()
+        sums = []
+        for s in range(0, qv.shape[2], self.chunk):
+            w = torch.softmax(qv[:, :, s:s + self.chunk] @ kf.transpose(-1, -2) / d ** 0.5, dim=-1)
+            sums.append(w @ onehot)  # (B, H, chunk, 1 + F)
+        per_query = torch.cat(sums, dim=2).mean(1)  # (B, Nq, 1 + F), mean over heads
+        return per_query.view(b, n_frames, tpf, 1 + n_frames).mean(2).cpu()  # (B, F, 1 + F)
+
+
+@contextlib.contextmanager
+def record_attention(pipe, layers, tokens_per_frame: int):
+    """Swap :class:`AnchorAttentionProcessor` into the chosen transformer blocks for the duration of
+    the block, and restore the original processors afterwards, even on error. Yields
+    ``{layer: processor}``."""
+    blocks = pipe.transformer.transformer_blocks
+    layers = list(range(len(blocks))) if layers in (True, "all") else [int(i) for i in layers]
+    bad = [i for i in layers if not 0 <= i < len(blocks)]
+    if bad:
+        from .errors import CogvizError
+
+        raise CogvizError(f"attention layers {bad} do not exist: this transformer has layers 0-{len(blocks) - 1}")
+    saved = {i: blocks[i].attn1.processor for i in layers}
+    procs = {i: AnchorAttentionProcessor(tokens_per_frame) for i in layers}
+    try:
+        for i, p in procs.items():
+            blocks[i].attn1.set_processor(p)
+        yield procs
+    finally:
+        for i, p in saved.items():
+            blocks[i].attn1.set_processor(p)
