@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from .fit import FitReport
 
 __all__ = ["to_png", "fit_overlay", "thumbnail", "NORMS", "zero_colour", "channel_mosaic", "frames_overview", "rgb_tiles",
-           "denoising_film", "stats_figure", "figure_png", "heatmap"]
+           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png"]
 
 
 def to_png(image: "Image.Image | np.ndarray") -> bytes:
@@ -331,3 +331,23 @@ def heatmap(values, *, row_labels, col_labels, title: str = "", cmap: str = "mag
             d.text((left + j * cell * 2 + 3, top + i * cell + cell // 2 - 5), fmt.format(v[i, j]),
                    fill=(0, 0, 0) if bright else (255, 255, 255))
     return np.asarray(img)
+
+
+_UI_COLOURS = ((255, 255, 255), (0, 0, 0), (40, 40, 40), (60, 60, 60), FLAT_GREY)
+
+
+@functools.lru_cache(maxsize=16)
+def _palette_image(cmap: str) -> Image.Image:
+    colours = np.concatenate([_lut(cmap)[::2], np.array(_UI_COLOURS, np.uint8)])  # 128 map levels + UI colours
+    pal = Image.new("P", (1, 1))
+    pal.putpalette(colours.ravel().tolist())
+    return pal
+
+
+def mosaic_png(image: np.ndarray, *, norm: str = "symmetric", cmap: str | None = None) -> bytes:
+    """PNG bytes of a mosaic, stored as an indexed-colour PNG over its colormap (128 levels) and the
+    label colours: about 4x faster to encode and 3x smaller than RGB, for live widget updates."""
+    q = Image.fromarray(image).quantize(palette=_palette_image(cmap or _CMAPS[norm]), dither=Image.Dither.NONE)
+    buf = io.BytesIO()
+    q.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

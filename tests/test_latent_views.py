@@ -188,3 +188,17 @@ def test_heatmap_renders_attention(run):
     img = viz.heatmap(a, row_labels=["layer 0", "layer 5"], col_labels=[f"f{i}" for i in range(5)],
                       title="share of attention on frame 0")
     assert img.dtype == np.uint8 and img.shape[0] > 2 * 28
+
+
+def test_mosaic_png_is_faithful(run):
+    import io
+
+    from PIL import Image
+
+    m = viz.channel_mosaic(run.trace["step/3/input"][1, 1], split=16, zoom=3)
+    back = np.asarray(Image.open(io.BytesIO(viz.mosaic_png(m))).convert("RGB")).astype(int)
+    assert back.shape == m.shape
+    assert np.abs(back - m).max() <= 12  # 128 colormap levels instead of 256
+    # white background, black labels and the zero colour survive exactly
+    for colour in ((255, 255, 255), (0, 0, 0), viz.zero_colour()):
+        assert np.array_equal(np.all(m == colour, -1), np.all(back == colour, -1)) or colour == viz.zero_colour()

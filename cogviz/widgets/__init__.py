@@ -1,7 +1,7 @@
 """Thin ipywidgets views over cogviz's plain functions."""
 from .image_fitter import ImageFitter
 
-__all__ = ["ImageFitter", "GenerateUI"]
+__all__ = ["ImageFitter", "GenerateUI", "LatentExplorer"]
 
 
 def __getattr__(name):
@@ -10,4 +10,8 @@ def __getattr__(name):
         from .generate_ui import GenerateUI
 
         return GenerateUI
+    if name == "LatentExplorer":
+        from .latent_explorer import LatentExplorer
+
+        return LatentExplorer
     raise AttributeError(f"module 'cogviz.widgets' has no attribute {name!r}")

@@ -1,0 +1,71 @@
+"""LatentExplorer driven through its traits: every view renders from the trace, no model call on a tick."""
+import numpy as np
+import pytest
+import torch
+
+import cogviz
+from cogviz.widgets import LatentExplorer
+from cogviz.widgets.latent_explorer import VIEWS
+from cogviz.samples import sample_path
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    pipe = cogviz.load_pipeline("toy")
+    return LatentExplorer(pipe=pipe, image=sample_path("shapes"), prompt="a red circle moves left", steps=6)
+
+
+def test_every_view_renders_without_running_the_model(explorer, monkeypatch):
+    calls = []
+    tr = explorer.pipe.transformer
+    monkeypatch.setattr(tr, "forward", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(explorer.pipe.vae, "decode", lambda *a, **k: calls.append(1))
+    seen = set()
+    for view in VIEWS:
+        explorer.view.value = view
+        assert explorer.error == "", (view, explorer.error)
+        assert explorer.picture.value[:4] == b"\x89PNG"
+        seen.add(explorer.picture.value)
+    for step in range(6):
+        explorer.step.value = step
+    explorer.view.value = "grid"
+    for f in range(5):
+        explorer.frame.value = f
+    assert not calls and len(seen) == len(VIEWS)
+
+
+def test_controls_change_the_picture_in_place(explorer):
+    explorer.view.value, explorer.tensor.value, explorer.channels.value = "grid", "input", "all"
+    explorer.step.value, explorer.frame.value = 0, 0
+    before, n = explorer.picture.value, explorer.renders
+    picture_widget = explorer.picture
+    explorer.step.value = 5
+    assert explorer.picture is picture_widget and explorer.picture.value != before and explorer.renders == n + 1
+    assert "step 6/6" in explorer.info.value
+    # current() is the conditional half of the recorded tensor
+    assert np.array_equal(explorer.current(), explorer.trace["step/5/input"][1].numpy())
+
+
+def test_channel_choices_follow_the_tensor(explorer):
+    explorer.tensor.value = "input"
+    assert "z_img (16-31)" in explorer.channels.options
+    explorer.channels.value = "z_img (16-31)"
+    explorer.tensor.value = "z_t"
+    assert explorer.channels.value == "all" and "z_img (16-31)" not in explorer.channels.options
+
+
+def test_missing_tensors_explain_what_to_record():
+    pipe = cogviz.load_pipeline("toy")
+    g = cogviz.generate(pipe, sample_path("shapes"), "a red circle moves left", steps=3, progress=False,
+                        record=("z_img", "step/*/z_t"))
+    ex = LatentExplorer(g)
+    ex.tensor.value = "pred"
+    assert "not recorded" in ex.error and "step/*/pred" in ex.error
+    ex.tensor.value = "z_t"
+    assert ex.error == ""
+    ex.view.value = "rgb map"
+    assert "pipe=pipe" in ex.error
+    ex.view.value = "anchor attention"
+    assert "attention_layers" in ex.error
+    with pytest.raises(ValueError, match="Generation or a Trace"):
+        LatentExplorer(torch.zeros(3))
