@@ -333,7 +333,8 @@ def heatmap(values, *, row_labels, col_labels, title: str = "", cmap: str = "mag
     return np.asarray(img)
 
 
-_UI_COLOURS = ((255, 255, 255), (0, 0, 0), (40, 40, 40), (60, 60, 60), FLAT_GREY)
+_UI_COLOURS = ((255, 255, 255), (0, 0, 0), (40, 40, 40), (60, 60, 60), FLAT_GREY,
+               (90, 90, 90), (170, 170, 170), (210, 210, 210), (235, 235, 235))  # + greys for smoothed text
 
 
 @functools.lru_cache(maxsize=16)

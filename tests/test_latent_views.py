@@ -198,7 +198,7 @@ def test_mosaic_png_is_faithful(run):
     m = viz.channel_mosaic(run.trace["step/3/input"][1, 1], split=16, zoom=3)
     back = np.asarray(Image.open(io.BytesIO(viz.mosaic_png(m))).convert("RGB")).astype(int)
     assert back.shape == m.shape
-    assert np.abs(back - m).max() <= 12  # 128 colormap levels instead of 256
-    # white background, black labels and the zero colour survive exactly
-    for colour in ((255, 255, 255), (0, 0, 0), viz.zero_colour()):
-        assert np.array_equal(np.all(m == colour, -1), np.all(back == colour, -1)) or colour == viz.zero_colour()
+    diff = np.abs(back - m).max(-1)
+    colour = ~((m[..., 0] == m[..., 1]) & (m[..., 1] == m[..., 2]))  # tiles; text and background are grey
+    assert colour.mean() > 0.3 and diff[colour].max() <= 8  # 128 colormap levels instead of 256
+    assert np.all(back[np.all(m == 255, -1)] == 255)  # the white background exactly
