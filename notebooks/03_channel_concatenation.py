@@ -1,0 +1,197 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 3 — Channel concatenation: 16 + 16 = 32
+#
+# At every denoising step CogVideoX I2V feeds its transformer
+# `concat(z_t, z_img, dim=channels)`: the 16 channels of the noisy video latent `z_t` and the
+# 16 channels of the image latent `z_img`. This lesson records one generation of the toy model
+# and looks at the two halves before and after the concatenation, across latent frames and
+# steps, at how the first layer weighs them, and at how the anchor spreads through attention.
+
+# %% tags=["parameters"]
+SCENE_SEED = 1_000_000_005
+STEPS = 20
+SEED = 0
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import cogviz
+from cogviz import video, viz
+from cogviz.analysis import contribution_maps, patch_embed_split
+from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+pipe = cogviz.load_pipeline("toy")
+scene = sample_scene(SCENE_SEED)
+truth = render_scene(scene)
+g = cogviz.generate(pipe, truth[0], prompt_for(scene), steps=STEPS, seed=SEED,
+                    record=("z_img", "step/*/z_t", "step/*/input", "step/*/pred", "latents.final", "frames"),
+                    attention_layers="all")
+
+
+def show(img, title=None, width=10):
+    plt.figure(figsize=(width, width * img.shape[0] / img.shape[1]))
+    plt.imshow(img, interpolation="nearest")
+    plt.axis("off")
+    if title:
+        plt.title(title, fontsize=9)
+    plt.show()
+
+
+print(prompt_for(scene), "|", len(g.trace.names()), "tensors recorded")
+
+# %% [markdown]
+# ## 1. Before: `z_t` and `z_img`
+#
+# Both have the video latent's shape `(F, 16, h, w)`. At the first step `z_t` is pure noise;
+# `z_img` is the encoded image on latent frame 0.
+
+# %%
+z_t0 = g.trace["step/0/z_t"][0]
+z_img = g.trace["z_img"][0]
+print("z_t", tuple(z_t0.shape), "| z_img", tuple(z_img.shape))
+show(np.concatenate([viz.channel_mosaic(z_t0[0], zoom=4, title="z_t, step 1, latent frame 0"),
+                     viz.channel_mosaic(z_img[0], zoom=4, title="z_img, latent frame 0")], axis=1))
+
+# %% [markdown]
+# ## 2. After: the 32-channel input
+#
+# The transformer's input at step `i` is recorded as `step/{i}/input`. Channels 0-15 are `z_t`,
+# channels 16-31 are `z_img`, the band between them is where `torch.cat` joined them.
+
+# %%
+x = g.trace["step/0/input"]            # (2, F, 32, h, w): negative-prompt half, prompt half
+print("input", tuple(x.shape))
+assert torch.equal(x[1, :, :16], z_t0) and torch.equal(x[1, :, 16:], z_img)
+show(viz.channel_mosaic(x[1, 0], split=16, zoom=4, title="step 1, latent frame 0: concat(z_t, z_img)"))
+
+# %% [markdown]
+# ## 3. The zero padding over latent frames
+#
+# `z_img` only fills latent frame 0; every later latent frame of channels 16-31 is zero. The
+# frames x channels overview makes the pattern visible: a full left half, and on the right a
+# single row that carries the image.
+
+# %%
+show(viz.frames_overview(x[1], split=16, tile=16), "input at step 1: rows = latent frames")
+
+# %% [markdown]
+# ## 4. One moves, the other does not
+#
+# Over the steps `z_t` travels from noise to the clean video latent, while `z_img` is the same
+# tensor at every step: the model re-reads the same anchor each time. The film shows both on one
+# fixed colour scale; the numbers below measure how much each changes from step to step.
+
+# %%
+film = viz.denoising_film(g.trace)
+video.show(film, fps=4, width=800)
+moves = [float((g.trace[f"step/{i + 1}/input"][1, :, :16] - g.trace[f"step/{i}/input"][1, :, :16]).norm()
+               / g.trace[f"step/{i}/input"][1, :, :16].norm()) for i in range(STEPS - 1)]
+fixed = [float((g.trace[f"step/{i + 1}/input"][1, :, 16:] - g.trace[f"step/{i}/input"][1, :, 16:]).norm())
+         for i in range(STEPS - 1)]
+print("relative change of z_t per step:", np.round(moves, 3))
+print("change of z_img per step:      ", fixed)
+assert max(fixed) == 0 and min(moves) > 0
+fig = viz.stats_figure(g.trace)
+fig
+
+# %% [markdown]
+# ## 5. How the first layer weighs the two halves
+#
+# The transformer's first layer, `patch_embed.proj`, turns each 2 x 2 patch of the 32 channels
+# into one token. Its weights split into the part that reads `z_t` and the part that reads
+# `z_img`. Their norms say how strongly each input channel *can* enter; the contribution maps
+# `|W_img * patch(z_img)|` and `|W_noise * patch(z_t)|` say how strongly each half *does*
+# enter each token, frame by frame and step by step.
+
+# %%
+split = patch_embed_split(pipe)
+plt.figure(figsize=(8, 2.5))
+plt.bar(np.arange(16) - 0.2, split["noise"], width=0.4, label="weights reading z_t (0-15)")
+plt.bar(np.arange(16) + 0.2, split["image"], width=0.4, label="weights reading z_img (16-31)")
+plt.xlabel("channel within its half")
+plt.ylabel("weight norm")
+plt.legend(fontsize=8)
+plt.show()
+
+for step in (0, STEPS - 1):
+    maps = contribution_maps(pipe, g.trace[f"step/{step}/input"])
+    fig, ax = plt.subplots(2, maps["image"].shape[0], figsize=(12, 3))
+    hi = max(maps["image"].max(), maps["noise"].max())
+    for f in range(maps["image"].shape[0]):
+        for row, key in enumerate(("noise", "image")):
+            ax[row, f].imshow(maps[key][f], vmin=0, vmax=hi, cmap="magma")
+            ax[row, f].set_title(f"{key}, f{f}", fontsize=8)
+            ax[row, f].axis("off")
+    fig.suptitle(f"step {step + 1}: per-token contribution (one scale)", fontsize=9)
+    plt.show()
+    print(f"step {step + 1}: mean image contribution on frame 0 {maps['image'][0].mean():.2f}, "
+          f"later frames {maps['image'][1:].mean():.2f}; mean noise contribution {maps['noise'].mean():.2f}")
+
+# %% [markdown]
+# ## 6. Anchor attention: how the image spreads through time
+#
+# Only tokens of latent frame 0 receive the image directly. Every other frame learns about it
+# through attention. With `attention_layers="all"` the trace records, per layer and step, the
+# share of attention that the tokens of each latent frame pay to each key frame; the column for
+# frame 0 is the anchor.
+
+# %%
+layers = range(pipe.transformer.config.num_layers)
+anchor = np.stack([g.trace[f"step/{STEPS - 1}/attention/{l}"][1, :, 1].numpy() for l in layers])
+show(viz.heatmap(anchor, row_labels=[f"layer {l}" for l in layers], col_labels=[f"f{i}" for i in range(5)],
+                 title=f"share of attention on latent frame 0, last step"), width=6)
+uniform = 1 / (1 + anchor.shape[1])
+print(f"a uniform spread would give each key frame about {uniform:.2f} (text counted as one group)")
+
+# %% [markdown]
+# ## 7. LatentExplorer
+#
+# All of the above behind sliders: tensor, step, latent frame (press Play to step through
+# frames), channel subset, normalisation and view. Every picture is rendered from the recorded
+# trace; moving a slider never runs the model.
+
+# %%
+from cogviz.widgets import LatentExplorer
+
+explorer = LatentExplorer(g, pipe=pipe)
+explorer
+
+# %%
+explorer.view.value = "contribution"
+explorer.step.value = STEPS - 1
+print(explorer.info.value)
+
+# %% [markdown]
+# ## 8. Exercise
+#
+# In the first layer, which latent frames receive a non-zero contribution from the image
+# channels, at any step? Give the list of frame indices, then check it against the
+# contribution maps of every step.
+
+# %%
+my_frames = [0]      # replace with your answer
+
+# %%
+receiving = set()
+for i in range(STEPS):
+    m = contribution_maps(pipe, g.trace[f"step/{i}/input"])["image"]
+    receiving |= {f for f in range(m.shape[0]) if m[f].max() > 0}
+assert sorted(receiving) == my_frames, f"the maps say {sorted(receiving)}"
+print("correct: only", sorted(receiving), "- later frames learn about the image through attention alone")
