@@ -42,6 +42,11 @@ def lab(tmp_path_factory):
                                           "ui = GenerateUI(prompt='a red circle moves left', steps=4)\nui"),
                 nbformat.v4.new_code_cell("ui.run_button.click()\nprint('frames', ui.generation.frames.shape)")]
     nbformat.write(nb, root / "generate.ipynb")
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import cogviz\nfrom cogviz.widgets import LatentExplorer\nfrom cogviz.samples import sample_path\n"
+        "ex = LatentExplorer(pipe=cogviz.load_pipeline('toy'), image=sample_path('shapes'), steps=4)\nex"),
+        nbformat.v4.new_code_cell("ex.step.value = 3\nex.view.value = 'overview'\nprint('shown:', ex.info.value)")]
+    nbformat.write(nb, root / "explorer.ipynb")
     port, token = _free_port(), secrets.token_hex(16)
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
@@ -122,4 +127,20 @@ def test_generate_ui_renders_and_shows_the_video_in_jupyterlab(lab):
         browser.close()
     assert "Error displaying widget" not in text and "Failed to load model" not in text
     for label in ("Run", "Prompt", "Guidance", "predicted clean frame 0", "17 frames at 64x96"):
+        assert label in text, label
+
+
+def test_latent_explorer_renders_and_follows_its_sliders_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+
+    base, token, root = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        text = _open_and_run(page, base, token, "explorer.ipynb",
+                             _images_loaded(1) + " && document.body.innerText.includes('shown: input, step 4/4')")
+        page.screenshot(path=str(root / "explorer.png"))
+        browser.close()
+    assert "Error displaying widget" not in text and "Failed to load model" not in text
+    for label in ("Tensor", "Latent frame", "Channels", "Norm", "View", "(all frames)"):
         assert label in text, label
