@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from .fit import FitReport
 
 __all__ = ["to_png", "fit_overlay", "thumbnail", "NORMS", "zero_colour", "channel_mosaic", "frames_overview", "rgb_tiles",
-           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png"]
+           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png", "as_figure"]
 
 
 def to_png(image: "Image.Image | np.ndarray") -> bytes:
@@ -352,3 +352,17 @@ def mosaic_png(image: np.ndarray, *, norm: str = "symmetric", cmap: str | None =
     buf = io.BytesIO()
     q.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def as_figure(image: np.ndarray, title: str | None = None, width: float = 10):
+    """A matplotlib Figure holding one rendered image at its aspect (display it, or save it)."""
+    from matplotlib.figure import Figure
+
+    image = np.asarray(image)
+    fig = Figure(figsize=(width, width * image.shape[0] / image.shape[1] + (0.3 if title else 0)), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(image, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig

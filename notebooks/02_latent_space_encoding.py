@@ -30,6 +30,7 @@ SAMPLE = "lighthouse"
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 import cogviz
 from cogviz import viz
@@ -44,13 +45,8 @@ pipe = cogviz.load_pipeline("toy")
 scene = render_scene(sample_scene(SCENE_SEED))
 
 
-def show(img, title=None, width=9):
-    plt.figure(figsize=(width, width * img.shape[0] / img.shape[1]))
-    plt.imshow(img, interpolation="nearest")
-    plt.axis("off")
-    if title:
-        plt.title(title, fontsize=9)
-    plt.show()
+def show(img, title=None, width=10):
+    display(viz.as_figure(img, title, width))  # viz renders; the notebook displays
 
 
 # %% [markdown]

@@ -31,6 +31,7 @@ SEED = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 import cogviz
 from cogviz import video, viz
@@ -46,12 +47,7 @@ g = cogviz.generate(pipe, truth[0], prompt_for(scene), steps=STEPS, seed=SEED,
 
 
 def show(img, title=None, width=10):
-    plt.figure(figsize=(width, width * img.shape[0] / img.shape[1]))
-    plt.imshow(img, interpolation="nearest")
-    plt.axis("off")
-    if title:
-        plt.title(title, fontsize=9)
-    plt.show()
+    display(viz.as_figure(img, title, width))  # viz renders; the notebook displays
 
 
 print(prompt_for(scene), "|", len(g.trace.names()), "tensors recorded")

@@ -99,48 +99,36 @@ def _images_loaded(n):
             "[...document.querySelectorAll('.jp-OutputArea .widget-image')].every(i => i.naturalWidth > 0)")
 
 
-def test_image_fitter_renders_in_jupyterlab(lab):
+def _page_text(lab, name: str, ready_js: str, height: int = 1000) -> str:
+    """Open the notebook in Chromium, run it, wait for ``ready_js``; the page's text (no widget errors)."""
     from playwright.sync_api import sync_playwright
 
     base, token, root = lab
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        text = _open_and_run(page, base, token, "fitter.ipynb", _images_loaded(2))
-        page.screenshot(path=str(root / "fitter.png"))
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        text = _open_and_run(page, base, token, name, ready_js)
+        page.screenshot(path=str(root / f"{Path(name).stem}.png"))
         browser.close()
     assert "Error displaying widget" not in text and "Failed to load model" not in text
+    return text
+
+
+def test_image_fitter_renders_in_jupyterlab(lab):
+    text = _page_text(lab, "fitter.ipynb", _images_loaded(2))
     assert "cropped" in text and "Preset" in text  # the report and the controls are on the page
 
 
 def test_generate_ui_renders_and_shows_the_video_in_jupyterlab(lab):
-    from playwright.sync_api import sync_playwright
-
-    base, token, root = lab
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        # fitter source + fitted, live preview, player frame: four images with pixels once the run ended
-        text = _open_and_run(page, base, token, "generate.ipynb",
-                             _images_loaded(4) + " && document.body.innerText.includes('frames (17, 64, 96, 3)')")
-        page.screenshot(path=str(root / "generate.png"))
-        browser.close()
-    assert "Error displaying widget" not in text and "Failed to load model" not in text
+    # fitter source + fitted, live preview, player frame: four images with pixels once the run ended
+    text = _page_text(lab, "generate.ipynb",
+                      _images_loaded(4) + " && document.body.innerText.includes('frames (17, 64, 96, 3)')", 1400)
     for label in ("Run", "Prompt", "Guidance", "predicted clean frame 0", "17 frames at 64x96"):
         assert label in text, label
 
 
 def test_latent_explorer_renders_and_follows_its_sliders_in_jupyterlab(lab):
-    from playwright.sync_api import sync_playwright
-
-    base, token, root = lab
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        text = _open_and_run(page, base, token, "explorer.ipynb",
-                             _images_loaded(1) + " && document.body.innerText.includes('shown: input, step 4/4')")
-        page.screenshot(path=str(root / "explorer.png"))
-        browser.close()
-    assert "Error displaying widget" not in text and "Failed to load model" not in text
+    text = _page_text(lab, "explorer.ipynb",
+                      _images_loaded(1) + " && document.body.innerText.includes('shown: input, step 4/4')", 1200)
     for label in ("Tensor", "Latent frame", "Channels", "Norm", "View", "(all frames)"):
         assert label in text, label

@@ -264,3 +264,23 @@ def test_out_of_memory_names_the_memory_options():
                  interventions=[Intervention("step/1/input", oom)])
     assert isinstance(e.value, MemoryError) and "Tried to allocate 20.00 GiB" in str(e.value)
     assert torch.equal(_final(pipe), _final(tiny_random_pipeline()))  # still usable
+
+
+def test_works_on_a_quantized_transformer():
+    """int8 dynamic quantization (torch's own): the loop still equals the pipeline on the same modules."""
+    import warnings
+
+    pipe = tiny_random_pipeline()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its successor, torchao
+        pipe.transformer = torch.ao.quantization.quantize_dynamic(pipe.transformer, {torch.nn.Linear},
+                                                                  dtype=torch.qint8)
+    assert "quantized" in type(pipe.transformer.transformer_blocks[0].ff.net[2]).__module__
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=3, seed=3, progress=False)
+    ref = pipe(image=g.fitted.image, prompt=PROMPT, negative_prompt="", height=32, width=32, num_frames=9,
+               num_inference_steps=3, guidance_scale=6.0, max_sequence_length=M.max_sequence_length(pipe),
+               generator=torch.Generator().manual_seed(3), output_type="latent").frames
+    torch.testing.assert_close(g.trace["latents.final"], ref, rtol=0, atol=1e-6)
+    fp32 = generate(tiny_random_pipeline(), noise_image(32, 32), PROMPT, num_frames=9, steps=3, seed=3,
+                    progress=False).trace["latents.final"]
+    assert not torch.allclose(g.trace["latents.final"], fp32, atol=1e-5)  # the int8 weights really ran
