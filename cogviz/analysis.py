@@ -129,15 +129,15 @@ class AnchorAttentionProcessor:
 
     diffusers' processor uses fused scaled-dot-product attention, which never materialises the
     attention weights; this one computes the output the same way and, beside it, the softmax
-    weights in query chunks, summed into key groups: the text tokens, then each latent frame.
+    weights in query chunks (at most ``budget_bytes`` at a time), summed into key groups: the text tokens, then each latent frame.
     ``self.last`` is then ``(B, F, 1 + F)``: for queries of latent frame f (mean over heads and the
     frame's tokens), the share of attention on the text and on each key frame; column 1 is the
     image frame, the anchor.
     """
 
-    def __init__(self, tokens_per_frame: int, chunk: int = 2048):
+    def __init__(self, tokens_per_frame: int, budget_bytes: int = 512 * 2**20):
         self.tokens_per_frame = tokens_per_frame
-        self.chunk = chunk
+        self.budget = budget_bytes  # attention weights held at once (query chunks are sized to fit)
         self.last = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
@@ -175,9 +175,10 @@ class AnchorAttentionProcessor:
         onehot = F.one_hot(group, 1 + n_frames).to(torch.float32)  # (N, 1 + F)
         qv = q[:, :, text_len:].float()
         kf = k.float()
+        chunk = max(1, self.budget // (b * h * n * 4))  # full 5b: 2 x 48 heads x 17,776 keys -> 78 queries
         sums = []
-        for s in range(0, qv.shape[2], self.chunk):
-            w = torch.softmax(qv[:, :, s:s + self.chunk] @ kf.transpose(-1, -2) / d ** 0.5, dim=-1)
+        for s in range(0, qv.shape[2], chunk):
+            w = torch.softmax(qv[:, :, s:s + chunk] @ kf.transpose(-1, -2) / d ** 0.5, dim=-1)
             sums.append(w @ onehot)  # (B, H, chunk, 1 + F)
         per_query = torch.cat(sums, dim=2).mean(1)  # (B, Nq, 1 + F), mean over heads
         return per_query.view(b, n_frames, tpf, 1 + n_frames).mean(2).cpu()  # (B, F, 1 + F)

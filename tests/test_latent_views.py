@@ -202,3 +202,16 @@ def test_mosaic_png_is_faithful(run):
     colour = ~((m[..., 0] == m[..., 1]) & (m[..., 1] == m[..., 2]))  # tiles; text and background are grey
     assert colour.mean() > 0.3 and diff[colour].max() <= 8  # 128 colormap levels instead of 256
     assert np.all(back[np.all(m == 255, -1)] == 255)  # the white background exactly
+
+
+def test_attention_shares_do_not_depend_on_the_memory_budget():
+    from cogviz.analysis import AnchorAttentionProcessor
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 2, 20, 8, generator=g), torch.randn(2, 2, 20, 8, generator=g)
+    small = AnchorAttentionProcessor(4, budget_bytes=2 * 2 * 20 * 4 * 3)._shares(q, k, 4)  # 3 queries a chunk
+    whole = AnchorAttentionProcessor(4)._shares(q, k, 4)
+    assert small.shape == (2, 4, 5)  # 16 video tokens = 4 frames of 4; text + 4 key groups
+    torch.testing.assert_close(small, whole)
+    manual = torch.softmax(q[:, :, 4:] @ k.transpose(-1, -2) / 8 ** 0.5, -1)[..., :4].sum(-1).mean(1)  # on text
+    torch.testing.assert_close(whole[..., 0], manual.view(2, 4, 4).mean(-1))
