@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from .fit import FitReport
 
 __all__ = ["to_png", "fit_overlay", "thumbnail", "NORMS", "zero_colour", "channel_mosaic", "frames_overview", "rgb_tiles",
-           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png", "as_figure"]
+           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png", "as_figure", "colourise"]
 
 
 def to_png(image: "Image.Image | np.ndarray") -> bytes:
@@ -217,6 +217,13 @@ def frames_overview(latent, *, norm: str = "symmetric", tile: int = 24, split: i
     d.text((2, out.shape[0] - 13), f"frames x channels, norm={norm}, values [{a.min():.3g}, {a.max():.3g}]",
            fill=(0, 0, 0))
     return np.asarray(img)
+
+
+def colourise(values, *, vmax: float | None = None, cmap: str = "magma") -> np.ndarray:
+    """A 2-d array of non-negative values -> uint8 ``(h, w, 3)`` through a colormap, 0..vmax (default: its max)."""
+    v = _as_np(values)
+    top = vmax or float(v.max()) or 1.0
+    return _lut(cmap)[(np.clip(v / top, 0, 1) * 255).astype(np.uint8)]
 
 
 def rgb_tiles(images, titles, *, zoom: int | None = None, gap: int = 4) -> np.ndarray:

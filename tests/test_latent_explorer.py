@@ -50,8 +50,10 @@ def test_channel_choices_follow_the_tensor(explorer):
     explorer.tensor.value = "input"
     assert "z_img (16-31)" in explorer.channels.options
     explorer.channels.value = "z_img (16-31)"
+    n = explorer.renders
     explorer.tensor.value = "z_t"
     assert explorer.channels.value == "all" and "z_img (16-31)" not in explorer.channels.options
+    assert explorer.renders == n + 1  # the channel list changed with it, and the picture was drawn once
 
 
 def test_missing_tensors_explain_what_to_record():

@@ -18,8 +18,8 @@ import numpy as np
 import traitlets
 
 from ..analysis import PCABasis, contribution_maps
-from ..viz import (NORMS, channel_mosaic, figure_png, frames_overview, heatmap, mosaic_png, rgb_tiles, stats_figure,
-                   to_png)
+from ..viz import (NORMS, channel_mosaic, colourise, figure_png, frames_overview, heatmap, mosaic_png, rgb_tiles,
+                   stats_figure, to_png)
 
 __all__ = ["LatentExplorer", "VIEWS", "TENSORS"]
 
@@ -71,7 +71,7 @@ class LatentExplorer(W.VBox):
         names = self.trace.names()
         self._steps = sorted({int(n.split("/")[1]) for n in names if n.startswith("step/")})
         self._layers = sorted({int(n.split("/")[3]) for n in names if "/attention/" in n})
-        ref = self._get("z_t", self._steps[0] if self._steps else 0) if self._steps else self._get("z_img", 0)
+        ref = self._get("z_t", self._steps[0]) if self._steps else self._get("z_img", 0)
         if ref is None:
             raise ValueError("the trace holds no latents: record 'z_img' and 'step/*/z_t' (and 'step/*/input', "
                              "'step/*/pred') with cogviz.generate(..., record=...)")
@@ -80,6 +80,8 @@ class LatentExplorer(W.VBox):
         fit_on = [self._get("z_t", i) for i in self._steps[-1:]] + [self._get("z_img", 0)]
         self.pca = PCABasis.fit(*[f for f in fit_on if f is not None])  # once: the same colours everywhere
         self._rgb = None
+        self._contrib: dict[int, dict] = {}  # per step: contribution maps depend on the step, not the frame
+        self._updating = False
         if pipe is not None:
             from ..preview import rgb_map_for
 
@@ -117,15 +119,30 @@ class LatentExplorer(W.VBox):
         """The array now shown: (F, C, h, w) of the chosen tensor and step, or None."""
         return self._get(self.tensor.value, self._steps[self.step.value] if self._steps else 0)
 
+    def _contribution(self, step: int) -> dict:
+        if step not in self._contrib:
+            x = self._get("input", step)
+            if x is None:
+                raise ValueError("record 'step/*/input' for the contribution view")
+            import torch
+
+            self._contrib[step] = contribution_maps(self.pipe, torch.from_numpy(x))
+        return self._contrib[step]
+
     # ----------------------------------------------------------------------------- drawing
     def _changed(self, *_):
+        if self._updating:  # the channel list below is being replaced: draw once, afterwards
+            return
         n = {"input": 32}.get(self.tensor.value, 16)
         opts = _channel_options(n)
         if list(self.channels.options) != opts:
             keep = self.channels.value if self.channels.value in opts else "all"
-            with self.hold_trait_notifications():
+            self._updating = True
+            try:
                 self.channels.options = opts
                 self.channels.value = keep
+            finally:
+                self._updating = False
         try:
             png, info = self.render()
         except ValueError as e:
@@ -156,18 +173,10 @@ class LatentExplorer(W.VBox):
         if view == "contribution":
             if self.pipe is None:
                 raise ValueError("the contribution view needs the pipeline's patch embedding: LatentExplorer(..., pipe=pipe)")
-            x = self._get("input", step_i)
-            if x is None:
-                raise ValueError("record 'step/*/input' for the contribution view")
-            import torch
-
-            maps = contribution_maps(self.pipe, torch.from_numpy(x))
-            hi = max(float(maps["image"].max()), float(maps["noise"].max())) or 1.0
-            ims = [(np.clip(maps[k][min(f, len(maps[k]) - 1)] / hi, 0, 1) * 255).astype(np.uint8) for k in
-                   ("noise", "image")]
-            from ..viz import _lut
-
-            tiles = [_lut("magma")[m] for m in ims]
+            maps = self._contribution(step_i)
+            hi = max(float(maps["image"].max()), float(maps["noise"].max()))
+            per = (self.frame.max + 1) // len(maps["image"])  # latent frames a token spans (1.5: patch_size_t)
+            tiles = [colourise(maps[k][min(f // per, len(maps[k]) - 1)], vmax=hi) for k in ("noise", "image")]
             return to_png(rgb_tiles(tiles, ["|W_noise * patch(z_t)|", "|W_img * patch(z_img)|"], zoom=32)), \
                 f"per-token contribution of each half, step {step_i + 1}, latent frame {f} (one scale)"
         arr = self.current()
