@@ -6,12 +6,12 @@ The public names, in the order of the data flow::
 """
 from .errors import CogvizError, FetchError, FitError, ImageLoadError, ImageTooLargeError, ModelLoadError, PresetError
 from .image import load_image
-from .fit import FitReport, FittedImage, fit_image
+from .fit import FitReport, FitSource, FittedImage, fit_image
 from .presets import PRESETS, Preset, best_size, get_preset
 
 __version__ = "0.1.0"
 __all__ = [
-    "load_image", "fit_image", "FittedImage", "FitReport", "load_pipeline", "generate", "Generation", "Trace", "encode_image", "decode",
+    "load_image", "fit_image", "FitSource", "FittedImage", "FitReport", "load_pipeline", "generate", "Generation", "Trace", "encode_image", "decode",
     "Preset", "PRESETS", "get_preset", "best_size",
     "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
     "ModelLoadError",

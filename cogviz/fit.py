@@ -18,6 +18,7 @@ Crop and resize are one ``Image.resize(box=...)`` call, so the crop box keeps su
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,10 +26,10 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .errors import FitError
-from .image import load_image
+from .image import DeferredImage, load_image
 from .presets import Preset, best_size, get_preset
 
-__all__ = ["FitReport", "FittedImage", "fit_image", "MODES", "FILLS"]
+__all__ = ["FitReport", "FittedImage", "fit_image", "FitSource", "MODES", "FILLS"]
 
 MODES = ("crop", "pad", "stretch")
 FILLS = ("colour", "edge", "blur")
@@ -103,23 +104,79 @@ def _parse_size(size: Any, image_size: tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
-def _draft_target(size: Any) -> tuple[int, int]:
-    """A lower bound on the target size, known before the image is decoded."""
-    if isinstance(size, (str, Preset)):
-        p = get_preset(size)
-        side = p.max_long_side or max(p.size)
-        return p.size if p.fixed_resolution else (side, side)
-    return _parse_size(size, (1, 1))
+def _cover_scale(sw: int, sh: int, tw: int, th: int) -> float:
+    return max(tw / sw, th / sh)
 
 
 def _cover_box(sw: int, sh: int, tw: int, th: int, focus: tuple[float, float]) -> tuple[float, ...]:
     """The largest box of the target's aspect inside the source, centred on ``focus`` where it fits."""
-    s = max(tw / sw, th / sh)
+    s = _cover_scale(sw, sh, tw, th)
     cw, ch = min(sw, tw / s), min(sh, th / s)
     fx, fy = focus
     left = min(max(fx * sw - cw / 2, 0.0), sw - cw)
     top = min(max(fy * sh - ch / 2, 0.0), sh - ch)
     return (left, top, left + cw, top + ch)
+
+
+def _reduced(image: Image.Image, min_size: tuple[int, int]) -> Image.Image:
+    """Pixels at least ``min_size`` (height, width): a JPEG not yet decoded decodes at a reduced scale."""
+    return image.decode_reduced(min_size) if isinstance(image, DeferredImage) else image
+
+
+class FitSource:
+    """An image prepared for many fits: reduced working copies are made once and reused.
+
+    What an interactive fitter needs. Each fit resamples from a working copy holding
+    ``oversample`` (default 2) source pixels per target pixel instead of from the full-resolution
+    image, while the geometry and the report are always computed in full-resolution coordinates.
+    A working copy is the JPEG decoded at a reduced DCT scale (or the full image), resized once with
+    Lanczos to exactly ``oversample`` x the size that covers the target; copies are cached per
+    target size. At ``oversample=2`` a fit from it stays above 50 dB PSNR against the same fit of
+    the full-resolution decode on a noisy 12-megapixel photo (the tests assert >= 40 dB).
+
+    >>> src = FitSource(Image.new("RGB", (4000, 3000), "teal"))
+    >>> fit_image(src, (480, 720)).report.source_size, src.working_size((480, 720))
+    ((3000, 4000), (1080, 1440))
+    """
+
+    def __init__(self, image: Any, *, oversample: float = 2.0):
+        self.image = load_image(image)  # a big JPEG stays undecoded: see cogviz.image.DeferredImage
+        self.oversample = float(oversample)
+        self._copies: dict[tuple, Image.Image] = {}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the full-resolution source, PIL's order."""
+        return self.image.size
+
+    def working_size(self, target: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) of the working copy for a (height, width) target; the full size if smaller."""
+        sw, sh = self.size
+        s = min(1.0, _cover_scale(sw, sh, target[1], target[0]) * self.oversample)
+        return (sh, sw) if s >= 1.0 else (max(1, math.ceil(sh * s)), max(1, math.ceil(sw * s)))
+
+    def preview(self, max_side: int = 360) -> Image.Image:
+        """A copy no larger than ``max_side`` on its long side, for display (cached)."""
+        key = ("preview", max_side)
+        if key not in self._copies:
+            sw, sh = self.size
+            f = min(1.0, max_side / max(sw, sh))
+            size = (max(1, round(sw * f)), max(1, round(sh * f)))
+            base = _reduced(self.image, (size[1], size[0]))
+            self._copies[key] = base if base.size == size else base.resize(size, Image.Resampling.BILINEAR,
+                                                                            reducing_gap=2.0)
+        return self._copies[key]
+
+    def pixels_for(self, target: tuple[int, int]) -> Image.Image:
+        """The working copy for a (height, width) target (cached)."""
+        wh, ww = self.working_size(target)
+        if (ww, wh) == self.size:
+            return self.image
+        if (wh, ww) not in self._copies:
+            base = _reduced(self.image, (wh, ww))
+            self._copies[(wh, ww)] = base if base.size == (ww, wh) else base.resize(
+                (ww, wh), RESAMPLE, reducing_gap=REDUCING_GAP)
+        return self._copies[(wh, ww)]
 
 
 def fit_image(
@@ -134,8 +191,10 @@ def fit_image(
     """Fit ``image`` to exactly ``size`` with an explicit ``mode``; see the module doc for the modes.
 
     Args:
-        image: a PIL image or any source :func:`cogviz.load_image` accepts (then a JPEG is decoded
-            directly at a reduced scale where that loses nothing at the target size).
+        image: a PIL image, any source :func:`cogviz.load_image` accepts, or a :class:`FitSource`.
+            A big JPEG not yet decoded (a path, or what ``load_image`` returned) is decoded directly
+            at a reduced DCT scale that still covers the target; the report always describes the
+            full-resolution source.
         size: ``(height, width)``, or a preset name (``"CogVideoX-5b-I2V"`` -> 480x720;
             ``"CogVideoX1.5-5B-I2V"`` -> the best 1.5 size for this image's aspect).
         mode: ``"crop"`` (default: what CogVideoX 1.0 was trained on), ``"pad"`` or ``"stretch"``.
@@ -159,24 +218,33 @@ def fit_image(
     if isinstance(fill, str) and fill not in ("edge", "blur"):
         raise FitError(f"fill must be an (r, g, b) colour, 'edge' or 'blur', got {fill!r}")
 
-    if not isinstance(image, Image.Image):
-        # A big JPEG decodes directly at 1/2, 1/4 or 1/8 scale, kept >= DRAFT_OVERSAMPLE x the target.
-        dh, dw = _draft_target(size)
-        image = load_image(image, draft_size=(DRAFT_OVERSAMPLE * dh, DRAFT_OVERSAMPLE * dw))
+    if isinstance(image, FitSource):
+        sw, sh = image.size
+        th, tw = _parse_size(size, (sh, sw))
+        pixels = image.pixels_for((th, tw))
     else:
-        image = load_image(image)  # any mode -> RGB, EXIF orientation applied
-    sw, sh = image.size
-    th, tw = _parse_size(size, (sh, sw))
+        image = load_image(image)  # any source and mode -> RGB, EXIF orientation applied
+        sw, sh = image.size
+        th, tw = _parse_size(size, (sh, sw))
+        # A big JPEG decodes directly at 1/2, 1/4 or 1/8 scale, kept >= DRAFT_OVERSAMPLE x the cover size.
+        s = _cover_scale(sw, sh, tw, th) * DRAFT_OVERSAMPLE
+        pixels = _reduced(image, (math.ceil(sh * s), math.ceil(sw * s)))
+    # The geometry is computed at full resolution; ``pixels`` may be a reduced copy: boxes map onto it.
+    kx, ky = pixels.width / sw, pixels.height / sh
+
+    def resample(size_wh, box=None):
+        l, t, r, b = (0.0, 0.0, sw, sh) if box is None else box
+        return pixels.resize(size_wh, RESAMPLE, box=(l * kx, t * ky, r * kx, b * ky), reducing_gap=REDUCING_GAP)
 
     crop_box = None
     fill_name = None
     if mode == "stretch":
-        out = image.resize((tw, th), RESAMPLE, reducing_gap=REDUCING_GAP)
+        out = resample((tw, th))
         scale = (th / sh, tw / sw)
         image_box = (0, 0, tw, th)
     elif mode == "crop":
         crop_box = _cover_box(sw, sh, tw, th, (fx, fy))
-        out = image.resize((tw, th), RESAMPLE, box=crop_box, reducing_gap=REDUCING_GAP)
+        out = resample((tw, th), crop_box)
         s = tw / (crop_box[2] - crop_box[0])
         scale = (th / (crop_box[3] - crop_box[1]), s)
         image_box = (0, 0, tw, th)
@@ -184,15 +252,15 @@ def fit_image(
         s = min(tw / sw, th / sh)
         iw, ih = max(1, min(tw, round(sw * s))), max(1, min(th, round(sh * s)))
         left, top = round((tw - iw) * fx), round((th - ih) * fy)
-        inner = image.resize((iw, ih), RESAMPLE, reducing_gap=REDUCING_GAP)
+        inner = resample((iw, ih))
         if fill == "edge":
             a = np.asarray(inner)
             a = np.pad(a, ((top, th - ih - top), (left, tw - iw - left), (0, 0)), mode="edge")
             out = Image.fromarray(a)
             fill_name = "edge"
         elif fill == "blur":
-            back = image.resize((tw, th), RESAMPLE, box=_cover_box(sw, sh, tw, th, (0.5, 0.5)),
-                                reducing_gap=REDUCING_GAP).filter(ImageFilter.GaussianBlur(blur_radius))
+            back = resample((tw, th), _cover_box(sw, sh, tw, th, (0.5, 0.5)))
+            back = back.filter(ImageFilter.GaussianBlur(blur_radius))
             back.paste(inner, (left, top))
             out = back
             fill_name = "blur"

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import FetchError, ImageLoadError, ImageTooLargeError
 
-__all__ = ["load_image", "fetch_url", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES"]
+__all__ = ["load_image", "fetch_url", "DeferredImage", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "LAZY_MIN_PIXELS"]
 
 DEFAULT_MAX_PIXELS = 64_000_000  #: 64 megapixels: far above any camera JPEG, far below a bomb
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024  #: cap on a URL's body, enforced while streaming
@@ -195,10 +195,129 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     return img.convert("RGB")
 
 
+LAZY_MIN_PIXELS = 2_000_000  #: JPEGs at least this large decode when their pixels are first needed
+_ORIENTATION = 0x0112
+_SWAPS_AXES = (5, 6, 7, 8)  #: EXIF orientations that transpose the image (width and height swap)
+
+
+def _format_of(img: Image.Image | None) -> str:
+    return (img.format or "unknown format") if img is not None else "no format Pillow recognised"
+
+
+def _failure(what: str, img: Image.Image | None, e: BaseException) -> ImageLoadError:
+    """The one message for any failure while identifying, decoding, transposing or converting."""
+    if isinstance(e, (OSError, SyntaxError, EOFError)) and not isinstance(e, NotImplementedError):
+        cause = f"the image data is truncated or corrupt ({e})"
+    elif isinstance(e, NotImplementedError):
+        cause = f"Pillow cannot decode this variant of the format ({e or type(e).__name__})"
+    else:
+        cause = f"{type(e).__name__}: {e}"
+    return ImageLoadError(f"cannot load {what} ({_format_of(img)}): {cause}")
+
+
+def _decode(data: bytes, what: str, background: tuple[int, int, int],
+            draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode encoded bytes fully (or, for a JPEG, at the DCT scale ``draft_size`` allows) -> RGB."""
+    img = None
+    try:
+        img = Image.open(io.BytesIO(data))
+        if draft_size is not None and img.format == "JPEG":
+            # DCT-domain downscaling: decode at 1/2, 1/4 or 1/8 size, never below draft_size. The
+            # request is in stored (pre-orientation) axes, so ask for the larger side on both.
+            side = max(draft_size)
+            img.draft("RGB", (side, side) if _orientation(img) in _SWAPS_AXES else (draft_size[1], draft_size[0]))
+        img.load()
+        return _to_rgb(ImageOps.exif_transpose(img), background)
+    except ImageLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure becomes one error that names the source
+        raise _failure(what, img, e) from None
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block: treat as unrotated, as Pillow's transpose does
+        return 1
+
+
+def _frame_count(data: bytes, what: str) -> int:
+    """How many frames the file holds, counted on a separate handle: a broken later frame (e.g. a
+    TIFF page without dimensions) must not spoil the first one, which is all cogviz uses."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            return int(probe.n_frames)
+    except Exception as e:  # noqa: BLE001 - counting is best effort
+        warnings.warn(f"{what}: its later frames or pages are unreadable ({type(e).__name__}: {e}); "
+                      "cogviz uses the first", stacklevel=5)
+        return 1
+
+
+class DeferredImage(Image.Image):
+    """An RGB image of a large JPEG whose pixels are decoded when first needed.
+
+    ``load_image`` returns one for JPEGs of at least :data:`LAZY_MIN_PIXELS` pixels whose stream
+    ends properly: size, mode (``"RGB"``) and ``info`` are known from the header, EXIF orientation
+    included, and any pixel access (``load()``, ``resize``, ``np.asarray``, display, ...) decodes the
+    whole image once. :func:`cogviz.fit_image` instead calls :meth:`decode_reduced`, which decodes
+    at the smallest DCT scale (1/2, 1/4, 1/8) that still covers the fit's target: that is why
+    ``fit_image(load_image(path))`` costs what ``fit_image(path)`` costs. A decoding failure, when
+    it happens, raises :class:`cogviz.ImageLoadError` naming the source, like ``load_image`` does.
+    """
+
+    format = "JPEG"
+
+    def __init__(self, data: bytes, what: str, size: tuple[int, int], info: dict,
+                 background: tuple[int, int, int]):
+        super().__init__()
+        self._mode, self._size, self.info = "RGB", size, info
+        self._data, self._what, self._background = data, what, background
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the full-resolution pixels are in memory."""
+        return self._im is not None
+
+    def _materialise(self) -> None:
+        if self._im is None:
+            full = _decode(self._data, self._what, self._background)
+            if full.size != self._size:
+                raise ImageLoadError(f"cannot load {self._what} (JPEG): the header says {self._size} but the "
+                                     f"data decodes to {full.size}")
+            self._im = full.im
+
+    @property
+    def im(self):
+        self._materialise()
+        return super().im
+
+    @im.setter
+    def im(self, im) -> None:
+        self._im = im
+
+    def load(self):
+        self._materialise()
+        return super().load()
+
+    def decode_reduced(self, min_size: tuple[int, int]) -> Image.Image:
+        """The image decoded at the smallest DCT scale still at least ``min_size`` (height, width).
+
+        The full-resolution pixels, when already decoded, are returned as they are.
+        """
+        if self._im is not None:
+            return self
+        return _decode(self._data, self._what, self._background, draft_size=min_size)
+
+    def __reduce__(self):  # pickles and copies as a plain, decoded image
+        self._materialise()
+        return super().__reduce__()
+
+
 def _open_bytes(data: bytes, what: str, max_pixels: int, draft_size: tuple[int, int] | None,
-                background: tuple[int, int, int]) -> Image.Image:
+                background: tuple[int, int, int], lazy: bool = True) -> Image.Image:
     if len(data) == 0:
         raise ImageLoadError(f"cannot load {what}: it is empty (0 bytes)")
+    img = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -208,14 +327,20 @@ def _open_bytes(data: bytes, what: str, max_pixels: int, draft_size: tuple[int, 
                 raise ImageTooLargeError(
                     f"cannot load {what}: {w}x{h} = {w * h:,} pixels exceeds max_pixels={max_pixels:,} "
                     "(a guard against decompression bombs; raise max_pixels= if the image is genuine)")
-            frames = getattr(img, "n_frames", 1)
-            if frames > 1:
-                warnings.warn(f"{what} is animated ({frames} frames); cogviz uses the first frame",
-                              stacklevel=4)
-                img.seek(0)
+            if w <= 0 or h <= 0:
+                raise ImageLoadError(f"cannot load {what} ({_format_of(img)}): its header gives a size of {w}x{h}")
+            frames = _frame_count(data, what) if img.format != "PSD" and hasattr(type(img), "n_frames") else 1
+            if frames > 1:  # (a PSD's "frames" are its layers: the file as opened is the flattened composite)
+                warnings.warn(f"{what} is animated ({frames} frames); cogviz uses the first frame", stacklevel=4)
+            if (lazy and draft_size is None and img.format == "JPEG" and img.mode in ("RGB", "L")
+                    and w * h >= LAZY_MIN_PIXELS and frames == 1
+                    and data.rstrip(b"\0")[-2:] == b"\xff\xd9"):  # the stream ends: no obvious truncation
+                size = (h, w) if _orientation(img) in _SWAPS_AXES else (w, h)
+                info = {k: v for k, v in img.info.items() if k not in ("exif", "orientation")}
+                return DeferredImage(data, what, size, info, background)
             if draft_size is not None and img.format == "JPEG":
-                # DCT-domain downscaling: decode at 1/2, 1/4 or 1/8 size, never below draft_size.
-                img.draft("RGB", (draft_size[1], draft_size[0]))
+                side = max(draft_size)
+                img.draft("RGB", (side, side) if _orientation(img) in _SWAPS_AXES else (draft_size[1], draft_size[0]))
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img, background)
@@ -230,9 +355,9 @@ def _open_bytes(data: bytes, what: str, max_pixels: int, draft_size: tuple[int, 
         hint = " (it looks like text, not an image)" if head.strip() and all(32 <= b < 127 or b in (9, 10, 13)
                                                                                for b in head) else ""
         raise ImageLoadError(f"cannot load {what}: not a recognised image format{hint}; accepted are the "
-                             "formats Pillow reads (PNG, JPEG, WebP, GIF, BMP, TIFF, ...)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageLoadError(f"cannot load {what}: the image data is truncated or corrupt ({e})") from None
+                             "formats Pillow reads (PNG, JPEG, WebP, GIF, BMP, TIFF, PSD, ...)") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure becomes one error that names the source
+        raise _failure(what, img, e) from None
 
 
 # ---------------------------------------------------------------------------------- the entry
@@ -263,19 +388,30 @@ def load_image(
 
     Modes: 1, L, P, RGB, RGBA, LA, CMYK (through its ICC profile when present), YCbCr, I;16, I and F
     all become RGB; 16-bit data is scaled to 8 bits. Animated images give their first frame, with a
-    warning.
+    warning; a layered PSD gives its flattened composite (layers are not frames).
+
+    A JPEG of :data:`LAZY_MIN_PIXELS` or more comes back as a :class:`DeferredImage`: a PIL image
+    whose pixels decode on first use, so ``fit_image(load_image(path))`` can decode it directly at
+    a reduced DCT scale and costs what ``fit_image(path)`` costs.
+
+    Any exception while identifying, decoding, transposing or converting becomes an
+    :class:`~cogviz.ImageLoadError` naming the source, the format Pillow saw and the cause.
 
     >>> load_image(np.zeros((4, 6, 4), np.uint8)).getpixel((0, 0))  # transparent -> white
     (255, 255, 255)
     """
     what = _describe(source)
+    if isinstance(source, DeferredImage):
+        return source  # already RGB and oriented; its pixels decode when needed
     if isinstance(source, Image.Image):
         try:
-            if getattr(source, "n_frames", 1) > 1:
+            if source.format != "PSD" and getattr(source, "n_frames", 1) > 1:
                 warnings.warn(f"{what} is animated; cogviz uses the current frame", stacklevel=2)
             return _to_rgb(ImageOps.exif_transpose(source), background)
-        except (OSError, ValueError) as e:
-            raise ImageLoadError(f"cannot load {what}: {e}") from None
+        except ImageLoadError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any decoder failure becomes one error that names the source
+            raise _failure(what, source, e) from None
     if isinstance(source, np.ndarray):
         return _to_rgb(_from_array(source, what), background)
     if type(source).__module__.startswith("torch") and hasattr(source, "detach"):

@@ -36,11 +36,14 @@ def fit_overlay(source: Image.Image, report: FitReport, *, max_side: int = 360,
     """The source with what a fit keeps outlined and what it discards dimmed.
 
     crop: the crop box drawn, the cut-away area darkened. pad and stretch keep the whole source: it
-    is outlined, and the report (padding, stretch) is read beside the fitted result.
+    is outlined, and the report (padding, stretch) is read beside the fitted result. ``source`` may
+    be the full-resolution source or any reduced copy of it (e.g. ``FitSource.preview``): the
+    report's full-resolution boxes are mapped onto it.
     """
     thumb, f = thumbnail(source.convert("RGB"), max_side)
     w, h = thumb.size
-    box = report.crop_box if report.crop_box is not None else (0, 0, source.width, source.height)
+    f *= source.width / report.source_size[1]  # full-resolution source pixels -> thumbnail pixels
+    box = report.crop_box if report.crop_box is not None else (0, 0, report.source_size[1], report.source_size[0])
     l, t, r, b = (v * f for v in box)
     a = np.asarray(thumb).astype(np.float32)
     keep = np.zeros((h, w), bool)
