@@ -1,4 +1,12 @@
-"""Pure renderers: they return images, arrays or PNG bytes and never display anything."""
+"""Pure renderers: they return pictures, arrays or PNG bytes and never display anything.
+
+Every renderer returns a :class:`Picture`: a uint8 ``(H, W, 3)`` numpy array that shows itself as a
+PNG wherever IPython displays it (``_repr_png_``) - inline, JupyterLab, the classic notebook,
+exported HTML - whatever state the kernel is in: nothing relies on pyplot having been touched.
+Matplotlib figures (``stats_figure``, ``plot``-style renderers) are drawn with the Agg canvas into a
+``Picture`` too, with the figure kept on ``.figure`` for editing.
+"""
+
 from __future__ import annotations
 
 import functools
@@ -9,8 +17,113 @@ from PIL import Image, ImageDraw
 
 from .fit import FitReport
 
-__all__ = ["to_png", "fit_overlay", "thumbnail", "NORMS", "zero_colour", "channel_mosaic", "frames_overview", "rgb_tiles",
-           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png", "as_figure", "colourise"]
+__all__ = ["Picture", "picture", "to_png", "fit_overlay", "thumbnail", "NORMS", "zero_colour", "channel_mosaic", "frames_overview", "rgb_tiles",
+           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png", "colourise", "frame_strip"]
+
+
+class Picture(np.ndarray):
+    """A rendered picture: a uint8 ``(H, W, 3)`` array that displays itself as a PNG.
+
+    Use it as the array it is (slicing, ``np.concatenate``, ``Image.fromarray``), or
+    ``.save(path)``, ``.to_png()``, ``.to_array()`` (a plain ndarray), ``.to_pil()``. ``width`` (CSS
+    pixels) sets the displayed width.
+
+    >>> pic = picture(np.zeros((4, 6, 3), np.uint8), title=None)
+    >>> pic.shape, pic.to_png()[:4], pic._repr_png_()[:4]
+    ((4, 6, 3), b'\\x89PNG', b'\\x89PNG')
+    """
+
+    width: int | None = None
+    figure = None
+
+    def __new__(cls, array, *, width: int | None = None, figure=None):
+        a = np.asarray(array)
+        if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+            raise ValueError(f"a Picture is a uint8 (H, W), (H, W, 3) or (H, W, 4) array, got {a.dtype} {a.shape}")
+        obj = np.ascontiguousarray(a).view(cls)
+        obj.width, obj.figure = width, figure
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.width = getattr(obj, "width", None)
+        self.figure = None
+
+    def _is_image(self) -> bool:
+        return self.dtype == np.uint8 and (self.ndim == 2 or (self.ndim == 3 and self.shape[-1] in (3, 4))) \
+            and self.size > 0
+
+    def to_array(self) -> np.ndarray:
+        """The pixels as a plain ``np.ndarray``."""
+        return np.asarray(self).view(np.ndarray)
+
+    def to_pil(self) -> Image.Image:
+        return Image.fromarray(self.to_array())
+
+    def to_png(self) -> bytes:
+        return to_png(self.to_array())
+
+    def save(self, path) -> None:
+        """Write the picture (format from the suffix: .png, .jpg, .webp, ...)."""
+        self.to_pil().save(path)
+
+    def _repr_png_(self):
+        if not self._is_image():
+            return None  # a slice that is no longer a picture displays as an array
+        if self.width:
+            return self.to_png(), {"width": int(self.width)}
+        return self.to_png()
+
+    def __repr__(self):
+        if self._is_image() and type(self) is Picture:
+            return f"<cogviz Picture {self.shape[1]}x{self.shape[0]}>"
+        return repr(self.to_array())
+
+    def __reduce__(self):  # pickles as a plain array
+        return (picture, (self.to_array(),))
+
+
+def picture(image, *, title: str | None = None, width: int | None = None) -> Picture:
+    """Any image (a uint8 array, a PIL image, a matplotlib Figure) as a :class:`Picture`, optionally titled.
+
+    A Figure is drawn with its own Agg canvas (no pyplot), and kept on ``.figure``.
+    """
+    fig = None
+    if hasattr(image, "savefig") and hasattr(image, "canvas"):
+        fig = image
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        image = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    elif isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise ValueError(f"picture() takes uint8 pixels, a PIL image or a matplotlib Figure, got {a.dtype} {a.shape}")
+    if title:
+        a = _titled(a, title)
+    return Picture(a, width=width, figure=fig)
+
+
+def _titled(a: np.ndarray, title: str) -> np.ndarray:
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=-1)
+    a = a[..., :3]
+    bar = np.full((16, a.shape[1], 3), 255, np.uint8)
+    img = Image.fromarray(np.concatenate([bar, a]))
+    ImageDraw.Draw(img).text((2, 2), title, fill=(0, 0, 0))
+    return np.asarray(img)
+
+
+def _pictured(fn):
+    """Renderer decorator: whatever the renderer composes comes back as a Picture."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        return out if isinstance(out, Picture) else picture(out)
+
+    return wrapper
 
 
 def to_png(image: "Image.Image | np.ndarray") -> bytes:
@@ -31,6 +144,7 @@ def thumbnail(image: Image.Image, max_side: int = 360) -> tuple[Image.Image, flo
     return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), f
 
 
+@_pictured
 def fit_overlay(source: Image.Image, report: FitReport, *, max_side: int = 360,
                 colour: tuple[int, int, int] = (255, 64, 64)) -> Image.Image:
     """The source with what a fit keeps outlined and what it discards dimmed.
@@ -107,6 +221,7 @@ def _upscale(img: np.ndarray, zoom: int) -> np.ndarray:
     return img if zoom == 1 else img.repeat(zoom, axis=-3).repeat(zoom, axis=-2)
 
 
+@_pictured
 def channel_mosaic(latent, *, norm: str = "symmetric", cols: int = 8, zoom: int | None = None, split: int | None = None,
                    labels: bool = True, cmap: str | None = None, gap: int = 2, title: str | None = None,
                    vmax: float | None = None) -> np.ndarray:
@@ -173,6 +288,7 @@ def channel_mosaic(latent, *, norm: str = "symmetric", cols: int = 8, zoom: int 
     return np.asarray(img)
 
 
+@_pictured
 def frames_overview(latent, *, norm: str = "symmetric", tile: int = 24, split: int | None = None,
                     cmap: str | None = None) -> np.ndarray:
     """A ``(F, C, h, w)`` latent as a frames x channels grid (rows = latent frames) -> uint8 image.
@@ -222,6 +338,7 @@ def frames_overview(latent, *, norm: str = "symmetric", tile: int = 24, split: i
     return np.asarray(img)
 
 
+@_pictured
 def colourise(values, *, vmax: float | None = None, cmap: str = "magma") -> np.ndarray:
     """A 2-d array of non-negative values -> uint8 ``(h, w, 3)`` through a colormap, 0..vmax (default: its max)."""
     v = _as_np(values)
@@ -229,6 +346,7 @@ def colourise(values, *, vmax: float | None = None, cmap: str = "magma") -> np.n
     return _lut(cmap)[(np.clip(v / top, 0, 1) * 255).astype(np.uint8)]
 
 
+@_pictured
 def rgb_tiles(images, titles, *, zoom: int | None = None, gap: int = 4) -> np.ndarray:
     """uint8 ``(h, w, 3)`` images side by side with titles (e.g. PCA / RGB-map previews per frame)."""
     images = [np.asarray(i) for i in images]
@@ -276,6 +394,7 @@ def denoising_film(trace, *, frame: int = 0, channels=slice(0, 16), norm: str = 
     return np.stack(out)
 
 
+@_pictured
 def stats_figure(trace, *, frame: int = 0):
     """Per-channel statistics of z_t across the steps against z_img, and histograms: a matplotlib Figure.
 
@@ -313,12 +432,15 @@ def stats_figure(trace, *, frame: int = 0):
 
 
 def figure_png(fig, dpi: int = 90) -> bytes:
-    """PNG bytes of a matplotlib Figure (no pyplot, no display)."""
+    """PNG bytes of a matplotlib Figure (no pyplot, no display), or of a :class:`Picture`."""
+    if isinstance(fig, Picture):
+        return fig.to_png()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
+@_pictured
 def heatmap(values, *, row_labels, col_labels, title: str = "", cmap: str = "magma", cell: int = 28,
             fmt: str = "{:.2f}") -> np.ndarray:
     """A labelled 2-d heat map (values in [0, 1] coloured over their own range) -> uint8 image."""
@@ -364,15 +486,13 @@ def mosaic_png(image: np.ndarray, *, norm: str = "symmetric", cmap: str | None =
     return buf.getvalue()
 
 
-def as_figure(image: np.ndarray, title: str | None = None, width: float = 10):
-    """A matplotlib Figure holding one rendered image at its aspect (display it, or save it)."""
-    from matplotlib.figure import Figure
-
-    image = np.asarray(image)
-    fig = Figure(figsize=(width, width * image.shape[0] / image.shape[1] + (0.3 if title else 0)), layout="constrained")
-    ax = fig.subplots()
-    ax.imshow(image, interpolation="nearest")
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+@_pictured
+def frame_strip(frames, indices=None, *, titles=None, zoom: int | None = None, gap: int = 4) -> np.ndarray:
+    """Chosen frames of a uint8 ``(F, H, W, 3)`` video side by side, titled ``frame i`` (or ``titles``)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frame_strip takes uint8 frames (F, H, W, 3), got shape {frames.shape}")
+    if indices is None:
+        indices = np.unique(np.linspace(0, len(frames) - 1, min(5, len(frames))).round().astype(int)).tolist()
+    titles = titles or [f"frame {i}" for i in indices]
+    return rgb_tiles([frames[i] for i in indices], titles, zoom=zoom, gap=gap)

@@ -28,11 +28,12 @@ SAMPLE = "lighthouse"          # one of cogviz.samples.SAMPLES, or a path / http
 PRESET = "CogVideoX-5b-I2V"    # or "CogVideoX1.5-5B-I2V", "cogviz-toy"
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 from PIL import Image
 
 import cogviz
+from cogviz import viz
 from cogviz.samples import SAMPLES, load_sample, sample_path
 
 # %% [markdown]
@@ -69,14 +70,10 @@ print(f"{preset.name}: {h}x{w}, {preset.num_frames} frames -> {latent_frames} la
 source = load_sample(SAMPLE) if SAMPLE in SAMPLES else cogviz.load_image(SAMPLE)
 badge = cogviz.load_image(sample_path("badge"))
 naive = Image.open(sample_path("badge")).convert("RGB")  # plain PIL: alpha is dropped
-fig, ax = plt.subplots(1, 3, figsize=(10, 3))
-for a, img, title in zip(ax, [source, badge, naive],
-                         [f"{SAMPLE} {source.size[0]}x{source.size[1]}", "badge via load_image (white)",
-                          "badge, alpha dropped (black)"]):
-    a.imshow(img)
-    a.set_title(title, fontsize=9)
-    a.axis("off")
-plt.show()
+# every cogviz renderer returns a viz.Picture: an array that shows itself as a PNG
+viz.rgb_tiles([np.asarray(im) for im in (source, badge, naive)],
+              [f"{SAMPLE} {source.size[0]}x{source.size[1]}", "badge via load_image (white)",
+               "badge, alpha dropped (black)"])
 
 # %% [markdown]
 # ## 3. Fitting: three honest choices
@@ -96,12 +93,8 @@ plt.show()
 
 # %%
 fits = {mode: cogviz.fit_image(source, PRESET, mode) for mode in ("crop", "pad", "stretch")}
-fig, ax = plt.subplots(1, 3, figsize=(12, 3))
-for a, (mode, fitted) in zip(ax, fits.items()):
-    a.imshow(fitted.image)
-    a.set_title(fitted.report.summary(), fontsize=8)
-    a.axis("off")
-plt.show()
+for mode, fitted in fits.items():
+    display(viz.picture(fitted.image, title=fitted.report.summary(), width=480))
 for mode, fitted in fits.items():
     r = fitted.report
     print(f"{mode:8s} crop box={tuple(round(v, 1) for v in r.crop_box) if r.crop_box else None} "
@@ -120,12 +113,8 @@ for mode, fitted in fits.items():
 top = cogviz.fit_image(source, PRESET, "crop", focus=(0.5, 0.0))
 bottom = cogviz.fit_image(source, PRESET, "crop", focus=(0.5, 1.0))
 blurred = cogviz.fit_image(source, PRESET, "pad", fill="blur")
-fig, ax = plt.subplots(1, 3, figsize=(12, 3))
-for a, f, t in zip(ax, [top, bottom, blurred], ["crop, focus top", "crop, focus bottom", "pad, blurred fill"]):
-    a.imshow(f.image)
-    a.set_title(t, fontsize=9)
-    a.axis("off")
-plt.show()
+viz.picture(viz.rgb_tiles([f.to_array() for f in (top, bottom, blurred)],
+                         ["crop, focus top", "crop, focus bottom", "pad, blurred fill"]), width=1000)
 
 # %% [markdown]
 # ## 4. Loading from a URL

@@ -27,7 +27,6 @@ SCENE_SEED = 1_000_000_009
 SAMPLE = "lighthouse"
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
@@ -45,8 +44,8 @@ pipe = cogviz.load_pipeline("toy")
 scene = render_scene(sample_scene(SCENE_SEED))
 
 
-def show(img, title=None, width=10):
-    display(viz.as_figure(img, title, width))  # viz renders; the notebook displays
+def show(img, title=None, width=900):
+    display(viz.picture(img, title=title, width=width))  # a viz.Picture shows itself as a PNG
 
 
 # %% [markdown]
@@ -150,7 +149,7 @@ for name, img in [("scene", scene[0]), (SAMPLE, load_sample(SAMPLE))]:
     recon = cogviz.decode(pipe, cogviz.encode_image(pipe, fitted, sample=False)[:, :1])[0]
     results[name] = psnr(recon, fitted.to_array())
     show(np.concatenate([fitted.to_array(), recon], axis=1), f"{name}: image | decode(encode(image)), "
-         f"{results[name]:.1f} dB", width=6)
+         f"{results[name]:.1f} dB", width=480)
 assert results["scene"] > results[SAMPLE]
 
 # %% [markdown]

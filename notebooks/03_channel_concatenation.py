@@ -28,10 +28,10 @@ STEPS = 20
 SEED = 0
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
+from matplotlib.figure import Figure
 
 import cogviz
 from cogviz import video, viz
@@ -46,8 +46,8 @@ g = cogviz.generate(pipe, truth[0], prompt_for(scene), steps=STEPS, seed=SEED,
                     attention_layers="all")
 
 
-def show(img, title=None, width=10):
-    display(viz.as_figure(img, title, width))  # viz renders; the notebook displays
+def show(img, title=None, width=900):
+    display(viz.picture(img, title=title, width=width))  # a viz.Picture shows itself as a PNG
 
 
 print(prompt_for(scene), "|", len(g.trace.names()), "tensors recorded")
@@ -104,8 +104,7 @@ fixed = [float((g.trace[f"step/{i + 1}/input"][1, :, 16:] - g.trace[f"step/{i}/i
 print("relative change of z_t per step:", np.round(moves, 3))
 print("change of z_img per step:      ", fixed)
 assert max(fixed) == 0 and min(moves) > 0
-fig = viz.stats_figure(g.trace)
-fig
+viz.stats_figure(g.trace)  # a matplotlib figure drawn into a Picture (the figure is on .figure)
 
 # %% [markdown]
 # ## 5. How the first layer weighs the two halves
@@ -118,25 +117,20 @@ fig
 
 # %%
 split = patch_embed_split(pipe)
-plt.figure(figsize=(8, 2.5))
-plt.bar(np.arange(16) - 0.2, split["noise"], width=0.4, label="weights reading z_t (0-15)")
-plt.bar(np.arange(16) + 0.2, split["image"], width=0.4, label="weights reading z_img (16-31)")
-plt.xlabel("channel within its half")
-plt.ylabel("weight norm")
-plt.legend(fontsize=8)
-plt.show()
+fig = Figure(figsize=(8, 2.5), layout="constrained")  # a plain Figure: no pyplot state involved
+ax = fig.subplots()
+ax.bar(np.arange(16) - 0.2, split["noise"], width=0.4, label="weights reading z_t (0-15)")
+ax.bar(np.arange(16) + 0.2, split["image"], width=0.4, label="weights reading z_img (16-31)")
+ax.set(xlabel="channel within its half", ylabel="weight norm")
+ax.legend(fontsize=8)
+display(viz.picture(fig))
 
 for step in (0, STEPS - 1):
     maps = contribution_maps(pipe, g.trace[f"step/{step}/input"])
-    fig, ax = plt.subplots(2, maps["image"].shape[0], figsize=(12, 3))
-    hi = max(maps["image"].max(), maps["noise"].max())
-    for f in range(maps["image"].shape[0]):
-        for row, key in enumerate(("noise", "image")):
-            ax[row, f].imshow(maps[key][f], vmin=0, vmax=hi, cmap="magma")
-            ax[row, f].set_title(f"{key}, f{f}", fontsize=8)
-            ax[row, f].axis("off")
-    fig.suptitle(f"step {step + 1}: per-token contribution (one scale)", fontsize=9)
-    plt.show()
+    hi = float(max(maps["image"].max(), maps["noise"].max()))  # one colour scale for both rows
+    rows = [viz.rgb_tiles([viz.colourise(maps[key][f], vmax=hi) for f in range(maps[key].shape[0])],
+                          [f"{key}, f{f}" for f in range(maps[key].shape[0])], zoom=20) for key in ("noise", "image")]
+    show(np.concatenate(rows), f"step {step + 1}: per-token contribution (one scale)")
     print(f"step {step + 1}: mean image contribution on frame 0 {maps['image'][0].mean():.2f}, "
           f"later frames {maps['image'][1:].mean():.2f}; mean noise contribution {maps['noise'].mean():.2f}")
 
@@ -152,7 +146,7 @@ for step in (0, STEPS - 1):
 layers = range(pipe.transformer.config.num_layers)
 anchor = np.stack([g.trace[f"step/{STEPS - 1}/attention/{l}"][1, :, 1].numpy() for l in layers])
 show(viz.heatmap(anchor, row_labels=[f"layer {l}" for l in layers], col_labels=[f"f{i}" for i in range(5)],
-                 title=f"share of attention on latent frame 0, last step"), width=6)
+                 title=f"share of attention on latent frame 0, last step"), width=480)
 uniform = 1 / (1 + anchor.shape[1])
 print(f"a uniform spread would give each key frame about {uniform:.2f} (text counted as one group)")
 

@@ -38,12 +38,11 @@ import inspect
 import tempfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 import cogviz
-from cogviz import video
+from cogviz import video, viz
 from cogviz.condition import concat_condition
 from cogviz.sampler import NAMES, Intervention
 from cogviz.samples import sample_path
@@ -150,14 +149,10 @@ print(f"frame 0 vs the conditioning image: {with_image:.1f} dB with z_img, {with
 video.show(video.grid({"z_img": g.frames, "z_img = 0": zeroed.frames}), width=400)
 
 # %%
-fig, ax = plt.subplots(2, 5, figsize=(12, 3.6))
-for row, (title, frames) in enumerate([("with z_img", g.frames), ("z_img = 0", zeroed.frames)]):
-    for a, f in zip(ax[row], [0, 4, 8, 12, 16]):
-        a.imshow(frames[f])
-        a.set_title(f"{title}, frame {f}", fontsize=8)
-        a.axis("off")
-plt.tight_layout()
-plt.show()
+picks = [0, 4, 8, 12, 16]
+viz.picture(np.concatenate([viz.frame_strip(g.frames, picks, titles=[f"with z_img, frame {f}" for f in picks]),
+                            viz.frame_strip(zeroed.frames, picks, titles=[f"z_img = 0, frame {f}" for f in picks])]),
+            width=1000)
 
 # %% [markdown]
 # ## 6. GenerateUI
@@ -200,13 +195,7 @@ print(f"frame 0 PSNR: {with_image:.1f} dB normally, {without_image:.1f} dB with 
       f"{measured:.1f} dB with z_img = 0 in the conditional half only")
 assert my_answer == truth_is, f"not quite: the measurement says {truth_is!r}"
 print("correct:", truth_is, "- guidance amplifies (cond - uncond), which now points away from the image")
-plt.figure(figsize=(6, 2))
-for k, (title, im) in enumerate([("image", truth[0]), ("z_img = 0", zeroed.frames[0]), ("cond half = 0", flipped.frames[0])]):
-    plt.subplot(1, 3, k + 1)
-    plt.imshow(im)
-    plt.title(title, fontsize=8)
-    plt.axis("off")
-plt.show()
+viz.rgb_tiles([truth[0], zeroed.frames[0], flipped.frames[0]], ["image", "z_img = 0", "cond half = 0"], zoom=2)
 
 # %% [markdown]
 # ## 8. The same cell on a real checkpoint

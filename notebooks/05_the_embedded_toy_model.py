@@ -27,12 +27,13 @@ STEPS = 50
 GUIDANCE = 6.0
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from PIL import Image
 
 import cogviz.models as M
+from cogviz import viz
 from cogviz.toy.evaluate import colour_mask, psnr_uint8, zeroed_image_latents
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
 
@@ -49,12 +50,7 @@ from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
 scene = sample_scene(SCENE_SEED)
 truth = render_scene(scene)
 print(prompt_for(scene))
-fig, ax = plt.subplots(1, 5, figsize=(12, 2))
-for a, f in zip(ax, [0, 4, 8, 12, 16]):
-    a.imshow(truth[f])
-    a.set_title(f"frame {f}", fontsize=9)
-    a.axis("off")
-plt.show()
+viz.frame_strip(truth, [0, 4, 8, 12, 16], zoom=2)
 
 # %% [markdown]
 # ## 2. Same architecture, smaller numbers
@@ -98,11 +94,9 @@ def generate(pipe, image, prompt, seed=0):
 
 
 video = generate(pipe, image, prompt_for(scene))
-fig, ax = plt.subplots(2, 5, figsize=(12, 4))
-for i, f in enumerate([0, 4, 8, 12, 16]):
-    ax[0, i].imshow(truth[f]); ax[0, i].set_title(f"truth {f}", fontsize=8); ax[0, i].axis("off")
-    ax[1, i].imshow(video[f]); ax[1, i].set_title(f"generated {f}", fontsize=8); ax[1, i].axis("off")
-plt.show()
+picks = [0, 4, 8, 12, 16]
+display(viz.picture(np.concatenate([viz.frame_strip(truth, picks, titles=[f"truth {f}" for f in picks], zoom=2),
+                                    viz.frame_strip(video, picks, titles=[f"generated {f}" for f in picks], zoom=2)])))
 print(f"frame-0 PSNR against the conditioning image: {psnr_uint8(video[0], truth[0]):.1f} dB")
 
 # %% [markdown]
@@ -116,10 +110,7 @@ print(f"frame-0 PSNR against the conditioning image: {psnr_uint8(video[0], truth
 # %%
 with zeroed_image_latents(pipe):
     no_anchor = generate(pipe, image, prompt_for(scene))
-fig, ax = plt.subplots(1, 3, figsize=(9, 2.2))
-for a, img, t in zip(ax, [truth[0], video[0], no_anchor[0]], ["conditioning image", "with z_img", "z_img zeroed"]):
-    a.imshow(img); a.set_title(t, fontsize=9); a.axis("off")
-plt.show()
+display(viz.rgb_tiles([truth[0], video[0], no_anchor[0]], ["conditioning image", "with z_img", "z_img zeroed"], zoom=2))
 with_img, without = psnr_uint8(video[0], truth[0]), psnr_uint8(no_anchor[0], truth[0])
 print(f"frame 0: {with_img:.1f} dB with the image latent, {without:.1f} dB without")
 

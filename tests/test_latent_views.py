@@ -124,9 +124,10 @@ def test_stats_figure_and_channel_stats(run):
     s = channel_stats(run.trace["z_img"][0, 0])
     assert s["mean"].shape == (16,) and np.all(s["min"] <= s["mean"]) and np.all(s["std"] > 0)
     assert np.all(channel_stats(run.trace["z_img"][0, 1])["std"] == 0)
-    fig = viz.stats_figure(run.trace)
-    png = viz.figure_png(fig)
-    assert png[:4] == b"\x89PNG" and len(fig.axes) == 2
+    pic = viz.stats_figure(run.trace)
+    assert isinstance(pic, viz.Picture) and pic._repr_png_()[:4] == b"\x89PNG" and pic.ndim == 3
+    fig = pic.figure  # kept for editing
+    assert len(fig.axes) == 2
     assert {t.get_text() for t in fig.axes[0].get_legend().get_texts()} == {"z_t channels", "z_img channels (fixed)"}
 
 

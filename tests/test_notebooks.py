@@ -1,5 +1,13 @@
-"""The lessons run top to bottom, stay paired with their .py twins, and carry no outputs in git."""
+"""The lessons run top to bottom, show their pictures, stay paired with their .py twins, and carry no
+outputs in git.
+
+What a reader sees is checked on the executed notebook: no output is a figure shown as text (a
+``<Figure size ...>`` line where a picture should be), and each lesson shows exactly the number of
+pictures (``image/png`` outputs) it is written to show. The kernel runs as a user's does: no
+``MPLBACKEND`` is forced, so nothing passes only because of a test-only backend.
+"""
 import os
+import re
 from pathlib import Path
 
 import jupytext
@@ -10,20 +18,63 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
+#: pictures (image/png outputs) each lesson shows when run top to bottom
+PICTURES = {
+    "01_image_conditioning_preparation": 5,
+    "02_latent_space_encoding": 7,
+    "03_channel_concatenation": 8,
+    "04_i2v_generation": 2,
+    "05_the_embedded_toy_model": 3,
+}
+FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
+
 
 def test_there_are_lessons():
     assert any(p.name.startswith("01_") for p in NOTEBOOKS)
+    assert {p.stem for p in NOTEBOOKS} == set(PICTURES), "add the new lesson's picture count to PICTURES"
+
+
+def shown(nb) -> tuple[int, list[str]]:
+    """(number of image/png outputs, the text/plain of outputs that are a picture shown as text)."""
+    pictures, as_text = 0, []
+    for c in nb.cells:
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            data = o.get("data", {})
+            if "image/png" in data:
+                pictures += 1
+            elif FIGURE_AS_TEXT.search(data.get("text/plain", "")):
+                as_text.append(data["text/plain"])
+            if o.output_type == "stream" and FIGURE_AS_TEXT.search(o.get("text", "")):
+                as_text.append(o["text"])
+    return pictures, as_text
+
+
+def test_figure_as_text_is_detected():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("fig")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "<Figure size 1000x256.757 with 1 Axes>"},
+                                           execution_count=1)]
+    nb.cells = [cell]
+    assert shown(nb) == (0, ["<Figure size 1000x256.757 with 1 Axes>"])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, tmp_path):
+def test_notebook_runs_and_shows_its_pictures(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), "no cell tagged 'parameters'"
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    client.execute()  # raises CellExecutionError, naming the cell, when one fails
+    old = os.environ.pop("MPLBACKEND", None)
+    try:
+        client.execute(env=env)  # raises CellExecutionError, naming the cell, when one fails
+    finally:
+        if old is not None:
+            os.environ["MPLBACKEND"] = old
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    pictures, as_text = shown(nb)
+    assert not as_text, f"{path.name} shows pictures as text: {as_text}"
+    assert pictures == PICTURES[path.stem], f"{path.name} shows {pictures} pictures, expected {PICTURES[path.stem]}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
