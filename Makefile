@@ -9,10 +9,11 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.cogviz-installed
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: install lab test bench train clean
 
-install: $(STAMP)
+install: $(STAMP) $(LAB_OVERRIDES)
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cogviz needs python >= 3.11, this is " + sys.version'
@@ -23,8 +24,14 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --progress-bar off -q -e '.[notebook,test]'
 	@touch $(STAMP)
 
+# JupyterLab reads <prefix>/share/jupyter/lab/settings/overrides.json: no news prompt, no update check.
+$(LAB_OVERRIDES): lab/overrides.json | $(STAMP)
+	@mkdir -p $(dir $@) && cp lab/overrides.json $@
+
+LAB_FLAGS = --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
+
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_FLAGS) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
