@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.cogviz-installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: install lab test bench train clean
+.PHONY: install lab test bench train figures clean
 
 install: $(STAMP) $(LAB_OVERRIDES)
 
@@ -38,6 +38,9 @@ test: install
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+figures: install
+	$(PY) -m cogviz.figures --out docs/figures
 
 train: install
 	$(PY) -m cogviz.toy.train
