@@ -22,6 +22,21 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def _makefile_lab_flags() -> list[str]:
+    line = next(l for l in (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
+                if l.startswith("LAB_FLAGS"))
+    return line.split("=", 1)[1].split()
+
+
+LAB_FLAGS = _makefile_lab_flags()
+
+
+def _need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium), or "
+                    "deselect this test with -m 'not browser'")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -30,9 +45,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium), or "
-                    "deselect this test with -m 'not browser'")
+    _need_chromium()
     root = tmp_path_factory.mktemp("lab")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("from cogviz.widgets import ImageFitter\nw = ImageFitter()\nw")]
@@ -47,13 +60,17 @@ def lab(tmp_path_factory):
         "ex = LatentExplorer(pipe=cogviz.load_pipeline('toy'), image=sample_path('shapes'), steps=4)\nex"),
         nbformat.v4.new_code_cell("ex.step.value = 3\nex.view.value = 'overview'\nprint('shown:', ex.info.value)")]
     nbformat.write(nb, root / "explorer.ipynb")
+    yield from _serve_lab(root, {**os.environ, "MPLBACKEND": "Agg"})
+
+
+def _serve_lab(root: Path, env: dict):
+    """Start JupyterLab over ``root`` with `make lab`'s flags; yield (base URL, token, root); stop it."""
     port, token = _free_port(), secrets.token_hex(16)
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=", "--allow-root", "--LabApp.extension_manager=readonly",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "w"), env={**os.environ, "MPLBACKEND": "Agg"})
+         "--LabApp.extension_manager=readonly", *LAB_FLAGS, "--allow-root"],
+        stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "w"), env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline and proc.poll() is None:
@@ -190,44 +207,15 @@ def lessons_lab(tmp_path_factory):
     """JupyterLab over a copy of notebooks/, started with the flags `make lab` uses."""
     import shutil
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium), or "
-                    "deselect this test with -m 'not browser'")
+    _need_chromium()
     root = tmp_path_factory.mktemp("lessons")
     for nb in NOTEBOOKS:
         shutil.copy(nb, root / nb.name)
-    port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel runs as a user's does
     env["JUPYTERLAB_SETTINGS_DIR"] = str(_lab_settings(root))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         *LAB_FLAGS, "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "w"), env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                json.load(r)
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("JupyterLab did not start: " + (root / "lab.log").read_text()[-2000:])
-    yield base, token, root
-    proc.terminate()
-    proc.wait(timeout=20)
+    yield from _serve_lab(root, env)
 
 
-def _makefile_lab_flags() -> list[str]:
-    line = next(l for l in (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
-                if l.startswith("LAB_FLAGS"))
-    return line.split("=", 1)[1].split()
-
-
-LAB_FLAGS = _makefile_lab_flags()
 
 
 def test_make_lab_turns_off_the_news_prompt():
