@@ -206,10 +206,10 @@ def _format_of(img: Image.Image | None) -> str:
 
 def _failure(what: str, img: Image.Image | None, e: BaseException) -> ImageLoadError:
     """The one message for any failure while identifying, decoding, transposing or converting."""
-    if isinstance(e, (OSError, SyntaxError, EOFError)) and not isinstance(e, NotImplementedError):
-        cause = f"the image data is truncated or corrupt ({e})"
-    elif isinstance(e, NotImplementedError):
+    if isinstance(e, NotImplementedError):
         cause = f"Pillow cannot decode this variant of the format ({e or type(e).__name__})"
+    elif isinstance(e, (OSError, SyntaxError, EOFError)):
+        cause = f"the image data is truncated or corrupt ({e})"
     else:
         cause = f"{type(e).__name__}: {e}"
     return ImageLoadError(f"cannot load {what} ({_format_of(img)}): {cause}")
@@ -221,17 +221,23 @@ def _decode(data: bytes, what: str, background: tuple[int, int, int],
     img = None
     try:
         img = Image.open(io.BytesIO(data))
-        if draft_size is not None and img.format == "JPEG":
-            # DCT-domain downscaling: decode at 1/2, 1/4 or 1/8 size, never below draft_size. The
-            # request is in stored (pre-orientation) axes, so ask for the larger side on both.
-            side = max(draft_size)
-            img.draft("RGB", (side, side) if _orientation(img) in _SWAPS_AXES else (draft_size[1], draft_size[0]))
-        img.load()
-        return _to_rgb(ImageOps.exif_transpose(img), background)
+        return _decode_opened(img, background, draft_size)
     except ImageLoadError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure becomes one error that names the source
         raise _failure(what, img, e) from None
+
+
+def _decode_opened(img: Image.Image, background: tuple[int, int, int],
+                   draft_size: tuple[int, int] | None) -> Image.Image:
+    """An opened image -> decoded, EXIF-oriented RGB; a JPEG at the DCT scale ``draft_size`` allows."""
+    if draft_size is not None and img.format == "JPEG":
+        # DCT-domain downscaling: decode at 1/2, 1/4 or 1/8 size, never below draft_size. The
+        # request is in stored (pre-orientation) axes, so a rotated image asks for the larger side on both.
+        side = max(draft_size)
+        img.draft("RGB", (side, side) if _orientation(img) in _SWAPS_AXES else (draft_size[1], draft_size[0]))
+    img.load()
+    return _to_rgb(ImageOps.exif_transpose(img), background)
 
 
 def _orientation(img: Image.Image) -> int:
@@ -338,12 +344,7 @@ def _open_bytes(data: bytes, what: str, max_pixels: int, draft_size: tuple[int, 
                 size = (h, w) if _orientation(img) in _SWAPS_AXES else (w, h)
                 info = {k: v for k, v in img.info.items() if k not in ("exif", "orientation")}
                 return DeferredImage(data, what, size, info, background)
-            if draft_size is not None and img.format == "JPEG":
-                side = max(draft_size)
-                img.draft("RGB", (side, side) if _orientation(img) in _SWAPS_AXES else (draft_size[1], draft_size[0]))
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img, background)
+            return _decode_opened(img, background, draft_size)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -21,7 +21,6 @@ import traitlets
 
 from ..errors import CogvizError
 from ..fit import FitSource, FittedImage, fit_image
-from ..image import load_image
 from ..presets import PRESETS
 from ..samples import SAMPLES, load_sample
 from ..viz import fit_overlay, thumbnail, to_png
@@ -76,7 +75,7 @@ class ImageFitter(W.VBox):
     def set_source(self, source) -> None:
         """Load any source :func:`cogviz.load_image` accepts; on failure keep the current one."""
         try:
-            src = FitSource(load_image(source))
+            src = FitSource(source)  # loads it once (load_image), a big JPEG left undecoded
         except CogvizError as e:
             self._show_error(e)
             return
