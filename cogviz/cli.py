@@ -2,6 +2,8 @@
 
     cogviz generate --image PATH|URL --prompt TEXT [--model toy|HUB_ID|DIR] [--fit crop] [--frames N]
                     [--steps N] [--guidance G] [--seed N] [--out video.mp4] [--trace trace.safetensors]
+                    [--image-strength A] [--image-noise SIGMA] [--image-window START END]
+                    [--image-guidance S] [--ablation JSON|FILE.json ...] [--metrics metrics.csv]
     cogviz fit IMAGE [--preset NAME | --size HxW] [--mode crop|pad|stretch] --out PATH
     cogviz train-toy [--run-dir DIR] ...      (same as python -m cogviz.toy.train)
 """
@@ -37,6 +39,31 @@ def _positive(text: str) -> int:
     return v
 
 
+def _ablations(texts) -> list:
+    """``--ablation`` values: JSON text (an object or a list of objects) or the path of a .json file."""
+    import json
+    from pathlib import Path
+
+    from .ablations import from_dict
+    from .errors import AblationError
+
+    out = []
+    for text in texts or ():
+        source = text
+        if text.strip().endswith(".json") and not text.lstrip().startswith(("{", "[")):
+            try:
+                text = Path(text).read_text()
+            except OSError as e:
+                raise AblationError(f"--ablation {source!r}: cannot read the file ({e.strerror})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise AblationError(f"--ablation {source!r}: not valid JSON ({e.msg} at column {e.colno}); expected e.g. "
+                                """'{"kind": "noise_image", "sigma": 0.05}'""") from None
+        out += [from_dict(d) for d in (data if isinstance(data, list) else [data])]
+    return out
+
+
 def _generate(args) -> int:
     from pathlib import Path
 
@@ -52,12 +79,30 @@ def _generate(args) -> int:
         raise CogvizError(f"--trace {args.trace!r}: the trace is a .safetensors file")
     from .image import load_image
 
+    if args.metrics and Path(args.metrics).suffix.lower() not in (".csv", ".parquet"):
+        raise CogvizError(f"--metrics {args.metrics!r}: use a .csv or .parquet file name")
+    from .ablations import resolve
+
+    ablations = resolve(_ablations(args.ablation), image_strength=args.image_strength, image_noise=args.image_noise,
+                        image_window=args.image_window, image_guidance=args.image_guidance)  # bad values fail here
     image = load_image(args.image)  # a bad image fails before the model loads
     pipe = load_pipeline(args.model, memory=args.memory)
     g = generate(pipe, image, args.prompt, num_frames=args.frames, steps=args.steps, guidance=args.guidance,
-                 seed=args.seed, fit=args.fit, record=tuple(args.record or DEFAULT_RECORD))
+                 seed=args.seed, fit=args.fit, record=tuple(args.record or DEFAULT_RECORD), ablations=ablations)
     video.save(g.frames, out)
     print(g.fitted.report.summary())
+    if ablations:
+        from .ablations import label
+
+        print(f"ablations: {label(ablations)}")
+    if args.metrics:
+        from .metrics import anchor_metrics, summarize
+
+        df = anchor_metrics(g.frames, g.fitted)
+        df.to_parquet(args.metrics) if args.metrics.lower().endswith(".parquet") else df.to_csv(args.metrics, index=False)
+        s = summarize(df)
+        print(f"anchor: frame 0 {s.frame0_psnr:.1f} dB / SSIM {s.frame0_ssim:.3f}, mean SSIM {s.mean_ssim:.3f}, "
+              f"half-life {s.half_life:.1f} frames, motion {s.motion:.2f} px/frame; wrote {args.metrics}")
     print(f"wrote {out} ({len(g.frames)} frames, {g.frames.shape[1]}x{g.frames.shape[2]})")
     if args.trace:
         g.trace.save(args.trace)
@@ -85,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "vae_slicing"], help="a memory option (repeatable)")
     g.add_argument("--out", default="video.mp4", help="video file: .mp4, .gif or .png strip (default video.mp4)")
     g.add_argument("--trace", help="also save the trace (safetensors + JSON metadata) here")
+    g.add_argument("--image-strength", type=float, metavar="ALPHA",
+                   help="multiply the image latent z_img by ALPHA (1: unchanged, 0: no image)")
+    g.add_argument("--image-noise", type=float, metavar="SIGMA",
+                   help="Gaussian pixel noise on the image before encoding, in [-1, 1] units (training uses ~0.05)")
+    g.add_argument("--image-window", type=float, nargs=2, metavar=("START", "END"),
+                   help="feed the image only in this fraction of the steps, e.g. 0 0.5 (zeros outside)")
+    g.add_argument("--image-guidance", type=float, metavar="SCALE",
+                   help="image-only guidance scale, a third CFG branch (1: the usual CFG)")
+    g.add_argument("--ablation", action="append", metavar="JSON",
+                   help="""an ablation as JSON, e.g. '{"kind": "mask_image", "box": [0, 0, 32, 32]}', or a .json """
+                        "file holding one or a list (repeatable; applied in order, before the flags above)")
+    g.add_argument("--metrics", help="also measure the anchor per frame and write the table here (.csv or .parquet)")
     g.add_argument("--record", action="append", help="trace names or patterns to record, e.g. 'step/*/input' "
                                                      "(repeatable; default: the cheap ones)")
     f = sub.add_parser("fit", help="load an image (path or URL) and fit it to a model's size")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
-           "ModelLoadError", "OutOfMemoryError"]
+           "ModelLoadError", "OutOfMemoryError", "AblationError"]
 
 
 class CogvizError(ValueError):
@@ -35,3 +35,7 @@ class ModelLoadError(CogvizError):
 
 class OutOfMemoryError(CogvizError, MemoryError):
     """The accelerator ran out of memory during a generation; the message names cogviz's memory options."""
+
+
+class AblationError(CogvizError):
+    """A bad ablation: unknown kind, a wrong type, or a parameter outside its accepted range."""

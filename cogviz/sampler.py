@@ -6,10 +6,12 @@ recorded into a :class:`Trace`:
 
 =================  =====================================================================
 ``image.fitted``   (H, W, 3) uint8, the fitted conditioning image
+``image.pixels``   (1, 3, H, W) the image in [-1, 1] as the VAE receives it (pixel-space ablations act here)
 ``z_img``          (B, F, 16, h, w) the image latent: frame 0 the image, zeros after
 ``prompt_embeds``  (2B or B, L, D) text embeddings (negative prompt first under CFG)
 ``step/{i}/z_t``   (B, F, 16, h, w) the noisy latent entering step i
-``step/{i}/input`` (2B or B, F, 32, h, w) the transformer's input: concat(z_t, z_img) on channels
+``step/{i}/input`` (2B or B, F, 32, h, w) the transformer's input: concat(z_t, z_img) on channels;
+                   with image guidance one more row last: the first row with its image channels zeroed
 ``step/{i}/pred``  (B, F, 16, h, w) the guided v-prediction of step i
 ``step/{i}/attention/{l}``  (2B or B, F', 1 + F') opt-in (``attention_layers=``): for the queries
                    of each latent frame, the share of layer l's attention on the text and on each frame
@@ -29,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .ablations import ImageGuidance, Setup
+from .ablations import resolve as resolve_ablations
 from .analysis import record_attention
 from .condition import concat_condition
 from .errors import CogvizError, OutOfMemoryError
@@ -38,7 +42,7 @@ from .fit import FittedImage, fit_image
 __all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "StepInfo", "Generation", "validate",
            "generate", "resolve_size"]
 
-NAMES = ("image.fitted", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred",
+NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred",
          "step/{i}/attention/{l}", "latents.final", "frames")
 #: Recorded by default: everything but the per-step tensors (cheap at any model size).
 DEFAULT_RECORD = ("image.fitted", "z_img", "prompt_embeds", "latents.final", "frames")
@@ -232,15 +236,23 @@ class Generation:
 def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames: int | None = None,
              steps: int = 50, guidance: float = 6.0, dynamic_cfg: bool = False, seed: int = 0,
              fit: str = "crop", size: tuple[int, int] | None = None, record=DEFAULT_RECORD, interventions=(),
-             progress: bool = True, callback=None, decode_video: bool = True, attention_layers=None) -> Generation:
+             progress: bool = True, callback=None, decode_video: bool = True, attention_layers=None,
+             ablations=(), image_strength: float | None = None, image_noise: float | None = None,
+             image_window: tuple[float, float] | None = None, image_guidance: float | None = None) -> Generation:
     """Generate a video conditioned on ``image``, with every stage named (see the module doc).
 
     Memory of recording: ``step/*/input`` costs 2 x F x 32 x h x w floats a step under CFG (for
     5b-I2V at 49 frames: 2 x 13 x 32 x 60 x 90 x 4 B = 18 MB a step, 0.9 GB for 50 steps); copies go
     to the CPU, never stay on the GPU.
 
-    ``interventions``: :class:`Intervention` objects acting on ``z_img``, ``step/{i}/z_t``,
-    ``step/{i}/input`` or ``step/{i}/pred``. ``callback(info)`` runs after each step with a
+    ``ablations``: :mod:`cogviz.ablations` objects (or their dicts), applied in order for this call
+    and recorded in ``trace.meta["ablations"]``; the everyday knobs map onto the same objects:
+    ``image_noise=sigma`` (pixel noise before encoding), ``image_strength=alpha`` (``z_img`` times
+    alpha), ``image_window=(start, end)`` (image channels only in that fraction of the steps),
+    ``image_guidance=scale`` (image-only guidance, a third branch; 1 is the usual CFG).
+
+    ``interventions``: :class:`Intervention` objects acting on ``image.pixels``, ``z_img``,
+    ``step/{i}/z_t``, ``step/{i}/input`` or ``step/{i}/pred`` (after the ablations'). ``callback(info)`` runs after each step with a
     :class:`StepInfo` (live previews). ``decode_video=False`` stops at ``latents.final`` (no VAE
     decode; ``frames`` is then None), for latent-only studies and benchmarks.
     ``attention_layers`` (a list of block indices, or ``"all"``) records, per step, where those
@@ -255,7 +267,10 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
         return _generate(pipe, image, prompt, negative_prompt=negative_prompt, num_frames=num_frames, steps=steps,
                          guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit, size=size, record=record,
                          interventions=interventions, progress=progress, callback=callback,
-                         decode_video=decode_video, attention_layers=attention_layers)
+                         decode_video=decode_video, attention_layers=attention_layers,
+                         ablations=resolve_ablations(ablations, image_strength=image_strength,
+                                                     image_noise=image_noise, image_window=image_window,
+                                                     image_guidance=image_guidance))
     except torch.cuda.OutOfMemoryError as e:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -264,7 +279,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
 
 @torch.no_grad()
 def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidance, dynamic_cfg, seed, fit, size,
-              record, interventions, progress, callback, decode_video, attention_layers) -> Generation:
+              record, interventions, progress, callback, decode_video, attention_layers, ablations) -> Generation:
     from diffusers import CogVideoXDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
@@ -282,17 +297,24 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
     if isinstance(image, FittedImage) and image.size != (height, width):
         raise CogvizError(f"the fitted image is {image.size[0]}x{image.size[1]} but this model needs "
                           f"{height}x{width}: fit_image(image, ({height}, {width}))")
-    interventions = tuple(interventions)
+    do_cfg = guidance > 1.0
+    setup = Setup(pipe, height, width, steps, fit, do_cfg)
+    for a in ablations:
+        a.check(setup)
+    image_scale = next((a.scale for a in ablations if isinstance(a, ImageGuidance)), None)
+    interventions = tuple(iv for a in ablations for iv in a.interventions(setup)) + tuple(interventions)
+    trace.meta["ablations"] = [a.to_dict() for a in ablations]
     fitted = image if isinstance(image, FittedImage) else fit_image(image, (height, width), fit)
     trace.add("image.fitted", fitted.to_array())
     generator = torch.Generator(device=device).manual_seed(seed)
-    do_cfg = guidance > 1.0
 
     # text: (B, L, D), negative prompt first under classifier-free guidance
     pos, neg = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=do_cfg,
                                   max_sequence_length=int(tr_cfg.max_text_seq_length), device=device)
     prompt_embeds = torch.cat([neg, pos]) if do_cfg else pos
     trace.add("prompt_embeds", prompt_embeds)
+    # image guidance: one more branch, the first one's text with the image zeroed
+    embeds_in = prompt_embeds if image_scale is None else torch.cat([prompt_embeds, prompt_embeds[:1]])
 
     pipe.scheduler.set_timesteps(steps, device=device)
     timesteps = pipe.scheduler.timesteps
@@ -300,6 +322,8 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
 
     # the image latent first (it draws from the generator), then the initial noise
     pixels = image_to_tensor(pipe, fitted.image, height, width, device, prompt_embeds.dtype)
+    pixels = _intervene(interventions, "image.pixels", pixels, None, None, False)
+    trace.add("image.pixels", pixels)
     z_img = encode_pixels(pipe, pixels, n_latent, generator=generator, dtype=prompt_embeds.dtype)
     image_in = torch.cat([z_img] * 2) if do_cfg else z_img  # the same z_img in both CFG halves
     image_in = _intervene(interventions, "z_img", image_in, None, None, do_cfg)
@@ -310,6 +334,7 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
     z_t = randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)
     z_t = z_t * pipe.scheduler.init_noise_sigma
 
+    image_channels = torch.arange(z_t.shape[2], 2 * z_t.shape[2], device=device)
     rotary = (pipe._prepare_rotary_positional_embeddings(height, width, n_latent, device)
               if tr_cfg.use_rotary_positional_embeddings else None)
     ofs = None if tr_cfg.ofs_embed_dim is None else z_t.new_full((1,), fill_value=2.0)
@@ -329,8 +354,10 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
             model_in = pipe.scheduler.scale_model_input(model_in, t)
             x = concat_condition(model_in, image_in)  # (2B, F, 32, h, w): 16 noise + 16 image channels
             x = _intervene(interventions, f"step/{i}/input", x, i, t, do_cfg)
+            if image_scale is not None:  # (2B + 1 or B + 1, F, 32, h, w): the image-free branch last
+                x = torch.cat([x, x[:1].clone().index_fill_(2, image_channels, 0)])
             trace.add(f"step/{i}/input", x)
-            pred = pipe.transformer(hidden_states=x, encoder_hidden_states=prompt_embeds,
+            pred = pipe.transformer(hidden_states=x, encoder_hidden_states=embeds_in,
                                     timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
                                     return_dict=False)[0].float()
             for layer, proc in attention.items():
@@ -338,9 +365,14 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
             w = guidance
             if dynamic_cfg:
                 w = 1 + guidance * ((1 - math.cos(math.pi * ((steps - t.item()) / steps) ** 5.0)) / 2)
+            if image_scale is not None:
+                pred, free = pred[:-1], pred[-1:]
+            image_branch = pred[:1]  # e(neg, img) under CFG, else e(txt, img)
             if do_cfg:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + w * (cond - uncond)
+            if image_scale is not None:  # e(., ∅) + s_img (e(., img) - e(., ∅)) + [text guidance]
+                pred = pred + (image_scale - 1.0) * (image_branch - free)
             pred = _intervene(interventions, f"step/{i}/pred", pred, i, t, False)
             trace.add(f"step/{i}/pred", pred)
             z_in = z_t

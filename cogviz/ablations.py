@@ -1,0 +1,623 @@
+"""Step 5 of the flow: ablations — a change of the image conditioning, as data.
+
+Each ablation is a frozen dataclass: it checks its parameters when it is built (before any
+compute), serializes to a JSON-able dict (``to_dict`` / :func:`from_dict`, a registry keyed by
+``kind``; never pickle) and, for one :func:`cogviz.generate` call, turns into sampler
+interventions at the named points (``image.pixels``, ``z_img``, ``step/{i}/input``) — or, for
+:class:`ImageGuidance`, into a third classifier-free-guidance branch. A list is applied in order.
+Nothing stays attached to the pipeline; the list is recorded in ``trace.meta["ablations"]``.
+
+A controlled comparison shares everything else: every ablation keeps the initial noise and the
+posterior draw of ``z_img`` (pixel-space changes act *before* the VAE encodes, on the same
+generator state; random ablations draw from their own ``seed``).
+
+What "in distribution" means here: CogVideoX I2V was trained with the image latent on latent frame
+0 only, dropped (zeroed) 5% of the time, and with small pixel noise on the image,
+``sigma ~ exp(N(-3, 0.5))`` in [-1, 1] pixel units. An ablation that stays inside that asks the
+model a question it was trained on; one outside it probes how the model extrapolates.
+
+>>> a = NoiseImage(0.05, space="pixel")
+>>> from_dict(a.to_dict()) == a
+True
+>>> a.to_dict()
+{'kind': 'noise_image', 'sigma': 0.05, 'space': 'pixel', 'seed': 0}
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .errors import AblationError, CogvizError
+
+__all__ = ["Ablation", "Setup", "ImageRef", "KINDS", "from_dict", "resolve", "label",
+           "Baseline", "ZeroImage", "SwapImage", "ScaleImage", "NoiseImage", "MaskImage", "ShiftImage",
+           "FlipImage", "StepWindow", "FillFrames", "LowPassImage", "ImageGuidance"]
+
+KINDS: dict[str, type["Ablation"]] = {}
+SPATIAL = 8  #: pixels per latent cell in every CogVideoX VAE
+
+
+def _register(cls):
+    KINDS[cls.kind] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What an ablation is told about the call it changes (built by ``generate`` before any compute)."""
+
+    pipe: Any
+    height: int
+    width: int
+    steps: int
+    fit: str
+    do_cfg: bool
+
+    @property
+    def channels(self) -> int:
+        """Where the image channels start in ``step/{i}/input`` (16: after z_t's)."""
+        return self.pipe.transformer.config.in_channels // 2
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+class Ablation:
+    """Base of every ablation: one kind, its parameters as dataclass fields."""
+
+    kind: ClassVar[str]
+    in_distribution: ClassVar[str]  # one line: inside the training distribution or not, and why
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _fail(self, name: str, value, accepted: str):
+        raise AblationError(f"{self.kind}.{name}={value!r}: {accepted}")
+
+    def _number(self, name: str, lo: float | None = None, hi: float | None = None, *, lo_open=False,
+                hi_open=False, integer=False) -> None:
+        v = getattr(self, name)
+        rng = (f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, "
+               f"{'inf' if hi is None else hi}{')' if hi_open else ']'}")
+        accepted = f"expected {'a whole number' if integer else 'a number'} in {rng}"
+        if not _is_number(v) or (integer and float(v) != int(v)) or not math.isfinite(float(v)):
+            self._fail(name, v, accepted)
+        if ((lo is not None and (v < lo or (lo_open and v == lo)))
+                or (hi is not None and (v > hi or (hi_open and v == hi)))):
+            self._fail(name, v, accepted)
+        object.__setattr__(self, name, int(v) if integer else float(v))
+
+    def _choice(self, name: str, choices: tuple[str, ...]) -> None:
+        v = getattr(self, name)
+        if v not in choices:
+            self._fail(name, v, f"expected one of {', '.join(map(repr, choices))}")
+
+    # -- data ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """``{"kind": ..., **parameters}``, JSON-serializable; :func:`from_dict` reverses it."""
+        d = {"kind": self.kind}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = v.to_dict() if isinstance(v, ImageRef) else list(v) if isinstance(v, tuple) else v
+        return d
+
+    def label(self) -> str:
+        """A short name for legends: ``noise_image(sigma=0.05, space=pixel)``."""
+        parts = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "seed" and v == 0:
+                continue
+            v = v.label() if isinstance(v, ImageRef) else Path(v).name if f.name == "image" else v
+            parts.append(f"{f.name}={v:g}" if isinstance(v, float) else f"{f.name}={v}")
+        return f"{self.kind}({', '.join(parts)})" if parts else self.kind
+
+    # -- application --------------------------------------------------------------------------
+    def check(self, setup: Setup) -> None:
+        """Checks that need the call's size or steps; runs before any compute."""
+
+    def interventions(self, setup: Setup) -> list:
+        """The sampler interventions that carry this ablation out for one call."""
+        return []
+
+
+def _zero_latent_frames(z: torch.Tensor) -> bool:
+    return bool(z.shape[1] > 1 and torch.count_nonzero(z[:, 1:]) == 0)
+
+
+# -- image references -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageRef:
+    """An in-memory image as data: the PNG bytes and their SHA-256 (a path or URL is kept as text)."""
+
+    sha256: str
+    png: bytes
+
+    @classmethod
+    def of(cls, image) -> "ImageRef":
+        from PIL import Image
+
+        from .fit import FittedImage
+        from .image import load_image
+
+        if isinstance(image, FittedImage):
+            image = image.image
+        img = image if isinstance(image, Image.Image) else load_image(image)
+        buf = io.BytesIO()
+        img.convert("RGB").save(buf, format="PNG")
+        data = buf.getvalue()
+        return cls(hashlib.sha256(data).hexdigest(), data)
+
+    def to_dict(self) -> dict:
+        return {"sha256": self.sha256, "png_base64": base64.b64encode(self.png).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImageRef":
+        try:
+            data = base64.b64decode(d["png_base64"], validate=True)
+        except (KeyError, TypeError, ValueError):
+            raise AblationError("swap_image.image: an embedded image needs 'sha256' and 'png_base64' "
+                                f"(base64 PNG); got keys {sorted(d)}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != d.get("sha256"):
+            raise AblationError(f"swap_image.image: sha256 {d.get('sha256')!r} does not match the embedded "
+                                f"PNG ({digest}): the data is corrupt or was edited")
+        return cls(digest, data)
+
+    def image(self):
+        from PIL import Image
+
+        return Image.open(io.BytesIO(self.png)).convert("RGB")
+
+    def label(self) -> str:
+        return f"sha256:{self.sha256[:8]}"
+
+
+# -- the kinds --------------------------------------------------------------------------------
+@_register
+@dataclass(frozen=True)
+class Baseline(Ablation):
+    """No change: the plain call, bit for bit. The reference every other ablation is measured against."""
+
+    kind: ClassVar[str] = "baseline"
+    in_distribution: ClassVar[str] = "yes: nothing changes"
+
+
+@_register
+@dataclass(frozen=True)
+class ZeroImage(Ablation):
+    """``z_img`` set to zeros at every step: tests how much of the video comes from the image at all.
+
+    In distribution: CogVideoX I2V drops the image latent 5% of the time in training, so the model
+    has learnt to generate without it (then the text alone decides what frame 0 looks like).
+    """
+
+    kind: ClassVar[str] = "zero_image"
+    in_distribution: ClassVar[str] = "yes: the image latent is dropped 5% of the time in training"
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        return [Intervention("z_img", lambda z, ctx: torch.zeros_like(z))]
+
+
+@_register
+@dataclass(frozen=True)
+class SwapImage(Ablation):
+    """Another image's latent in place of the conditioning image's, with the same initial noise and
+    the same posterior draw (the other image replaces the pixels just before the VAE encodes, on the
+    same generator state). Tests whether the video follows the image it is given: frame 0 should
+    match the swapped-in image, not the original.
+
+    ``image``: a path or http(s) URL (kept as text), or an in-memory image (PIL, array, bytes,
+    :class:`~cogviz.FittedImage`), kept as :class:`ImageRef` (PNG + SHA-256). It is fitted to the
+    call's size with the call's fit mode. In distribution: it is an ordinary image.
+    """
+
+    image: Any
+    kind: ClassVar[str] = "swap_image"
+    in_distribution: ClassVar[str] = "yes: an ordinary image"
+
+    def __post_init__(self):
+        v = self.image
+        if isinstance(v, dict):
+            object.__setattr__(self, "image", ImageRef.from_dict(v))
+        elif isinstance(v, Path):
+            object.__setattr__(self, "image", str(v))
+        elif not isinstance(v, (str, ImageRef)):
+            try:
+                object.__setattr__(self, "image", ImageRef.of(v))
+            except CogvizError as e:
+                self._fail("image", type(v).__name__, f"expected a path, an http(s) URL or an image ({e})")
+        if isinstance(self.image, str):
+            s = self.image
+            if not s.startswith(("http://", "https://")) and not Path(s).expanduser().is_file():
+                self._fail("image", s, "no such file; expected a path to an image file, an http(s) URL, "
+                                       "or an in-memory image")
+
+    def source(self):
+        return self.image.image() if isinstance(self.image, ImageRef) else self.image
+
+    def interventions(self, setup):
+        from .encode import image_to_tensor
+        from .fit import fit_image
+        from .image import load_image
+        from .sampler import Intervention
+
+        other = fit_image(load_image(self.source()), (setup.height, setup.width), setup.fit).image
+
+        def swap(pixels, ctx):
+            return image_to_tensor(setup.pipe, other, setup.height, setup.width, pixels.device, pixels.dtype)
+
+        return [Intervention("image.pixels", swap)]
+
+
+@_register
+@dataclass(frozen=True)
+class ScaleImage(Ablation):
+    """``z_img`` multiplied by ``alpha``: how the anchor's strength depends on the latent's magnitude
+    (ComfyUI's latent ``strength``).
+
+    ``alpha`` multiplies ``z_img`` *as the transformer reads it*, i.e. after the VAE's scaling:
+    CogVideoX 1.0 feeds ``0.7 * latent``, CogVideoX 1.5 feeds ``latent / 0.7`` (a training quirk its
+    maintainers confirmed), so 1.5's image latent is already 1/0.49 ≈ 2.04x a 1.0-style scaled
+    latent. ``alpha=1`` leaves either model untouched; ``alpha=0`` equals :class:`ZeroImage`.
+    In distribution only at 0 and 1.
+    """
+
+    alpha: float
+    kind: ClassVar[str] = "scale_image"
+    in_distribution: ClassVar[str] = "only at alpha 0 (dropped) and 1 (unchanged)"
+
+    def __post_init__(self):
+        self._number("alpha", -10.0, 10.0)
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        a = self.alpha
+        return [Intervention("z_img", lambda z, ctx: z * a)]
+
+
+@_register
+@dataclass(frozen=True)
+class NoiseImage(Ablation):
+    """Gaussian noise on the image, in pixel or latent space: how much detail the anchor needs
+    (ComfyUI's and SVD's ``noise_aug_strength``).
+
+    ``space="pixel"``: ``pixels + sigma * N(0, 1)`` on the image in [-1, 1] *before* encoding,
+    unclipped — exactly CogVideoX's training augmentation, whose sigma is drawn from
+    ``exp(N(-3, 0.5))`` (median 0.05; 95% within 0.019-0.13): in distribution there, beyond it not.
+    ``space="latent"``: ``z_img[frame 0] + sigma * N(0, 1)`` after encoding (out of distribution).
+    The noise comes from its own generator (``seed``), never from the call's: the initial noise
+    and the posterior draw stay the same.
+    """
+
+    sigma: float
+    space: str = "pixel"
+    seed: int = 0
+    kind: ClassVar[str] = "noise_image"
+    in_distribution: ClassVar[str] = "pixel space with sigma up to ~0.13: yes (training augmentation); latent: no"
+
+    def __post_init__(self):
+        self._number("sigma", 0.0, 10.0)
+        self._choice("space", ("pixel", "latent"))
+        self._number("seed", 0, 2**63 - 1, integer=True)
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        def noise(shape, like):
+            g = torch.Generator().manual_seed(self.seed)  # on the CPU: the same numbers on any device
+            return torch.randn(shape, generator=g).to(like.device, like.dtype) * self.sigma
+
+        if self.space == "pixel":
+            return [Intervention("image.pixels", lambda x, ctx: x + noise(x.shape, x))]
+
+        def latent(z, ctx):
+            out = z.clone()
+            out[:, 0] += noise(z[:, 0].shape, z)  # latent frame 0 holds the image
+            return out
+
+        return [Intervention("z_img", latent)]
+
+
+def _cells(box, height, width):
+    """A pixel box (x0, y0, x1, y1) -> the latent cells it touches (c0, r0, c1, r1), end-exclusive."""
+    x0, y0, x1, y1 = box
+    return (x0 // SPATIAL, y0 // SPATIAL, -(-x1 // SPATIAL), -(-y1 // SPATIAL))
+
+
+@_register
+@dataclass(frozen=True)
+class MaskImage(Ablation):
+    """Remove one region of ``z_img`` (``keep=False``) or keep only it (``keep=True``): which parts
+    of the image the video takes from the anchor, and which it invents.
+
+    ``box`` is ``[x0, y0, x1, y1]`` in fitted-image pixels (end-exclusive); it maps to every latent
+    cell it touches (8 x 8 pixels a cell). Out of distribution: training drops the whole latent,
+    never a part of it.
+    """
+
+    box: tuple
+    keep: bool = False
+    kind: ClassVar[str] = "mask_image"
+    in_distribution: ClassVar[str] = "no: training drops the whole latent, never a region"
+
+    def __post_init__(self):
+        b = self.box
+        if (not isinstance(b, (list, tuple)) or len(b) != 4 or not all(_is_number(v) and float(v) == int(v)
+                                                                      for v in b)):
+            self._fail("box", b, "expected [x0, y0, x1, y1]: four whole numbers, fitted-image pixels")
+        b = tuple(int(v) for v in b)
+        if b[0] < 0 or b[1] < 0 or b[0] >= b[2] or b[1] >= b[3]:
+            self._fail("box", list(b), "expected 0 <= x0 < x1 and 0 <= y0 < y1 (pixels, end-exclusive)")
+        object.__setattr__(self, "box", b)
+        if not isinstance(self.keep, (bool, np.bool_)):
+            self._fail("keep", self.keep, "expected true (keep only the box) or false (remove the box)")
+        object.__setattr__(self, "keep", bool(self.keep))
+
+    def check(self, setup):
+        x0, y0, x1, y1 = self.box
+        if x1 > setup.width or y1 > setup.height:
+            self._fail("box", list(self.box), f"outside the {setup.width}x{setup.height} fitted image: expected "
+                                              f"0 <= x0 < x1 <= {setup.width} and 0 <= y0 < y1 <= {setup.height}")
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        c0, r0, c1, r1 = _cells(self.box, setup.height, setup.width)
+
+        def mask(z, ctx):
+            inside = torch.zeros(z.shape[-2:], dtype=torch.bool, device=z.device)  # (h, w)
+            inside[r0:r1, c0:c1] = True
+            return z * (inside if self.keep else ~inside).to(z.dtype)
+
+        return [Intervention("z_img", mask)]
+
+
+@_register
+@dataclass(frozen=True)
+class ShiftImage(Ablation):
+    """``z_img`` moved by (``dx``, ``dy``) pixels (right and down are positive; whole latent cells, so
+    multiples of 8), vacated cells zero: where does the video follow — the shifted latent, or the
+    text? Out of distribution near the border (half-empty latents were never trained)."""
+
+    dx: int = 0
+    dy: int = 0
+    kind: ClassVar[str] = "shift_image"
+    in_distribution: ClassVar[str] = "no: the vacated border is an empty latent region"
+
+    def __post_init__(self):
+        for name in ("dx", "dy"):
+            self._number(name, integer=True)
+            if getattr(self, name) % SPATIAL:
+                self._fail(name, getattr(self, name), f"expected a multiple of {SPATIAL} pixels (one latent cell)")
+
+    def check(self, setup):
+        if abs(self.dx) >= setup.width or abs(self.dy) >= setup.height:
+            self._fail("dx" if abs(self.dx) >= setup.width else "dy", (self.dx, self.dy),
+                       f"the shift moves the whole {setup.width}x{setup.height} image out of view")
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        cx, cy = self.dx // SPATIAL, self.dy // SPATIAL
+
+        def shift(z, ctx):
+            out = torch.zeros_like(z)
+            h, w = z.shape[-2:]
+            out[..., max(cy, 0):h + min(cy, 0), max(cx, 0):w + min(cx, 0)] = \
+                z[..., max(-cy, 0):h - max(cy, 0), max(-cx, 0):w - max(cx, 0)]
+            return out
+
+        return [Intervention("z_img", shift)]
+
+
+@_register
+@dataclass(frozen=True)
+class FlipImage(Ablation):
+    """``z_img`` mirrored (``axis="horizontal"``: left-right, ``"vertical"``: up-down) in latent space:
+    does the video follow the latent's layout? Near the distribution: a mirrored latent is close
+    to, not equal to, the latent of the mirrored image."""
+
+    axis: str = "horizontal"
+    kind: ClassVar[str] = "flip_image"
+    in_distribution: ClassVar[str] = "near: close to the latent of a mirrored image"
+
+    def __post_init__(self):
+        self._choice("axis", ("horizontal", "vertical"))
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        dim = -1 if self.axis == "horizontal" else -2
+        return [Intervention("z_img", lambda z, ctx: torch.flip(z, dims=(dim,)))]
+
+
+def _in_window(i: int, steps: int, start: float, end: float) -> bool:
+    """Step i of ``steps`` lies in [start, end) as fractions of the steps (end=1 includes the last)."""
+    return start * steps <= i < end * steps
+
+
+def _image_channels(x: torch.Tensor, setup: Setup, fn) -> torch.Tensor:
+    out = x.clone()
+    out[:, :, setup.channels:] = fn(x[:, :, setup.channels:])
+    return out
+
+
+@_register
+@dataclass(frozen=True)
+class StepWindow(Ablation):
+    """The image channels only inside a window of the denoising steps (ComfyUI's
+    ``start_percent``/``end_percent``): step ``i`` of ``S`` keeps them when
+    ``start <= i / S < end``; outside, they are zero. Tests *when* the model reads the anchor:
+    early steps set layout and colour, late steps refine detail.
+
+    Each step's input is in distribution (zeros are the trained dropout), the switch between them
+    within one video is not.
+    """
+
+    start: float = 0.0
+    end: float = 1.0
+    kind: ClassVar[str] = "step_window"
+    in_distribution: ClassVar[str] = "each step yes (zeros are the dropout), the switch within a video no"
+
+    def __post_init__(self):
+        self._number("start", 0.0, 1.0)
+        self._number("end", 0.0, 1.0)
+        if self.start >= self.end:
+            self._fail("end", self.end, f"expected start < end within [0, 1]; start is {self.start}")
+
+    def check(self, setup):
+        if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
+            self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
+                                        "steps: widen it or use more steps")
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        def window(x, ctx):
+            if _in_window(ctx.step, setup.steps, self.start, self.end):
+                return x
+            return _image_channels(x, setup, torch.zeros_like)
+
+        return [Intervention("step/*/input", window)]
+
+
+@_register
+@dataclass(frozen=True)
+class FillFrames(Ablation):
+    """The image latent in *every* latent frame instead of frame 0 only: does a repeated anchor
+    freeze the video? Out of distribution: CogVideoX's training code has this option and trains
+    with it off."""
+
+    kind: ClassVar[str] = "fill_frames"
+    in_distribution: ClassVar[str] = "no: the training code has the option and keeps it off"
+
+    def interventions(self, setup):
+        from .sampler import Intervention
+
+        return [Intervention("z_img", lambda z, ctx: z[:, :1].expand_as(z).clone())]
+
+
+@_register
+@dataclass(frozen=True)
+class LowPassImage(Ablation):
+    """``z_img`` down-sampled by ``factor`` (area) and up-sampled back (bilinear) for the first
+    ``until`` fraction of the steps: the early steps see only the image's coarse layout, which
+    frees motion; later steps see all of it. A published recipe for CogVideoX-5b-I2V uses
+    ``factor=0.25, until=0.04`` (the first 2 of 50 steps) to raise motion. Out of distribution."""
+
+    factor: float = 0.25
+    until: float = 0.04
+    kind: ClassVar[str] = "low_pass_image"
+    in_distribution: ClassVar[str] = "no: blurred latents were never trained"
+
+    def __post_init__(self):
+        self._number("factor", 0.0, 1.0, lo_open=True)
+        self._number("until", 0.0, 1.0, lo_open=True)
+
+    def interventions(self, setup):
+        from einops import rearrange
+        from torch.nn import functional as F
+
+        from .sampler import Intervention
+
+        def blur(img):  # (B, F, C, h, w)
+            b, f, c, h, w = img.shape
+            x = rearrange(img.float(), "b f c h w -> (b f) c h w")
+            small = F.interpolate(x, size=(max(1, round(h * self.factor)), max(1, round(w * self.factor))),
+                                  mode="area")
+            x = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+            return rearrange(x, "(b f) c h w -> b f c h w", b=b).to(img.dtype)
+
+        def low_pass(x, ctx):
+            if ctx.step < self.until * setup.steps:
+                return _image_channels(x, setup, blur)
+            return x
+
+        return [Intervention("step/*/input", low_pass)]
+
+
+@_register
+@dataclass(frozen=True)
+class ImageGuidance(Ablation):
+    """Image-only classifier-free guidance: a third branch with ``z_img`` zeroed,
+
+        pred = e(neg, ∅) + scale · (e(neg, img) − e(neg, ∅)) + s_txt · (e(txt, img) − e(neg, img))
+
+    (without text guidance the first two terms use the prompt). ``scale=1`` is exactly the usual
+    CFG; above 1 the video is pushed towards the image, below 1 away from it. Costs one more
+    transformer branch per step (batch 3 instead of 2). Each branch is in distribution (the zeroed
+    image is the trained dropout); the combination is an inference-time choice, as in SVD.
+    """
+
+    scale: float = 1.0
+    kind: ClassVar[str] = "image_guidance"
+    in_distribution: ClassVar[str] = "each branch yes (zeroed image = dropout); the mix is inference-time"
+
+    def __post_init__(self):
+        self._number("scale", 0.0, 50.0)
+
+
+def from_dict(d: dict) -> Ablation:
+    """The ablation a ``to_dict()`` (or hand-written JSON) describes.
+
+    >>> from_dict({"kind": "step_window", "start": 0.0, "end": 0.5})
+    StepWindow(start=0.0, end=0.5)
+    """
+    if not isinstance(d, dict):
+        raise AblationError(f"an ablation is a dict like {{'kind': 'zero_image'}}; got {type(d).__name__}")
+    kind = d.get("kind")
+    if kind not in KINDS:
+        raise AblationError(f"kind={kind!r}: unknown ablation; expected one of {', '.join(KINDS)}")
+    cls = KINDS[kind]
+    names = {f.name for f in fields(cls)}
+    extra = sorted(set(d) - names - {"kind"})
+    if extra:
+        raise AblationError(f"{kind}: unknown field(s) {', '.join(extra)}; "
+                            f"{kind} takes {', '.join(sorted(names)) or 'no parameters'}")
+    return cls(**{k: v for k, v in d.items() if k != "kind"})
+
+
+def resolve(ablations=(), *, image_strength=None, image_noise=None, image_window=None,
+            image_guidance=None) -> tuple[Ablation, ...]:
+    """The ablations of one call: the list (ablations or their dicts) in order, then the everyday knobs
+    (``image_noise`` -> pixel :class:`NoiseImage`, ``image_strength`` -> :class:`ScaleImage`,
+    ``image_window=(start, end)`` -> :class:`StepWindow`, ``image_guidance`` -> :class:`ImageGuidance`)."""
+    if isinstance(ablations, (Ablation, dict)):
+        ablations = [ablations]
+    out = []
+    for a in ablations:
+        if isinstance(a, dict):
+            a = from_dict(a)
+        if not isinstance(a, Ablation):
+            raise AblationError(f"ablations: expected Ablation objects or dicts, got {type(a).__name__}")
+        out.append(a)
+    if image_noise is not None:
+        out.append(NoiseImage(image_noise, space="pixel"))
+    if image_strength is not None:
+        out.append(ScaleImage(image_strength))
+    if image_window is not None:
+        if not isinstance(image_window, (tuple, list)) or len(image_window) != 2:
+            raise AblationError(f"image_window={image_window!r}: expected (start, end), fractions of the steps")
+        out.append(StepWindow(*image_window))
+    if image_guidance is not None:
+        out.append(ImageGuidance(image_guidance))
+    if sum(isinstance(a, ImageGuidance) for a in out) > 1:
+        raise AblationError("image_guidance given more than once: one call has one image guidance scale")
+    return tuple(out)
+
+
+def label(ablations) -> str:
+    """A legend label for a list of ablations: ``"baseline"`` when empty."""
+    ablations = resolve(ablations)
+    return " + ".join(a.label() for a in ablations) or "baseline"

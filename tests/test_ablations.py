@@ -1,0 +1,274 @@
+"""Ablations as data: serialization, validation, what each does to the named points, and the
+science they measure on the toy model (margins measured on seeds 0-2, 20 steps)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import cogviz.ablations as A
+import cogviz.models as M
+from cogviz.encode import encode_image
+from cogviz.errors import AblationError, CogvizError
+from cogviz.metrics import anchor_metrics
+from cogviz.sampler import generate
+from cogviz.testing import tiny_random_pipeline
+from cogviz.toy.evaluate import psnr_uint8
+from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+SEEDS = (0, 1, 2)
+STEPS = 20
+
+
+def one_of_each(image) -> list:
+    """Every kind once, with parameters valid on a 32 x 32 tiny pipeline and on the 64 x 96 toy."""
+    return [A.Baseline(), A.ZeroImage(), A.SwapImage(image), A.ScaleImage(0.5), A.NoiseImage(0.1),
+            A.NoiseImage(0.5, space="latent", seed=3), A.MaskImage((0, 0, 16, 24)),
+            A.MaskImage([8, 8, 24, 24], keep=True), A.ShiftImage(8, -8), A.FlipImage(), A.FlipImage("vertical"),
+            A.StepWindow(0.25, 0.75), A.FillFrames(), A.LowPassImage(0.5, 0.5), A.ImageGuidance(2.0)]
+
+
+def test_every_kind_is_in_the_registry_and_documented():
+    assert set(A.KINDS) == {"baseline", "zero_image", "swap_image", "scale_image", "noise_image", "mask_image",
+                            "shift_image", "flip_image", "step_window", "fill_frames", "low_pass_image",
+                            "image_guidance"}
+    for kind, cls in A.KINDS.items():
+        assert cls.kind == kind and len(cls.__doc__) > 80 and cls.in_distribution
+
+
+def test_round_trip_through_json(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    path = tmp_path / "other.png"
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+    items = one_of_each(image) + [A.SwapImage(str(path)), A.SwapImage(path)]
+    assert {a.kind for a in items} == set(A.KINDS)
+    for a in items:
+        d = json.loads(json.dumps(a.to_dict()))
+        assert d["kind"] == a.kind
+        assert A.from_dict(d) == a, a
+    embedded = A.SwapImage(image).to_dict()["image"]
+    assert np.array_equal(np.asarray(A.ImageRef.from_dict(embedded).image()), image)
+    assert A.SwapImage(path).to_dict()["image"] == str(path)
+
+
+@pytest.mark.parametrize("make,field,fragment", [
+    (lambda: A.NoiseImage(-0.1), "noise_image.sigma=-0.1", "[0.0, 10.0]"),
+    (lambda: A.NoiseImage(0.1, space="fourier"), "noise_image.space='fourier'", "'pixel', 'latent'"),
+    (lambda: A.NoiseImage("0.1"), "noise_image.sigma='0.1'", "a number"),
+    (lambda: A.StepWindow(-0.1, 0.5), "step_window.start=-0.1", "[0.0, 1.0]"),
+    (lambda: A.StepWindow(0.2, 1.5), "step_window.end=1.5", "[0.0, 1.0]"),
+    (lambda: A.StepWindow(0.6, 0.6), "step_window.end=0.6", "start < end"),
+    (lambda: A.MaskImage((10, 0, 5, 8)), "mask_image.box=[10, 0, 5, 8]", "x0 < x1"),
+    (lambda: A.MaskImage((0, 0, 8)), "mask_image.box=(0, 0, 8)", "four whole numbers"),
+    (lambda: A.MaskImage((0, 0, 8, 8), keep="yes"), "mask_image.keep='yes'", "true"),
+    (lambda: A.ShiftImage(5, 0), "shift_image.dx=5", "multiple of 8"),
+    (lambda: A.ScaleImage(float("nan")), "scale_image.alpha=nan", "[-10.0, 10.0]"),
+    (lambda: A.ScaleImage(True), "scale_image.alpha=True", "a number"),
+    (lambda: A.LowPassImage(0.0, 0.1), "low_pass_image.factor=0.0", "(0.0, 1.0]"),
+    (lambda: A.ImageGuidance(-1), "image_guidance.scale=-1", "[0.0, 50.0]"),
+    (lambda: A.SwapImage("/no/such/image.png"), "swap_image.image='/no/such/image.png'", "no such file"),
+    (lambda: A.from_dict({"kind": "blur"}), "kind='blur'", "zero_image"),
+    (lambda: A.from_dict({"kind": "zero_image", "alpha": 1}), "unknown field(s) alpha", "no parameters"),
+    (lambda: A.from_dict(["zero_image"]), "got list", "'kind'"),
+    (lambda: A.resolve(image_window=(0.5,)), "image_window=(0.5,)", "(start, end)"),
+    (lambda: A.resolve([A.ImageGuidance(2)], image_guidance=3), "more than once", "one image guidance"),
+])
+def test_bad_parameters_name_the_field_value_and_range(make, field, fragment):
+    with pytest.raises(AblationError) as e:
+        make()
+    assert field in str(e.value) and fragment in str(e.value)
+    assert isinstance(e.value, CogvizError)
+
+
+def test_size_checks_fail_before_any_compute():
+    pipe = tiny_random_pipeline()
+    calls = []
+    pipe.vae.encode = lambda *a, **k: calls.append(1)  # any compute would land here first
+    image = np.zeros((32, 32, 3), np.uint8)
+    for bad, fragment in [(A.MaskImage((0, 0, 40, 8)), "outside the 32x32 fitted image"),
+                          (A.ShiftImage(32, 0), "out of view"),
+                          (A.StepWindow(0.9, 0.95), "holds none of the 4 steps")]:
+        with pytest.raises(AblationError, match=fragment.replace("(", r"\(")):
+            generate(pipe, image, "a red circle", num_frames=9, steps=4, progress=False, ablations=[bad])
+    with pytest.raises(AblationError, match="step_window.end=2"):
+        generate(pipe, image, "a red circle", num_frames=9, steps=4, progress=False, image_window=(0, 2))
+    assert calls == []
+
+
+@pytest.mark.parametrize("family,frames", [("1.0", 9), ("1.5", 17)])
+def test_every_kind_runs_on_the_tiny_pipelines(family, frames):
+    pipe = tiny_random_pipeline(family)
+    rng = np.random.default_rng(1)
+    image, other = (rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(2))
+    plain = generate(pipe, image, "a red circle", num_frames=frames, steps=4, seed=5, progress=False,
+                     record=("z_img", "latents.final"))
+    for a in one_of_each(other):
+        g = generate(pipe, image, "a red circle", num_frames=frames, steps=4, seed=5, progress=False, ablations=[a],
+                     record=("z_img", "latents.final"))
+        assert g.frames.shape == plain.frames.shape and g.trace.meta["ablations"] == [a.to_dict()]
+        changed = not torch.equal(g.trace["latents.final"], plain.trace["latents.final"])
+        assert changed == (a.kind != "baseline"), a
+        # the image lives on latent frame 0 in both families (1.5's leading padding frame included)
+        z = g.trace["z_img"]
+        if a.kind not in ("fill_frames",):
+            assert torch.count_nonzero(z[:, 1:]) == 0, a
+        assert z.shape == plain.trace["z_img"].shape
+
+
+def test_latent_ablations_do_what_they_say_at_the_named_points():
+    pipe = tiny_random_pipeline()
+    image = np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    run = lambda *abl, record=("z_img",): generate(pipe, image, "a red circle", num_frames=9, steps=4, seed=1,
+                                                    progress=False, ablations=list(abl), record=record).trace
+    z = run()["z_img"]  # (1, 3, 16, 4, 4)
+    assert torch.equal(run(A.ZeroImage())["z_img"], torch.zeros_like(z))
+    assert torch.equal(run(A.ScaleImage(0.5))["z_img"], z * 0.5)
+    assert torch.equal(run(A.FlipImage())["z_img"], z.flip(-1))
+    masked = run(A.MaskImage((0, 0, 16, 9)))["z_img"]  # x 0-15 -> cells 0-1; y 0-8 -> rows 0-1 (touched)
+    assert torch.all(masked[..., :2, :2] == 0) and torch.equal(masked[..., 2:, :], z[..., 2:, :])
+    kept = run(A.MaskImage((0, 0, 16, 9), keep=True))["z_img"]
+    assert torch.equal(kept + masked, z)
+    shifted = run(A.ShiftImage(8, -8))["z_img"]  # one cell right, one cell up
+    assert torch.equal(shifted[..., :3, 1:], z[..., 1:, :3]) and torch.all(shifted[..., 3, :] == 0)
+    filled = run(A.FillFrames())["z_img"]
+    assert all(torch.equal(filled[:, f], z[:, 0]) for f in range(3))
+    noisy = run(A.NoiseImage(0.5, space="latent"))["z_img"]
+    assert torch.all(noisy[:, 1:] == 0) and 0.4 < float((noisy - z)[:, 0].std()) < 0.6
+    # composition: applied in order (zero, then scale, is zero; fill then flip mirrors every frame)
+    assert torch.equal(run(A.ZeroImage(), A.ScaleImage(2.0))["z_img"], torch.zeros_like(z))
+    assert torch.equal(run(A.FillFrames(), A.FlipImage())["z_img"][:, 2], z[:, 0].flip(-1))
+
+
+def test_pixel_noise_acts_before_encoding_on_the_same_generator_state():
+    pipe = tiny_random_pipeline()
+    image = np.random.default_rng(3).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    run = lambda *abl: generate(pipe, image, "a red circle", num_frames=9, steps=2, seed=4, progress=False,
+                                ablations=list(abl), record=("image.pixels", "z_img")).trace
+    clean, noisy = run(), run(A.NoiseImage(0.2))
+    d = noisy["image.pixels"] - clean["image.pixels"]
+    assert 0.18 < float(d.std()) < 0.22 and abs(float(d.mean())) < 0.02
+    assert torch.equal(run(A.NoiseImage(0.2))["image.pixels"], noisy["image.pixels"])  # its own seed
+    assert not torch.equal(run(A.NoiseImage(0.2, seed=1))["image.pixels"], noisy["image.pixels"])
+
+
+def test_swap_uses_the_same_posterior_draw_as_encoding_the_other_image():
+    pipe = tiny_random_pipeline()
+    rng = np.random.default_rng(4)
+    image, other = (rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(2))
+    g = generate(pipe, image, "a red circle", num_frames=9, steps=2, seed=6, progress=False,
+                 ablations=[A.SwapImage(other)])
+    torch.testing.assert_close(g.z_img, encode_image(pipe, other, num_frames=9, generator=6), rtol=0, atol=0)
+
+
+def test_step_window_and_low_pass_act_on_the_image_channels_of_chosen_steps():
+    pipe = tiny_random_pipeline()
+    image = np.random.default_rng(5).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    run = lambda *abl: generate(pipe, image, "a red circle", num_frames=9, steps=8, seed=1, progress=False,
+                                ablations=list(abl), record=("step/*/input", "z_img")).trace
+    plain = run()
+    tr = run(A.StepWindow(0.25, 0.5))  # steps 2 and 3 of 8
+    for i in range(8):
+        img = tr[f"step/{i}/input"][:, :, 16:]
+        if i in (2, 3):
+            assert torch.equal(img, plain[f"step/{i}/input"][:, :, 16:])
+        else:
+            assert torch.count_nonzero(img) == 0
+    tr = run(A.LowPassImage(0.5, 0.25))  # steps 0 and 1 see a 2 x 2 -> 4 x 4 blur
+    for i in range(8):
+        img, ref = tr[f"step/{i}/input"][:, :, 16:], plain[f"step/{i}/input"][:, :, 16:]
+        assert torch.equal(img, ref) == (i >= 2)
+        assert torch.equal(img[:, 1:], ref[:, 1:])  # the zero latent frames stay zero
+    F = torch.nn.functional
+    sharp = plain["step/0/input"][:, 0, 16:]  # (2, 16, 4, 4): both CFG halves, latent frame 0
+    want = F.interpolate(F.interpolate(sharp, size=(2, 2), mode="area"), size=(4, 4), mode="bilinear")
+    torch.testing.assert_close(tr["step/0/input"][:, 0, 16:], want)
+    tv = lambda z: float((z[..., 1:, :] - z[..., :-1, :]).abs().sum() + (z[..., 1:] - z[..., :-1]).abs().sum())
+    assert tv(want) < 0.7 * tv(sharp)  # the fine structure is gone
+
+
+def test_image_guidance_is_the_three_branch_formula():
+    pipe = tiny_random_pipeline()
+    image = np.random.default_rng(6).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    g = generate(pipe, image, "a red circle", num_frames=9, steps=3, seed=2, guidance=5.0, progress=False,
+                 image_guidance=2.5, record=("step/*/input", "step/*/pred", "prompt_embeds"))
+    x, embeds = g.trace["step/1/input"], g.trace["prompt_embeds"]
+    assert x.shape[0] == 3 and torch.count_nonzero(x[2, :, 16:]) == 0 and torch.equal(x[2, :, :16], x[0, :, :16])
+    t = pipe.scheduler.timesteps[1]
+    with torch.no_grad():
+        e = pipe.transformer(hidden_states=x, encoder_hidden_states=torch.cat([embeds, embeds[:1]]),
+                             timestep=t.expand(3), image_rotary_emb=pipe._prepare_rotary_positional_embeddings(
+                                 32, 32, 3, "cpu"), return_dict=False)[0].float()
+    neg_img, txt_img, neg_free = e[0:1], e[1:2], e[2:3]
+    want = neg_free + 2.5 * (neg_img - neg_free) + 5.0 * (txt_img - neg_img)
+    torch.testing.assert_close(g.trace["step/1/pred"], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return M.load_pipeline("toy")
+
+
+def scene(seed):
+    s = sample_scene(1_000_000_000 + seed)
+    return render_scene(s)[0], prompt_for(s)
+
+
+def toy_run(pipe, seed, *ablations, **kw):
+    image, prompt = scene(seed)
+    return generate(pipe, image, prompt, steps=STEPS, seed=seed, progress=False, ablations=list(ablations), **kw)
+
+
+@pytest.mark.slow
+def test_baseline_is_plain_generate_bit_for_bit_and_unit_image_guidance_within_float_tolerance(toy):
+    for seed in SEEDS[:2]:
+        plain = toy_run(toy, seed)
+        assert np.array_equal(toy_run(toy, seed, A.Baseline()).frames, plain.frames)
+        assert torch.equal(toy_run(toy, seed, A.Baseline()).trace["latents.final"], plain.trace["latents.final"])
+        guided = toy_run(toy, seed, A.ImageGuidance(1.0))
+        torch.testing.assert_close(guided.trace["latents.final"], plain.trace["latents.final"], rtol=0, atol=1e-4)
+        assert np.abs(guided.frames.astype(int) - plain.frames).max() <= 1
+        assert guided.trace.meta["ablations"] == [{"kind": "image_guidance", "scale": 1.0}]
+
+
+@pytest.mark.slow
+def test_zeroing_the_image_costs_frame_zero_at_least_6_db(toy):
+    # measured: 18.8, 12.4, 15.3 dB lower on seeds 0-2
+    for seed in SEEDS:
+        image, _ = scene(seed)
+        kept = psnr_uint8(toy_run(toy, seed).frames[0], image)
+        zeroed = psnr_uint8(toy_run(toy, seed, A.ZeroImage()).frames[0], image)
+        assert kept - zeroed >= 6.0, (seed, kept, zeroed)
+
+
+@pytest.mark.slow
+def test_swapped_image_pulls_frame_zero_towards_itself(toy):
+    # measured: frame 0 is 21, 4.5 and 8.4 dB closer to the swapped-in image on seeds 0-2
+    for seed in SEEDS:
+        image, _ = scene(seed)
+        other = render_scene(sample_scene(2_000_000_000 + seed))[0]
+        f0 = toy_run(toy, seed, A.SwapImage(other)).frames[0]
+        assert psnr_uint8(f0, other) > psnr_uint8(f0, image) + 2.0, seed
+
+
+@pytest.mark.slow
+def test_growing_pixel_noise_lowers_mean_fidelity(toy):
+    # measured mean SSIM over seeds 0-2: 0.788, 0.741, 0.629, 0.429 for sigma 0, 0.5, 1, 2
+    sigmas = (0.0, 0.5, 1.0, 2.0)
+    fidelity = []
+    for sigma in sigmas:
+        ssim = [anchor_metrics(g.frames, g.fitted)["ssim"].mean()
+                for g in (toy_run(toy, seed, A.NoiseImage(sigma)) for seed in SEEDS)]
+        fidelity.append(float(np.mean(ssim)))
+    assert all(a - b > 0.02 for a, b in zip(fidelity, fidelity[1:])), dict(zip(sigmas, fidelity))
+
+
+@pytest.mark.slow
+def test_every_kind_runs_on_the_toy(toy):
+    other = render_scene(sample_scene(2_000_000_007))[0]
+    kinds = one_of_each(other)
+    for a in kinds:
+        g = toy_run(toy, 0, a)
+        assert g.frames.shape == (17, 64, 96, 3) and g.trace.meta["ablations"] == [a.to_dict()]
