@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 from .fit import FitReport
 
 __all__ = ["Picture", "picture", "to_png", "fit_overlay", "thumbnail", "NORMS", "zero_colour", "channel_mosaic", "frames_overview", "rgb_tiles",
-           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png", "colourise", "frame_strip"]
+           "denoising_film", "stats_figure", "figure_png", "heatmap", "mosaic_png", "colourise", "frame_strip",
+           "anchor_decay", "fidelity_motion"]
 
 
 class Picture(np.ndarray):
@@ -496,3 +497,98 @@ def frame_strip(frames, indices=None, *, titles=None, zoom: int | None = None, g
         indices = np.unique(np.linspace(0, len(frames) - 1, min(5, len(frames))).round().astype(int)).tolist()
     titles = titles or [f"frame {i}" for i in indices]
     return rgb_tiles([frames[i] for i in indices], titles, zoom=zoom, gap=gap)
+
+
+_METRIC_LABELS = {"psnr": "PSNR to the image (dB)", "ssim": "SSIM to the image", "palette": "palette distance (Lab)",
+                  "layout": "layout similarity", "flicker": "flicker (1 = still)", "motion": "motion (px / frame)",
+                  "motion_top5": "top-5% motion (px / frame)", "mean_ssim": "mean SSIM to the image",
+                  "frame0_psnr": "frame-0 PSNR (dB)", "frame0_ssim": "frame-0 SSIM", "mean_psnr": "mean PSNR (dB)"}
+
+
+def _runs(runs, by: str):
+    """``{label: table or [tables]}`` or a long DataFrame with a ``by`` column -> [(label, [tables])]."""
+    import pandas as pd
+
+    if isinstance(runs, pd.DataFrame):
+        if by not in runs.columns:
+            raise ValueError(f"the table has no {by!r} column to tell runs apart; columns: {list(runs.columns)}")
+        return [(str(k), [g]) for k, g in runs.groupby(by, sort=False)]
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError("runs: expected {label: anchor_metrics table (or a list of them)} or a DataFrame with a "
+                         f"{by!r} column, got {type(runs).__name__}")
+    return [(str(k), list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in runs.items()]
+
+
+def _colours(n: int):
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+@_pictured
+def anchor_decay(runs, metric: str = "ssim", *, by: str = "label", title: str | None = None):
+    """How the anchor decays over the video: ``metric`` against frame, one line per ablation.
+
+    ``runs``: ``{label: anchor_metrics table}`` (a list of tables per label — several seeds — draws
+    their mean with a min-max band), or one long DataFrame with ``frame``, ``metric`` and ``by``
+    columns (a sweep's results). A matplotlib Figure drawn into a :class:`Picture`.
+    """
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    groups = _runs(runs, by)
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for (lab, tables), colour in zip(groups, _colours(len(groups))):
+        long = pd.concat([pd.DataFrame({"frame": t["frame"], "v": t[metric]}) for t in tables])
+        stats = long.groupby("frame")["v"].agg(["mean", "min", "max", "count"])
+        n = int(stats["count"].max())
+        ax.plot(stats.index, stats["mean"], marker="o", ms=3, lw=1.5, color=colour,
+                label=lab if n == 1 else f"{lab} (n={n})")
+        if n > 1:
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15, lw=0)
+    ax.set(xlabel="frame", ylabel=_METRIC_LABELS.get(metric, metric),
+           title=title or f"anchor decay: {_METRIC_LABELS.get(metric, metric)} per frame")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=1 if len(groups) <= 6 else 2)
+    return fig
+
+
+@_pictured
+def fidelity_motion(runs, *, by: str = "label", x: str = "motion", y: str = "mean_ssim",
+                    title: str | None = None):
+    """The fidelity-motion plane: each run a point (``x``: mean motion, ``y``: mean SSIM to the image),
+    one colour per ablation, a ringed marker at each ablation's mean — the trade-off that image
+    noise and strength tune.
+
+    ``runs``: ``{label: anchor_metrics table, a summarize() Series, or a list of either}``, or a
+    DataFrame of summaries (one row per run) with a ``by`` column.
+    """
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from .metrics import summarize
+
+    def point(t):
+        if isinstance(t, pd.DataFrame) and "frame" in t.columns:
+            return summarize(t)
+        return t
+
+    groups = _runs(runs, by)
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for (lab, tables), colour in zip(groups, _colours(len(groups))):
+        rows = []
+        for t in tables:
+            t = point(t)
+            rows.append(t if isinstance(t, pd.DataFrame) else pd.DataFrame([t]))
+        pts = pd.concat(rows)
+        ax.scatter(pts[x], pts[y], s=22, color=colour, alpha=0.55, lw=0)
+        ax.scatter([pts[x].mean()], [pts[y].mean()], s=90, color=colour, edgecolors="black", lw=1.0,
+                   label=lab if len(pts) == 1 else f"{lab} (n={len(pts)})", zorder=3)
+    ax.set(xlabel=_METRIC_LABELS.get(x, x), ylabel=_METRIC_LABELS.get(y, y),
+           title=title or "fidelity against motion: up = anchored, right = moving")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=1 if len(groups) <= 6 else 2)
+    return fig

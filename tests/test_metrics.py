@@ -1,0 +1,135 @@
+"""Anchor metrics against hand-made frames whose answers are known."""
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from cogviz.errors import CogvizError
+from cogviz.metrics import METRICS, PSNR_CAP, anchor_metrics, half_life, summarize
+
+
+def texture(h, w, seed=0, blur=3.0):
+    """A smooth random RGB texture, uint8: enough structure for optical flow to lock onto."""
+    x = gaussian_filter(np.random.default_rng(seed).uniform(0, 255, (h, w, 3)), (blur, blur, 0))
+    return ((x - x.min()) / (x.max() - x.min()) * 255).round().astype(np.uint8)
+
+
+def panned(h, w, dx, dy, n=6, seed=0):
+    """n frames of a texture moving by (dx, dy) pixels a frame (right and down positive)."""
+    m = n * max(abs(dx), abs(dy)) + 8
+    base = texture(h + 2 * m, w + 2 * m, seed)
+    return np.stack([base[m - dy * t:m - dy * t + h, m - dx * t:m - dx * t + w] for t in range(n)])
+
+
+def test_columns_and_ssim_psnr_equal_scikit_image():
+    rng = np.random.default_rng(1)
+    image = texture(48, 64, 1)
+    frames = np.clip(image[None].astype(int) + rng.integers(-40, 40, (4, 48, 64, 3)), 0, 255).astype(np.uint8)
+    df = anchor_metrics(frames, image)
+    assert list(df.columns) == ["frame", *METRICS] and df["frame"].tolist() == [0, 1, 2, 3]
+    for t in range(4):
+        ref = structural_similarity(image, frames[t], channel_axis=-1, data_range=255)
+        assert df["ssim"][t] == pytest.approx(ref, abs=1e-6)
+        assert df["psnr"][t] == pytest.approx(peak_signal_noise_ratio(image, frames[t], data_range=255), abs=1e-9)
+    assert df[["flicker", "motion", "motion_top5"]].iloc[0].isna().all()
+
+
+def test_a_constant_video_has_flicker_one_and_motion_zero():
+    still = np.repeat(texture(40, 56, 2)[None], 5, axis=0)
+    df = anchor_metrics(still, Image.fromarray(still[0]))
+    assert (df["flicker"][1:] == 1.0).all() and (df["motion"][1:] == 0.0).all()
+    assert (df["psnr"] == PSNR_CAP).all() and np.allclose(df["ssim"], 1.0)
+    assert np.allclose(df["palette"], 0.0) and np.allclose(df["layout"], 1.0)
+    s = summarize(df)
+    assert s["half_life"] == math.inf and s["motion"] == 0.0 and not s["dynamic"]
+
+
+@pytest.mark.parametrize("size", [(64, 96), (480, 720)])
+@pytest.mark.parametrize("dx,dy", [(2, 1), (3, 0), (0, -4), (-6, 3)])
+def test_a_pattern_shifted_each_frame_moves_by_the_shift(size, dx, dy):
+    frames = panned(*size, dx, dy, n=4)
+    df = anchor_metrics(frames, frames[0])
+    want = math.hypot(dx, dy)
+    assert np.allclose(df["motion"][1:], want, rtol=0.05), (df["motion"].tolist(), want)
+    assert (df["motion_top5"][1:] >= df["motion"][1:] - 1e-6).all()
+
+
+def test_flicker_is_vbench_mean_absolute_difference():
+    a = np.full((2, 16, 16, 3), 100, np.uint8)
+    a[1] = 151  # every pixel 51 levels brighter: 1 - 51/255 = 0.8
+    assert anchor_metrics(a, a[0])["flicker"][1] == pytest.approx(0.8)
+
+
+def test_palette_and_layout_see_colour_and_arrangement():
+    h, w = 64, 96
+    red, blue = np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8)
+    red[...] = (200, 30, 30)
+    blue[...] = (30, 30, 200)
+    assert anchor_metrics(blue, red)["palette"][0] == pytest.approx(1.0)  # no colour in common
+    grad = np.repeat(np.linspace(0, 255, w)[None, :, None], h, 0).repeat(3, 2).astype(np.uint8)
+    df = anchor_metrics(np.stack([grad, grad[:, ::-1], 255 - grad]), grad)
+    assert df["layout"][0] == pytest.approx(1.0) and df["layout"][1] < -0.9  # mirrored: light and dark swap
+    assert df["palette"][1] == pytest.approx(0.0, abs=0.02)  # same colours, new places: palette unmoved
+    assert np.isfinite(df[["palette", "layout"]].to_numpy()).all()
+
+
+def test_half_life_definition():
+    assert half_life([0.9, 0.7, 0.5, 0.4]) == pytest.approx(2.5)
+    assert half_life([1.0, 0.5]) == pytest.approx(1.0)
+    assert half_life([0.8, 0.8, 0.7]) == math.inf
+    assert half_life([0.8, 0.6, 0.5], floor=0.4) == pytest.approx(1.0)
+
+
+def test_summary_and_vbench_dynamic_flag():
+    fast = panned(64, 96, 4, 0, n=17)  # 4 px a frame; VBench's threshold at 64 px: 6 * 64 / 256 = 1.5 px
+    slow = panned(64, 96, 1, 0, n=17)
+    s_fast, s_slow = summarize(anchor_metrics(fast, fast[0])), summarize(anchor_metrics(slow, slow[0]))
+    assert s_fast["dynamic"] and not s_slow["dynamic"]
+    assert s_fast["motion"] == pytest.approx(4.0, rel=0.05) and s_fast["frame0_psnr"] == PSNR_CAP
+    assert s_fast["half_life"] < s_slow["half_life"]  # moving faster loses the anchor sooner
+    assert not summarize(anchor_metrics(slow, slow[0]), fps=2.0)["dynamic"]  # slower video: higher bar
+
+
+def test_bad_inputs_say_what_was_expected():
+    frames = np.zeros((3, 32, 48, 3), np.uint8)
+    with pytest.raises(CogvizError, match=r"the image is 32x32 but the frames are 32x48"):
+        anchor_metrics(frames, np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(CogvizError, match=r"expected \(F, H, W, 3\)"):
+        anchor_metrics(np.zeros((3, 32, 48)), frames[0])
+    with pytest.raises(CogvizError, match="uint8 in \\[0, 255\\] or floats in \\[0, 1\\]"):
+        anchor_metrics(frames.astype(np.float32) + 7, frames[0])
+    df = anchor_metrics(frames.astype(np.float32), frames[0])  # floats in [0, 1] are accepted
+    assert len(df) == 3
+    with pytest.raises(CogvizError, match="empty"):
+        summarize(df.iloc[:0])
+
+
+def test_anchor_plots_are_pictures_with_one_line_or_point_per_ablation():
+    import pandas as pd
+
+    from cogviz import viz
+
+    still = np.repeat(texture(32, 48, 3)[None], 5, axis=0)
+    moving = panned(32, 48, 2, 0, n=5, seed=3)
+    runs = {"still": [anchor_metrics(still, still[0])] * 2, "moving": anchor_metrics(moving, moving[0])}
+    pic = viz.anchor_decay(runs, "ssim")
+    assert isinstance(pic, viz.Picture) and pic._repr_png_()[:4] == b"\x89PNG" and pic.std() > 20
+    ax = pic.figure.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["still (n=2)", "moving"]
+    assert np.allclose(ax.lines[0].get_ydata(), 1.0) and ax.lines[1].get_ydata()[-1] < 0.9
+    assert len(ax.collections) == 1  # a min-max band only where there are several runs
+    long = pd.concat([t.assign(label=k) for k, v in runs.items() for t in (v if isinstance(v, list) else [v])])
+    assert viz.anchor_decay(long, "motion").figure.axes[0].get_ylabel() == "motion (px / frame)"
+
+    plane = viz.fidelity_motion(runs)
+    ax = plane.figure.axes[0]
+    means = [c.get_offsets()[0] for c in ax.collections[1::2]]  # each label: its runs, then its mean
+    assert np.allclose(means[0], [0.0, 1.0]) and means[1][0] == pytest.approx(2.0, rel=0.05)
+    summaries = pd.DataFrame([summarize(t) for t in runs["still"]])
+    summaries["label"] = "still"
+    assert isinstance(viz.fidelity_motion(summaries), viz.Picture)
+    with pytest.raises(ValueError, match="no 'label' column"):
+        viz.anchor_decay(runs["moving"])
