@@ -189,14 +189,16 @@ def half_life(values, floor: float = 0.0) -> float:
     return float(t - 1 + (a - target) / (a - b))
 
 
-def summarize(df, *, fps: float = 8.0) -> "pd.Series":
+def summarize(df, *, fps: float = 8.0, floor: float = 0.0) -> "pd.Series":
     """One video's anchor in a few numbers (a pandas Series; stack several with ``pd.DataFrame``):
 
     ``frame0_psnr``, ``frame0_ssim``  fidelity of frame 0 to the image
     ``mean_psnr``, ``mean_ssim``     over all frames
     ``palette``, ``layout``          means over all frames
     ``half_life``    the anchor half-life: the frame (interpolated) at which SSIM to the image has
-                     fallen to half of frame 0's; ``inf`` when the anchor holds to the last frame
+                     lost half of frame 0's excess over ``floor``, the SSIM of an unanchored video
+                     (0 by default; the mean SSIM of ``zero_image`` runs is the natural floor for
+                     a model and a scene set); ``inf`` when the anchor holds to the last frame
     ``motion``, ``flicker``          means over frame pairs
     ``dynamic``      VBench's dynamic-degree flag: at least ``round(4 * F / 16)`` frame pairs whose
                      ``motion_top5`` exceeds ``6 * max(1, 8 / fps) * min(H, W) / 256`` pixels
@@ -220,7 +222,7 @@ def summarize(df, *, fps: float = 8.0) -> "pd.Series":
         "mean_ssim": float(df["ssim"].mean()),
         "palette": float(df["palette"].mean()),
         "layout": float(df["layout"].mean()),
-        "half_life": half_life(df["ssim"].to_numpy()),
+        "half_life": half_life(df["ssim"].to_numpy(), floor),
         "motion": float(df["motion"].iloc[1:].mean()) if len(df) > 1 else 0.0,
         "flicker": float(df["flicker"].iloc[1:].mean()) if len(df) > 1 else 1.0,
         "dynamic": bool((pairs > threshold).sum() >= need),

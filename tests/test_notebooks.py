@@ -25,6 +25,7 @@ PICTURES = {
     "03_channel_concatenation": 8,
     "04_i2v_generation": 2,
     "05_the_embedded_toy_model": 3,
+    "06_visual_anchor_ablations": 6,
 }
 FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
 
