@@ -128,10 +128,6 @@ class Ablation:
         return []
 
 
-def _zero_latent_frames(z: torch.Tensor) -> bool:
-    return bool(z.shape[1] > 1 and torch.count_nonzero(z[:, 1:]) == 0)
-
-
 # -- image references -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ImageRef:

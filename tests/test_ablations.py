@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import cogviz.ablations as A
 import cogviz.models as M
@@ -204,6 +205,37 @@ def test_image_guidance_is_the_three_branch_formula():
     neg_img, txt_img, neg_free = e[0:1], e[1:2], e[2:3]
     want = neg_free + 2.5 * (neg_img - neg_free) + 5.0 * (txt_img - neg_img)
     torch.testing.assert_close(g.trace["step/1/pred"], want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_knobs_build_the_same_ablations_and_traces_keep_them(tmp_path):
+    pipe = tiny_random_pipeline()
+    image = np.random.default_rng(7).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    run = lambda **kw: generate(pipe, image, "a red circle", num_frames=9, steps=4, seed=3, progress=False,
+                                record=("latents.final",), **kw)
+    by_knobs = run(image_noise=0.1, image_strength=0.7, image_window=(0.0, 0.5), image_guidance=2.0)
+    by_data = run(ablations=[A.NoiseImage(0.1), A.ScaleImage(0.7), A.StepWindow(0.0, 0.5), A.ImageGuidance(2.0)])
+    by_dicts = run(ablations=[a.to_dict() for a in A.resolve(image_noise=0.1, image_strength=0.7,
+                                                            image_window=(0.0, 0.5), image_guidance=2.0)])
+    assert torch.equal(by_knobs.trace["latents.final"], by_data.trace["latents.final"])
+    assert torch.equal(by_dicts.trace["latents.final"], by_data.trace["latents.final"])
+    saved = by_knobs.trace.save(tmp_path / "t.safetensors")
+    from cogviz.sampler import Trace
+
+    assert [A.from_dict(d) for d in Trace.load(saved).meta["ablations"]] == list(A.resolve(
+        image_noise=0.1, image_strength=0.7, image_window=(0.0, 0.5), image_guidance=2.0))
+
+
+def test_scale_multiplies_the_latent_as_the_transformer_reads_it_on_both_families():
+    """1.0 feeds 0.7 x the VAE's sample, 1.5 feeds it / 0.7: alpha multiplies what is fed, in both."""
+    image = np.random.default_rng(8).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    for family, frames, factor in (("1.0", 9, 0.7), ("1.5", 17, 1 / 0.7)):
+        pipe = tiny_random_pipeline(family)
+        pixels = pipe.video_processor.preprocess(Image.fromarray(image), height=32, width=32)
+        with torch.no_grad():
+            raw = pipe.vae.encode(pixels.unsqueeze(2)).latent_dist.sample(torch.Generator().manual_seed(2))
+        g = generate(pipe, image, "a red circle", num_frames=frames, steps=2, seed=2, progress=False,
+                     ablations=[A.ScaleImage(0.5)])
+        torch.testing.assert_close(g.z_img[:, 0], 0.5 * factor * raw[:, :, 0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,14 @@ def test_generate_defaults_to_video_mp4_in_the_working_folder(tmp_path):
     (["--image", "IMG", "--prompt", "x", "--out", "v.avi"], "use a .mp4, .gif or .png"),
     (["--image", "missing.png", "--prompt", "x"], "no such file"),
     (["--image", "IMG", "--prompt", "x", "--model", "no/such-model-here"], "could not load"),
+    (["--image", "IMG", "--prompt", "x", "--image-noise", "-0.5"], "noise_image.sigma=-0.5: expected a number in"),
+    (["--image", "IMG", "--prompt", "x", "--image-window", "0.6", "0.2"], "start < end"),
+    (["--image", "IMG", "--prompt", "x", "--ablation", "{kind: zero}"], "not valid JSON"),
+    (["--image", "IMG", "--prompt", "x", "--ablation", '{"kind": "blur"}'], "unknown ablation; expected one of"),
+    (["--image", "IMG", "--prompt", "x", "--ablation", "missing.json"], "cannot read the file"),
+    (["--image", "IMG", "--prompt", "x", "--metrics", "m.txt"], "use a .csv or .parquet"),
+    (["--image", "IMG", "--prompt", "x", "--ablation", '{"kind": "mask_image", "box": [0, 0, 200, 8]}'],
+     "outside the 96x64 fitted image"),
 ])
 def test_generate_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
     args = [str(sample_path("shapes")) if a == "IMG" else a for a in args]
@@ -73,3 +81,22 @@ def test_the_readme_first_command_works_as_written(tmp_path):
     r = run_cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "video.mp4").stat().st_size > 1000 and "17 frames, 64x96" in r.stdout
+
+
+def test_generate_with_ablation_flags_writes_metrics_and_records_the_ablations(tmp_path):
+    import json
+
+    import pandas as pd
+
+    (tmp_path / "abl.json").write_text(json.dumps([{"kind": "flip_image"}, {"kind": "mask_image", "box": [0, 0, 16, 16]}]))
+    trace, metrics = tmp_path / "t.safetensors", tmp_path / "m.csv"
+    r = run_cli("generate", "--image", str(sample_path("shapes")), "--prompt", "a red circle moves left", "--steps", "4",
+                "--ablation", str(tmp_path / "abl.json"), "--ablation", '{"kind": "scale_image", "alpha": 0.5}',
+                "--image-noise", "0.05", "--image-window", "0", "0.5", "--image-guidance", "2",
+                "--metrics", str(metrics), "--trace", str(trace), "--out", str(tmp_path / "v.gif"))
+    assert r.returncode == 0, r.stderr
+    kinds = [a["kind"] for a in Trace.load(trace).meta["ablations"]]
+    assert kinds == ["flip_image", "mask_image", "scale_image", "noise_image", "step_window", "image_guidance"]
+    assert "ablations: flip_image(axis=horizontal) + mask_image" in r.stdout and "anchor: frame 0" in r.stdout
+    df = pd.read_csv(metrics)
+    assert len(df) == 17 and {"psnr", "ssim", "palette", "layout", "flicker", "motion"} <= set(df.columns)
