@@ -149,4 +149,5 @@ def load_pipeline(
     if not any(m.endswith("offload") for m in memory_items):
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    pipe.cogviz_model = "toy" if is_toy else str(model)  # a stable name for results (sweeps), not a path
     return pipe

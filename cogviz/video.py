@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from .errors import CogvizError
 
-__all__ = ["encode_mp4", "encode_gif", "to_html", "show", "save", "grid"]
+__all__ = ["encode_mp4", "encode_gif", "to_html", "show", "save", "load", "grid"]
 
 
 def _check(frames) -> np.ndarray:
@@ -100,6 +100,22 @@ def save(frames, path: str | os.PathLike, fps: float = 8) -> Path:
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
+
+
+def load(path: str | os.PathLike) -> np.ndarray:
+    """The frames of an mp4 file (the pair of :func:`save`): uint8 (F, H, W, 3)."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise CogvizError(f"no such video file: {str(path)!r}")
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    meta = next(reader)
+    w, h = meta["size"]
+    frames = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+    if not frames:
+        raise CogvizError(f"{str(path)!r} holds no frames")
+    return np.stack(frames)
 
 
 def grid(videos: "dict[str, np.ndarray]", *, title_height: int = 14, gap: int = 4) -> np.ndarray:

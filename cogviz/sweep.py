@@ -1,0 +1,390 @@
+"""Step 6 of the flow: sweeps — many controlled runs, persisted as they finish, resumable.
+
+A sweep is the product ``images x prompts x seeds x variants`` (a variant is one ablation, a
+list of ablations applied in order, or none: the baseline). Each run is one
+:func:`cogviz.generate` call plus :func:`cogviz.metrics.anchor_metrics`.
+
+**Controlled.** Every variant of one (image, prompt, seed) runs with the same seed, so it shares
+the initial noise and the posterior draw of ``z_img`` (ablations never draw from the call's
+generator: pixel-space ones act before the VAE on the same generator state, random ones use
+their own seed). Differences between variants are the ablations' doing.
+
+**Durable.** ``out_dir`` holds ``manifest.json`` (the sweep's settings) and ``runs/<run_id>/``
+per finished run: ``frames.parquet`` (per-frame metrics, pyarrow), ``video.mp4``, optionally
+``latents.safetensors``, and ``run.json`` (its configuration, summary and the SHA-256 of each
+file). A run is built in a temporary folder and renamed into place when complete, so a SIGKILL
+loses at most the run in flight; a file whose hash no longer matches is detected and the run
+redone. ``run_id`` is a content hash of the model (id + weights fingerprint), the image's
+pixels, the prompt, the seed, the settings and the ablations: a re-run skips what is done, and
+a changed configuration gets new ids — old rows are kept and told apart, never overwritten.
+Nothing is pickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .ablations import Ablation, Baseline, Setup, from_dict, label
+from .errors import CogvizError
+
+__all__ = ["sweep", "SweepResult", "plan", "model_fingerprint", "image_fingerprint", "run_id", "SweepError"]
+
+FORMAT = 1  #: results-directory format version, written into the manifest
+
+
+class SweepError(CogvizError):
+    """A bad sweep configuration or results directory."""
+
+
+# -- identities -------------------------------------------------------------------------------
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
+
+
+def model_fingerprint(pipe) -> str:
+    """The model's id and a fingerprint of its weights: names, shapes, dtypes and a strided sample of
+    up to 512 values of every parameter of the transformer, VAE and text encoder. Cheap at any
+    size, and changes when any component is retrained or swapped."""
+    import torch
+
+    h = hashlib.sha256()
+    h.update(str(getattr(pipe, "name_or_path", "") or pipe.config.get("_name_or_path", "")).encode())
+    for name in ("transformer", "vae", "text_encoder"):
+        module = getattr(pipe, name, None)
+        if module is None:
+            continue
+        h.update(name.encode())
+        for pname, p in module.named_parameters():
+            flat = p.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 512)][:512].to("cpu", torch.float32).numpy()
+            h.update(f"{pname}{tuple(p.shape)}{p.dtype}".encode())
+            h.update(sample.tobytes())
+    h.update(type(pipe.scheduler).__name__.encode() + _canonical(dict(pipe.scheduler.config)))
+    return h.hexdigest()[:16]
+
+
+def image_fingerprint(image) -> str:
+    """SHA-256 (16 hex digits) of an image's RGB pixels and size: the same picture from a path, a
+    URL, bytes or an array gets the same key."""
+    img = image.convert("RGB")
+    return _sha(f"{img.size}".encode() + img.tobytes())[:16]
+
+
+def run_id(config: dict) -> str:
+    """The content hash that names a run: 20 hex digits of SHA-256 over its canonical JSON config."""
+    return _sha(_canonical(config))[:20]
+
+
+# -- the plan ---------------------------------------------------------------------------------
+def _variant(v) -> tuple[Ablation, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, (Ablation, dict)):
+        v = [v]
+    if not isinstance(v, (list, tuple)):
+        raise SweepError(f"ablations: each variant is an ablation, its dict, a list of them, or None; "
+                         f"got {type(v).__name__}")
+    out = tuple(from_dict(a) if isinstance(a, dict) else a for a in v)
+    for a in out:
+        if not isinstance(a, Ablation):
+            raise SweepError(f"ablations: expected Ablation objects or dicts, got {type(a).__name__}")
+    return tuple(a for a in out if not isinstance(a, Baseline))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One planned run: what it is, and the config its id hashes."""
+
+    run_id: str
+    image_index: int
+    image_name: str
+    prompt: str
+    seed: int
+    ablations: tuple
+    config: dict = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return label(self.ablations)
+
+
+def _image_name(source, index: int) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        s = str(source)
+        return s if s.startswith(("http://", "https://")) else Path(s).name
+    return f"image{index}"
+
+
+def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: float = 6.0,
+         num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "",
+         include_baseline: bool = True, model_id: str | None = None):
+    """Load and fit every image, check every setting and ablation, and list the runs — before any
+    model compute. Returns ``(runs, fitted_images, settings)``. Raises a :class:`CogvizError` on a
+    missing image or a bad ablation."""
+    from .fit import fit_image
+    from .image import load_image
+    from .sampler import resolve_size, validate
+
+    if isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple)):
+        images = [images]
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if isinstance(seeds, int):
+        seeds = [seeds]
+    for what, items in (("images", images), ("prompts", prompts), ("seeds", seeds)):
+        if not items:
+            raise SweepError(f"{what} is empty: a sweep needs at least one")
+    bad = [s for s in seeds if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0]
+    if bad:
+        raise SweepError(f"seeds: {bad[0]!r} is not a whole number >= 0")
+    variants = [_variant(v) for v in (ablations if isinstance(ablations, (list, tuple)) else [ablations])]
+    if include_baseline and () not in variants:
+        variants.insert(0, ())
+    keys = [json.dumps([a.to_dict() for a in v], sort_keys=True) for v in variants]
+    variants = [v for i, v in enumerate(variants) if keys.index(keys[i]) == i]  # drop repeats, keep order
+
+    num_frames = num_frames or pipe.transformer.config.sample_frames
+    fitted, names = [], []
+    for i, src in enumerate(images):
+        names.append(_image_name(src, i))
+        img = load_image(src)
+        fitted.append(fit_image(img, resolve_size(pipe, None, None), fit))
+    height, width = fitted[0].size
+    for prompt in prompts:
+        validate(pipe, num_frames=num_frames, steps=steps, guidance=guidance, prompt=prompt, height=height,
+                 width=width)
+    setup = Setup(pipe, height, width, steps, fit, guidance > 1.0)
+    for v in variants:
+        for a in v:
+            a.check(setup)
+
+    settings = dict(steps=steps, guidance=float(guidance), num_frames=num_frames, fit=fit,
+                    negative_prompt=negative_prompt, height=height, width=width)
+    model = {"id": model_id or getattr(pipe, "cogviz_model", None) or Path(str(getattr(pipe, "name_or_path", "")
+                                                                                   or "pipeline")).name,
+             "fingerprint": model_fingerprint(pipe)}
+    image_keys = [image_fingerprint(f.image) for f in fitted]
+    runs = []
+    for i, name in enumerate(names):
+        for prompt in prompts:
+            for seed in seeds:
+                for v in variants:
+                    config = {"format": FORMAT, "model": model, "image": image_keys[i], "prompt": prompt,
+                              "seed": int(seed), "settings": settings, "ablations": [a.to_dict() for a in v]}
+                    runs.append(Run(run_id(config), i, name, prompt, int(seed), v, config))
+    return runs, fitted, settings
+
+
+# -- writing one run atomically ---------------------------------------------------------------
+def _file_entry(path: Path) -> dict:
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": _sha(path.read_bytes())}
+
+
+def _valid(run_dir: Path) -> dict | None:
+    """The run's record when every file it lists is present and unchanged, else None."""
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+        for f in record["files"]:
+            p = run_dir / f["name"]
+            if p.stat().st_size != f["bytes"] or _sha(p.read_bytes()) != f["sha256"]:
+                return None
+        return record
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_run(out_dir: Path, run: Run, g, *, metrics: bool, save_latents: bool, fps: float) -> dict:
+    from . import video
+    from .metrics import anchor_metrics, summarize
+
+    runs_dir = out_dir / "runs"
+    tmp = runs_dir / f".{run.run_id}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir(parents=True)
+    files = []
+    summary = {}
+    if metrics:
+        df = anchor_metrics(g.frames, g.fitted)
+        summary = {k: (bool(v) if k == "dynamic" else float(v)) for k, v in summarize(df, fps=fps).items()}
+        df.insert(0, "run_id", run.run_id)
+        df.to_parquet(tmp / "frames.parquet", index=False)
+        files.append(tmp / "frames.parquet")
+    video.save(g.frames, tmp / "video.mp4", fps=fps)
+    files.append(tmp / "video.mp4")
+    if save_latents:
+        from safetensors.torch import save_file
+
+        save_file({"z_img": g.z_img.contiguous().cpu(), "latents.final": g.trace["latents.final"].contiguous()},
+                  str(tmp / "latents.safetensors"))
+        files.append(tmp / "latents.safetensors")
+    record = {"run_id": run.run_id, "config": run.config, "image_name": run.image_name, "label": run.label,
+              "summary": summary, "frames": int(len(g.frames)), "finished": time.time(),
+              "files": [_file_entry(p) for p in files]}
+    (tmp / "run.json").write_text(json.dumps(record, indent=1))
+    final = runs_dir / run.run_id
+    if final.exists():  # a corrupt earlier copy: replace it
+        shutil.rmtree(final)
+    os.replace(tmp, final)  # atomic: the run appears whole or not at all
+    return record
+
+
+def _write_manifest(out_dir: Path, manifest: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "manifest.json"
+    sweeps = []
+    if path.exists():
+        try:
+            sweeps = json.loads(path.read_text()).get("sweeps", [])
+        except ValueError:
+            sweeps = []
+    if manifest not in sweeps:
+        sweeps.append(manifest)
+    tmp = path.with_name(f".manifest.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps({"format": FORMAT, "sweeps": sweeps}, indent=1))
+    os.replace(tmp, path)
+
+
+# -- the sweep --------------------------------------------------------------------------------
+def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, guidance: float = 6.0,
+          num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "", metrics: bool = True,
+          save_latents: bool = False, include_baseline: bool = True, backend: str = "local",
+          progress: bool = True, model_id: str | None = None, fps: float = 8.0) -> "SweepResult":
+    """Run ``images x prompts x seeds x ablations`` (plus the baseline), writing each run into
+    ``out_dir`` as it finishes; runs already there (same content hash, files intact) are skipped.
+
+    ``ablations``: a list of variants — an :class:`~cogviz.ablations.Ablation`, its dict, a list of
+    them (applied in order) or None. Everything is checked (images loaded and fitted, prompts,
+    settings, ablations against the size and steps) before any model compute or any write.
+    Returns a :class:`SweepResult` over *this* sweep's runs (``SweepResult.load(out_dir)`` reads
+    every run in the folder).
+    """
+    from tqdm.auto import tqdm
+
+    from .sampler import generate
+
+    if backend not in ("local",):
+        raise SweepError(f"backend={backend!r}: this version runs sweeps with backend='local'")
+    runs, fitted, settings = plan(pipe, images, prompts, ablations, seeds, steps=steps, guidance=guidance,
+                                  num_frames=num_frames, fit=fit, negative_prompt=negative_prompt,
+                                  include_baseline=include_baseline, model_id=model_id)
+    out_dir = Path(out_dir)
+    _write_manifest(out_dir, {"settings": settings, "model": runs[0].config["model"],
+                              "run_ids": [r.run_id for r in runs]})
+    for stale in (out_dir / "runs").glob(".*.tmp"):  # runs in flight when an earlier sweep died
+        shutil.rmtree(stale, ignore_errors=True)
+    todo = [r for r in runs if _valid(out_dir / "runs" / r.run_id) is None]
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc="cogviz.sweep",
+               unit="run")
+    with bar:
+        for r in todo:
+            g = generate(pipe, fitted[r.image_index], r.prompt, negative_prompt=negative_prompt,
+                         num_frames=settings["num_frames"], steps=steps, guidance=guidance, seed=r.seed, fit=fit,
+                         progress=False, ablations=list(r.ablations),
+                         record=("latents.final",) if save_latents else ())
+            _write_run(out_dir, r, g, metrics=metrics, save_latents=save_latents, fps=fps)
+            bar.update(1)
+    return SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
+
+
+# -- reading results --------------------------------------------------------------------------
+def _flatten(ablations: list[dict]) -> dict:
+    cols = {}
+    for a in ablations:
+        for k, v in a.items():
+            if k != "kind":
+                cols[f"{a['kind']}.{k}"] = json.dumps(v) if isinstance(v, (dict, list)) else v
+    return cols
+
+
+class SweepResult:
+    """The runs of a results directory: ``.runs`` (one row per run) and ``.frames`` (one row per run x
+    frame, with the per-frame metrics). Opens without a model."""
+
+    def __init__(self, out_dir: Path, records: list[dict]):
+        import pandas as pd
+
+        self.out_dir = Path(out_dir)
+        rows, frames = [], []
+        for rec in records:
+            c = rec["config"]
+            run_dir = self.out_dir / "runs" / rec["run_id"]
+            row = {"run_id": rec["run_id"], "image": rec["image_name"], "image_sha": c["image"],
+                   "prompt": c["prompt"], "seed": c["seed"], "label": rec["label"],
+                   "ablations": json.dumps(c["ablations"]), **_flatten(c["ablations"]), **rec["summary"],
+                   "steps": c["settings"]["steps"], "guidance": c["settings"]["guidance"],
+                   "model": c["model"]["id"], "model_fingerprint": c["model"]["fingerprint"],
+                   "video": str(run_dir / "video.mp4")}
+            names = {f["name"] for f in rec["files"]}
+            row["metrics"] = str(run_dir / "frames.parquet") if "frames.parquet" in names else None
+            row["latents"] = str(run_dir / "latents.safetensors") if "latents.safetensors" in names else None
+            rows.append(row)
+            if row["metrics"]:
+                df = pd.read_parquet(row["metrics"])
+                df["label"] = rec["label"]
+                frames.append(df)
+        self.runs = pd.DataFrame(rows)
+        self.frames = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @classmethod
+    def load(cls, out_dir, *, run_ids=None) -> "SweepResult":
+        """Every intact run in ``out_dir`` (or only ``run_ids``), finished or from a partial sweep."""
+        out_dir = Path(out_dir)
+        if not (out_dir / "manifest.json").exists():
+            raise SweepError(f"{str(out_dir)!r} is not a sweep results directory (no manifest.json)")
+        dirs = ([out_dir / "runs" / r for r in run_ids] if run_ids is not None
+                else sorted(p for p in (out_dir / "runs").glob("*") if not p.name.startswith(".")))
+        records = [rec for rec in (_valid(d) for d in dirs) if rec is not None]
+        records.sort(key=lambda r: r["finished"])
+        return cls(out_dir, records)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __repr__(self) -> str:
+        return f"<SweepResult {len(self)} runs in {str(self.out_dir)!r}>"
+
+    def plot_decay(self, metric: str = "ssim", *, title: str | None = None):
+        """The anchor-decay curves of every ablation (mean over images, prompts and seeds)."""
+        from . import viz
+
+        return viz.anchor_decay(self.frames, metric, by="label", title=title)
+
+    def plot_tradeoff(self, *, title: str | None = None):
+        """The fidelity-motion plane: each run a point, each ablation's mean ringed."""
+        from . import viz
+
+        return viz.fidelity_motion(self.runs, by="label", title=title)
+
+    def video(self, run_id: str) -> np.ndarray:
+        """The frames of one run, read back from its mp4 (uint8 (F, H, W, 3))."""
+        from .video import load
+
+        row = self.runs.set_index("run_id").loc[run_id]
+        return load(row["video"])
+
+    def grid(self, *, image: str | None = None, prompt: str | None = None, seed: int | None = None,
+             labels=None) -> np.ndarray:
+        """Baseline and variants of one (image, prompt, seed) side by side, as one titled video
+        (``cogviz.video.show`` plays it); the first image / prompt / seed when not given."""
+        from .video import grid
+
+        df = self.runs
+        first = df.iloc[0]
+        df = df[(df["image"] == (image or first["image"])) & (df["prompt"] == (prompt or first["prompt"]))
+                & (df["seed"] == (first["seed"] if seed is None else seed))]
+        if labels is not None:
+            df = df[df["label"].isin(labels)]
+        if df.empty:
+            raise SweepError(f"no runs for image={image!r}, prompt={prompt!r}, seed={seed!r}, labels={labels!r}")
+        return grid({row.label: self.video(row.run_id) for row in df.itertuples()})

@@ -1,0 +1,173 @@
+"""Sweeps: controlled, durable (SIGKILL, truncated files, changed settings), and readable without a model."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cogviz.ablations as A
+import cogviz.models as M
+from cogviz.errors import CogvizError
+from cogviz.samples import sample_path
+from cogviz.sweep import SweepResult, plan, sweep
+
+PROMPT = "a red circle moves left"
+VARIANTS = [A.ZeroImage(), A.NoiseImage(0.3), [A.FlipImage(), A.ScaleImage(0.5)]]
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return M.load_pipeline("toy")
+
+
+@pytest.fixture(scope="module")
+def reference(toy, tmp_path_factory):
+    """An uninterrupted sweep: 2 seeds x 4 variants (baseline included)."""
+    out = tmp_path_factory.mktemp("reference")
+    return sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0, 1], out_dir=out, steps=STEPS,
+                 progress=False)
+
+
+def test_a_sweep_writes_every_run_with_its_tables(reference):
+    r = reference
+    assert len(r) == 8 and r.runs["run_id"].is_unique
+    assert r.runs["label"].tolist()[:4] == ["baseline", "zero_image", "noise_image(sigma=0.3, space=pixel)",
+                                            "flip_image(axis=horizontal) + scale_image(alpha=0.5)"]
+    assert {"noise_image.sigma", "scale_image.alpha", "flip_image.axis", "frame0_psnr", "mean_ssim", "motion",
+            "half_life", "video", "metrics"} <= set(r.runs.columns)
+    assert len(r.frames) == 8 * 17 and set(r.frames["run_id"]) == set(r.runs["run_id"])
+    for row in r.runs.itertuples():
+        run_dir = Path(row.video).parent
+        assert sorted(p.name for p in run_dir.iterdir()) == ["frames.parquet", "run.json", "video.mp4"]
+    zero = r.runs[r.runs["label"] == "zero_image"]["frame0_psnr"]
+    base = r.runs[r.runs["label"] == "baseline"]["frame0_psnr"]
+    assert zero.max() < base.min()  # the measurements are the runs' own
+
+
+def test_controlled_two_baselines_are_identical_and_a_no_op_equals_the_baseline(toy, tmp_path):
+    image = str(sample_path("shapes"))
+    a = sweep(toy, [image], [PROMPT], [A.ScaleImage(1.0), A.StepWindow(0.0, 1.0)], [3], out_dir=tmp_path / "a",
+              steps=STEPS, progress=False, save_latents=True)
+    b = sweep(toy, [image], [PROMPT], [], [3], out_dir=tmp_path / "b", steps=STEPS, progress=False,
+              save_latents=True)
+    from safetensors.torch import load_file
+
+    lat = {row.label: load_file(row.latents)["latents.final"] for row in a.runs.itertuples()}
+    base_b = load_file(b.runs["latents"][0])["latents.final"]
+    assert (lat["baseline"] == base_b).all()  # two baselines in two sweeps: bit-identical
+    assert (lat["scale_image(alpha=1)"] == lat["baseline"]).all()
+    assert (lat["step_window(start=0, end=1)"] == lat["baseline"]).all()
+
+
+def test_rerun_skips_finished_runs_and_a_changed_setting_adds_rows(toy, reference):
+    out = reference.out_dir
+    t = time.perf_counter()
+    again = sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0, 1], out_dir=out, steps=STEPS,
+                  progress=False)
+    assert time.perf_counter() - t < 5 and sorted(again.runs["run_id"]) == sorted(reference.runs["run_id"])
+    more = sweep(toy, [str(sample_path("shapes"))], [PROMPT], [A.NoiseImage(0.6)], [0], out_dir=out, steps=STEPS,
+                 progress=False)
+    everything = SweepResult.load(out)
+    assert len(more) == 2 and len(everything) == 9  # the baseline was there; one new run, old rows kept
+    changed = sweep(toy, [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=out, steps=STEPS + 1,
+                    progress=False)
+    assert changed.runs["run_id"][0] not in set(reference.runs["run_id"])
+    everything = SweepResult.load(out)
+    assert len(everything) == 10 and set(everything.runs["steps"]) == {STEPS, STEPS + 1}
+
+
+def test_truncated_files_are_detected_and_their_runs_redone(toy, tmp_path):
+    image = str(sample_path("shapes"))
+    first = sweep(toy, [image], [PROMPT], [A.ZeroImage()], [0], out_dir=tmp_path, steps=STEPS, progress=False)
+    video, table = Path(first.runs["video"][0]), Path(first.runs["metrics"][1])
+    video.write_bytes(video.read_bytes()[:100])
+    table.write_bytes(table.read_bytes()[:-10])
+    assert len(SweepResult.load(tmp_path)) == 0  # neither damaged run counts as finished
+    again = sweep(toy, [image], [PROMPT], [A.ZeroImage()], [0], out_dir=tmp_path, steps=STEPS, progress=False)
+    assert len(again) == 2
+    pd.testing.assert_frame_equal(again.frames.reset_index(drop=True), first.frames.reset_index(drop=True))
+
+
+def test_bad_config_or_missing_image_fails_before_compute_and_writes_nothing(toy, tmp_path):
+    out = tmp_path / "never"
+    calls = []
+    original = toy.transformer.forward
+    toy.transformer.forward = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        cases = [
+            (dict(images=[str(tmp_path / "missing.png")]), "no such file"),
+            (dict(ablations=[{"kind": "blur"}]), "unknown ablation"),
+            (dict(ablations=[A.MaskImage((0, 0, 500, 8))]), "outside the 96x64 fitted image"),
+            (dict(seeds=[-1]), "not a whole number >= 0"),
+            (dict(prompts=[]), "prompts is empty"),
+        ]
+        for change, message in cases:
+            kw = dict(images=[str(sample_path("shapes"))], prompts=[PROMPT], ablations=[A.ZeroImage()], seeds=[0])
+            kw.update(change)
+            with pytest.raises(CogvizError, match=message):
+                sweep(toy, kw["images"], kw["prompts"], kw["ablations"], kw["seeds"], out_dir=out, steps=STEPS,
+                      progress=False)
+    finally:
+        del toy.transformer.forward
+    assert calls == [] and not out.exists()
+
+
+def test_results_open_without_a_model_and_draw(reference):
+    r = SweepResult.load(reference.out_dir)
+    assert len(r) >= 8
+    assert r.plot_decay().shape[2] == 3 and r.plot_tradeoff().shape[2] == 3
+    g = r.grid(seed=0)
+    assert g.shape[0] == 17 and g.shape[2] > 4 * 96  # baseline and three variants side by side
+    with pytest.raises(CogvizError, match="not a sweep results directory"):
+        SweepResult.load(reference.out_dir / "runs")
+
+
+SCRIPT = """
+import sys
+import cogviz.ablations as A, cogviz.models as M
+from cogviz.sweep import sweep
+pipe = M.load_pipeline("toy")
+sweep(pipe, [sys.argv[2]], ["a red circle moves left"], [A.ZeroImage(), A.NoiseImage(0.3),
+      [A.FlipImage(), A.ScaleImage(0.5)]], [0, 1], out_dir=sys.argv[1], steps=4, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_sigkilled_sweeps_resume_to_exactly_the_uninterrupted_rows(reference, tmp_path):
+    out = tmp_path / "killed"
+    rng = random.Random(0)
+    cmd = [sys.executable, "-c", SCRIPT, str(out), str(sample_path("shapes"))]
+    kills = 0
+
+    def finished():
+        return len([d for d in (out / "runs").glob("*") if not d.name.startswith(".")]) if out.exists() else 0
+
+    for attempt in range(20):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        target = finished() + rng.choice([0, 1, 2])  # 0: killed before or during its first run
+        while p.poll() is None and finished() < target:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))  # land anywhere: mid-run, mid-write, between runs
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            kills += 1
+            continue
+        assert p.returncode == 0, p.stderr.read().decode()
+        break
+    assert kills >= 2
+    done = SweepResult.load(out)
+    assert sorted(done.runs["run_id"]) == sorted(reference.runs["run_id"])  # every run, exactly once
+    assert not list((out / "runs").glob(".*"))  # no leftovers of the runs in flight
+    cols = ["run_id", "frame", "psnr", "ssim", "palette", "layout", "flicker", "motion"]
+    a = done.frames[cols].sort_values(["run_id", "frame"]).reset_index(drop=True)
+    b = reference.frames[cols].sort_values(["run_id", "frame"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
