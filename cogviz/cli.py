@@ -4,6 +4,7 @@
                     [--steps N] [--guidance G] [--seed N] [--out video.mp4] [--trace trace.safetensors]
                     [--image-strength A] [--image-noise SIGMA] [--image-window START END]
                     [--image-guidance S] [--ablation JSON|FILE.json ...] [--metrics metrics.csv]
+    cogviz sweep CONFIG.json|yaml --out DIR [--backend local]
     cogviz fit IMAGE [--preset NAME | --size HxW] [--mode crop|pad|stretch] --out PATH
     cogviz train-toy [--run-dir DIR] ...      (same as python -m cogviz.toy.train)
 """
@@ -110,6 +111,38 @@ def _generate(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    import pandas as pd
+
+    from .sweep import load_config, plan, sweep
+
+    config = load_config(args.config)  # a bad config fails here, before the model loads
+    model = config.pop("model", "toy")
+    images, prompts = config.pop("images"), config.pop("prompts")
+    seeds, ablations = config.pop("seeds", [0]), config.pop("ablations", [])
+    from .image import load_image
+
+    for src in images:  # a missing image fails before the model loads
+        load_image(src)
+    from .models import load_pipeline
+
+    pipe = load_pipeline(model, memory=args.memory)
+    settings = {k: config[k] for k in ("steps", "guidance", "num_frames", "fit", "negative_prompt",
+                                       "include_baseline") if k in config}
+    plan(pipe, images, prompts, ablations, seeds, **settings)  # sizes, steps, ablations: before any compute
+    result = sweep(pipe, images, prompts, ablations, seeds, out_dir=args.out, backend=args.backend,
+                   progress=not args.quiet, metrics=config.get("metrics", True),
+                   save_latents=config.get("save_latents", False), **settings)
+    cols = [c for c in ("frame0_psnr", "mean_ssim", "half_life", "motion") if c in result.runs.columns]
+    if cols:
+        table = result.runs.groupby("label", sort=False)[cols].mean()
+        table.insert(0, "runs", result.runs.groupby("label", sort=False).size())
+        with pd.option_context("display.width", 160, "display.max_colwidth", 60):
+            print(table.round(3).to_string())
+    print(f"{len(result)} runs in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cogviz", description="See, run and test CogVideoX image-to-video conditioning.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -144,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--metrics", help="also measure the anchor per frame and write the table here (.csv or .parquet)")
     g.add_argument("--record", action="append", help="trace names or patterns to record, e.g. 'step/*/input' "
                                                      "(repeatable; default: the cheap ones)")
+    s = sub.add_parser("sweep", help="many controlled runs from a JSON/YAML config, resumable, with metrics",
+                       description="Run every image x prompt x seed x ablation of CONFIG into DIR. Finished runs "
+                                   "are skipped on a re-run; an interrupted sweep resumes where it stopped.")
+    s.add_argument("config", help="JSON or YAML: images, prompts, seeds, ablations, model, steps, guidance, ...")
+    s.add_argument("--out", required=True, help="results directory (created; shared storage for a cluster)")
+    s.add_argument("--backend", choices=["local"], default="local", help="where runs execute (default local)")
+    s.add_argument("--memory", action="append", choices=["model_offload", "sequential_offload", "vae_tiling",
+                                                         "vae_slicing"], help="a memory option (repeatable)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     f = sub.add_parser("fit", help="load an image (path or URL) and fit it to a model's size")
     f.add_argument("image", help="path or http(s) URL")
     g = f.add_mutually_exclusive_group()
@@ -169,6 +211,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "fit":
             from .fit import fit_image
 

@@ -171,3 +171,40 @@ def test_sigkilled_sweeps_resume_to_exactly_the_uninterrupted_rows(reference, tm
     a = done.frames[cols].sort_values(["run_id", "frame"]).reset_index(drop=True)
     b = reference.frames[cols].sort_values(["run_id", "frame"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cogviz.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_sweep_runs_a_yaml_config_and_resumes(tmp_path):
+    import shutil
+
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    (tmp_path / "sweep.yaml").write_text(
+        "images: [shapes.png]\nprompts: ['a red circle moves left']\nseeds: [0]\nsteps: 3\n"
+        "ablations:\n  - {kind: zero_image}\n  - [{kind: flip_image}, {kind: scale_image, alpha: 0.5}]\n")
+    r = run_cli("sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "3 runs in" in r.stdout and "zero_image" in r.stdout and "frame0_psnr" in r.stdout
+    assert len(SweepResult.load(tmp_path / "out")) == 3
+    again = run_cli("sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"))
+    assert again.returncode == 0 and "3/3" in again.stderr and "0/3" not in again.stderr  # nothing re-ran
+
+
+@pytest.mark.parametrize("text,message", [
+    ("images: [shapes.png]\nprompts: [x]\nsteps: '4'\n", "config key 'steps': '4' is str; expected a whole number"),
+    ("images: [shapes.png]\n", "config key 'prompts': missing"),
+    ("images: [shapes.png]\nprompts: [x]\ncolour: red\n", "config key 'colour': unknown; accepted keys"),
+    ("images: [nothere.png]\nprompts: [x]\n", "no such file"),
+    ("images: [shapes.png]\nprompts: [x]\nablations: [{kind: noise_image, sigma: -1}]\n", "noise_image.sigma=-1"),
+    ("images: [shapes.png\n", "not valid YAML"),
+])
+def test_cli_sweep_bad_config_exits_2_with_one_line_and_writes_nothing(text, message, tmp_path):
+    import shutil
+
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    (tmp_path / "c.yaml").write_text(text)
+    r = run_cli("sweep", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "out").exists()
