@@ -260,7 +260,8 @@ def _write_manifest(out_dir: Path, manifest: dict) -> None:
 def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, guidance: float = 6.0,
           num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "", metrics: bool = True,
           save_latents: bool = False, include_baseline: bool = True, backend: str = "local",
-          progress: bool = True, model_id: str | None = None, fps: float = 8.0) -> "SweepResult":
+          progress: bool = True, model_id: str | None = None, fps: float = 8.0,
+          ray_options: dict | None = None) -> "SweepResult":
     """Run ``images x prompts x seeds x ablations`` (plus the baseline), writing each run into
     ``out_dir`` as it finishes; runs already there (same content hash, files intact) are skipped.
 
@@ -269,13 +270,24 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     settings, ablations against the size and steps) before any model compute or any write.
     Returns a :class:`SweepResult` over *this* sweep's runs (``SweepResult.load(out_dir)`` reads
     every run in the folder).
+
+    ``backend="ray"`` fans the missing runs out to Ray actors, one pipeline each (loaded by the
+    name ``load_pipeline`` was given; its weights fingerprint must match the driver's), each
+    writing its runs atomically into ``out_dir`` — shared storage on a cluster. ``ray_options``:
+    ``address`` (passed to ``ray.init`` when Ray is not yet initialised; None starts a local
+    Ray), ``num_actors`` (default: as many as the cluster's GPUs allow, else 2), ``num_gpus`` per
+    actor (fractions allowed; default 1 on a cluster with GPUs, else 0), ``num_cpus`` per actor
+    (default 1), ``max_retries`` per run (default 3). An actor that dies is replaced and its run redone.
     """
     from tqdm.auto import tqdm
 
     from .sampler import generate
 
-    if backend not in ("local",):
-        raise SweepError(f"backend={backend!r}: this version runs sweeps with backend='local'")
+    if backend not in ("local", "ray"):
+        raise SweepError(f"backend={backend!r}: expected 'local' (this process) or 'ray' (Ray actors)")
+    if backend == "ray" and not getattr(pipe, "cogviz_model", None):
+        raise SweepError("backend='ray': actors load the model by name, so pass a pipeline from "
+                         "cogviz.load_pipeline(name or folder)")
     runs, fitted, settings = plan(pipe, images, prompts, ablations, seeds, steps=steps, guidance=guidance,
                                   num_frames=num_frames, fit=fit, negative_prompt=negative_prompt,
                                   include_baseline=include_baseline, model_id=model_id)
@@ -287,7 +299,11 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     todo = [r for r in runs if _valid(out_dir / "runs" / r.run_id) is None]
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc="cogviz.sweep",
                unit="run")
+    job = dict(settings=settings, metrics=metrics, save_latents=save_latents, fps=fps, out_dir=str(out_dir))
     with bar:
+        if backend == "ray":
+            _run_on_ray(pipe, todo, fitted, job, bar, **(ray_options or {}))
+            return SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
         for r in todo:
             g = generate(pipe, fitted[r.image_index], r.prompt, negative_prompt=negative_prompt,
                          num_frames=settings["num_frames"], steps=steps, guidance=guidance, seed=r.seed, fit=fit,
@@ -296,6 +312,97 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
             _write_run(out_dir, r, g, metrics=metrics, save_latents=save_latents, fps=fps)
             bar.update(1)
     return SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
+
+
+# -- the Ray backend ---------------------------------------------------------------------------
+def _run_one(pipe, run_dict: dict, fitted, job: dict) -> str:
+    """Generate one run and write it; shared by the local loop's logic and the Ray actors."""
+    from .sampler import generate
+
+    s = job["settings"]
+    ablations = tuple(from_dict(d) for d in run_dict["config"]["ablations"])
+    run = Run(run_dict["run_id"], 0, run_dict["image_name"], run_dict["config"]["prompt"],
+              run_dict["config"]["seed"], ablations, run_dict["config"])
+    g = generate(pipe, fitted, run.prompt, negative_prompt=s["negative_prompt"], num_frames=s["num_frames"],
+                 steps=s["steps"], guidance=s["guidance"], seed=run.seed, fit=s["fit"], progress=False,
+                 ablations=list(ablations), record=("latents.final",) if job["save_latents"] else ())
+    _write_run(Path(job["out_dir"]), run, g, metrics=job["metrics"], save_latents=job["save_latents"],
+               fps=job["fps"])
+    return run.run_id
+
+
+class _SweepActor:
+    """One pipeline per actor; runs arrive one at a time."""
+
+    def __init__(self, model: str, fingerprint: str, threads: int):
+        import torch
+
+        from .models import load_pipeline
+
+        torch.set_num_threads(max(1, threads))
+        self.pipe = load_pipeline(model)
+        mine = model_fingerprint(self.pipe)
+        if mine != fingerprint:
+            raise SweepError(f"the actor's {model!r} has weights fingerprint {mine}, the driver's {fingerprint}: "
+                             "give every node the same weights")
+
+    def run(self, run_dict: dict, fitted, job: dict) -> str:
+        return _run_one(self.pipe, run_dict, fitted, job)
+
+
+def _run_on_ray(pipe, todo, fitted, job, bar, *, address=None, num_actors=None, num_gpus=None, num_cpus=1,
+                max_retries=3):
+    try:
+        import ray
+        from ray.exceptions import RayActorError
+    except ImportError:
+        raise SweepError("backend='ray' needs Ray: pip install 'cogviz[cluster]'") from None
+    if not todo:
+        return
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if num_gpus is None:
+        num_gpus = 1 if gpus else 0
+    if num_actors is None:
+        num_actors = int(gpus // num_gpus) if num_gpus else 2
+    num_actors = max(1, min(num_actors, len(todo)))
+    model, fingerprint = pipe.cogviz_model, model_fingerprint(pipe)
+    Actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_SweepActor)
+
+    def spawn():
+        return Actor.remote(model, fingerprint, int(num_cpus))
+
+    images = [ray.put(f) for f in fitted]
+    pending = [(r, 0) for r in todo]
+    actors = [spawn() for _ in range(num_actors)]
+    in_flight = {}
+
+    def submit(actor):
+        run, tries = pending.pop(0)
+        d = {"run_id": run.run_id, "image_name": run.image_name, "config": run.config}
+        in_flight[actor.run.remote(d, images[run.image_index], job)] = (actor, run, tries)
+
+    for actor in actors:
+        if pending:
+            submit(actor)
+    try:
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            actor, run, tries = in_flight.pop(ready[0])
+            try:
+                ray.get(ready[0])
+                bar.update(1)
+            except RayActorError:  # the actor died (killed, node lost): replace it, redo the run
+                if tries + 1 > max_retries:
+                    raise SweepError(f"run {run.run_id} lost its actor {tries + 1} times; giving up") from None
+                actor = spawn()
+                pending.insert(0, (run, tries + 1))
+            if pending:
+                submit(actor)
+    finally:
+        for ref, (actor, _, _) in in_flight.items():
+            ray.cancel(ref, force=True)
 
 
 # -- configuration files ---------------------------------------------------------------------

@@ -208,3 +208,69 @@ def test_cli_sweep_bad_config_exits_2_with_one_line_and_writes_nothing(text, mes
     r = run_cli("sweep", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")  # in the test extra: always installed by make install
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_backend_with_two_actors_gives_the_local_rows(toy, reference, local_ray, tmp_path):
+    r = sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0, 1], out_dir=tmp_path, steps=STEPS,
+              progress=False, backend="ray", ray_options={"num_actors": 2})
+    assert sorted(r.runs["run_id"]) == sorted(reference.runs["run_id"])
+    cols = ["run_id", "frame", "psnr", "ssim", "palette", "layout", "flicker", "motion"]
+    pd.testing.assert_frame_equal(r.frames[cols].sort_values(["run_id", "frame"]).reset_index(drop=True),
+                                  reference.frames[cols].sort_values(["run_id", "frame"]).reset_index(drop=True))
+
+
+@pytest.mark.slow
+def test_a_killed_ray_actor_is_replaced_and_its_run_redone(toy, local_ray, tmp_path):
+    import threading
+
+    import psutil  # a Ray dependency
+
+    killed = []
+
+    def actor_pids():
+        out = []
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if any("_SweepActor" in part for part in (p.info["cmdline"] or [])):
+                    out.append(p.pid)
+            except psutil.Error:
+                pass
+        return out
+
+    def killer():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            started = (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir())
+            pids = actor_pids()
+            if started and pids:  # the actors are working: kill one mid-sweep
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.05)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    r = sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0, 1, 2], out_dir=tmp_path, steps=12,
+              progress=False, backend="ray", ray_options={"num_actors": 2})
+    t.join()
+    assert killed and len(r) == 12 and r.runs["run_id"].is_unique
+    assert len(SweepResult.load(tmp_path)) == 12  # every run once, whatever the killed actor left behind
+
+
+def test_ray_backend_needs_a_named_pipeline(tmp_path):
+    from cogviz.testing import tiny_random_pipeline
+
+    with pytest.raises(CogvizError, match="actors load the model by name"):
+        sweep(tiny_random_pipeline(), [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=tmp_path,
+              backend="ray")
+    with pytest.raises(CogvizError, match="backend='slurm'"):
+        sweep(tiny_random_pipeline(), [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=tmp_path,
+              backend="slurm")
