@@ -281,8 +281,6 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     """
     from tqdm.auto import tqdm
 
-    from .sampler import generate
-
     if backend not in ("local", "ray"):
         raise SweepError(f"backend={backend!r}: expected 'local' (this process) or 'ray' (Ray actors)")
     if backend == "ray" and not getattr(pipe, "cogviz_model", None):
@@ -305,18 +303,15 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
             _run_on_ray(pipe, todo, fitted, job, bar, **(ray_options or {}))
             return SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
         for r in todo:
-            g = generate(pipe, fitted[r.image_index], r.prompt, negative_prompt=negative_prompt,
-                         num_frames=settings["num_frames"], steps=steps, guidance=guidance, seed=r.seed, fit=fit,
-                         progress=False, ablations=list(r.ablations),
-                         record=("latents.final",) if save_latents else ())
-            _write_run(out_dir, r, g, metrics=metrics, save_latents=save_latents, fps=fps)
+            _run_one(pipe, {"run_id": r.run_id, "image_name": r.image_name, "config": r.config},
+                     fitted[r.image_index], job)
             bar.update(1)
     return SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
 
 
 # -- the Ray backend ---------------------------------------------------------------------------
 def _run_one(pipe, run_dict: dict, fitted, job: dict) -> str:
-    """Generate one run and write it; shared by the local loop's logic and the Ray actors."""
+    """Generate one run and write it: the local loop and the Ray actors both call this."""
     from .sampler import generate
 
     s = job["settings"]
