@@ -40,7 +40,7 @@ from .encode import decode_latents, encode_pixels, image_to_tensor, latent_frame
 from .fit import FittedImage, fit_image
 
 __all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "StepInfo", "Generation", "validate",
-           "generate", "resolve_size"]
+           "generate", "generate_variants", "variants_per_forward", "resolve_size"]
 
 NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred",
          "step/{i}/attention/{l}", "latents.final", "frames")
@@ -277,70 +277,193 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
         raise OutOfMemoryError(f"out of accelerator memory ({str(e).splitlines()[0][:200]}): {_OOM_FIX}") from None
 
 
+def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: str = "",
+                      num_frames: int | None = None, steps: int = 50, guidance: float = 6.0,
+                      dynamic_cfg: bool = False, seed: int = 0, fit: str = "crop",
+                      size: tuple[int, int] | None = None, record=DEFAULT_RECORD, progress: bool = True,
+                      decode_video: bool = True, batch="auto", text_cache: dict | None = None) -> list[Generation]:
+    """Several variants of one (image, prompt, seed), batched through the transformer: one
+    :class:`Generation` per variant, each what ``generate(..., ablations=variant)`` returns.
+
+    ``variants``: a list whose items are each an ablation, its dict, a list of them, or None (the
+    baseline). **Controlled**: every variant shares the initial noise and the posterior draw of
+    ``z_img`` (variants whose pixels an ablation changes are encoded with the generator in the same
+    state), and the scheduler's own draws (DPM) repeat per variant as in separate calls. **Cheap**:
+    the prompt is encoded once, the unablated image once, and the transformer reads the rows of
+    several variants in one forward: ``batch`` variants at a time (an int), or ``"auto"``: as many
+    as fit in half the device's free memory (:func:`variants_per_forward`); the decode is batched
+    the same way. Batched rows equal separate calls up to float rounding (the kernels sum in a
+    different order for other batch sizes): on the toy, latents within 1e-4, frames within 2/255.
+    ``text_cache``: a dict kept across calls (a sweep keeps one) in which each prompt's encoding is
+    stored and reused.
+    """
+    from .ablations import resolve as _resolve
+
+    items = []
+    for v in variants:
+        if v is None:
+            v = ()
+        elif not isinstance(v, (list, tuple)):
+            v = (v,)
+        items.append((tuple(_resolve(v)), ()))
+    if not items:
+        raise CogvizError("variants is empty: give at least one (None is the baseline)")
+    if batch != "auto" and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise CogvizError(f"batch={batch!r}: use a whole number of variants per forward (>= 1) or 'auto'")
+    try:
+        return _generate_many(pipe, image, prompt, items, negative_prompt=negative_prompt, num_frames=num_frames,
+                              steps=steps, guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit,
+                              size=size, record=record, progress=progress, callback=None,
+                              decode_video=decode_video, attention_layers=None, batch=batch,
+                              text_cache=text_cache)
+    except torch.cuda.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise OutOfMemoryError(f"out of accelerator memory ({str(e).splitlines()[0][:200]}): pass a smaller "
+                               f"batch= (variants per forward), or {_OOM_FIX}") from None
+
+
+def variants_per_forward(pipe, height: int, width: int, num_latent_frames: int, rows_per_variant: int,
+                         *, free_bytes: int | None = None) -> int:
+    """How many variants one transformer forward takes within half the device's free memory.
+
+    The estimate per row: the activations a CogVideoX block keeps alive at its peak, about 12
+    hidden-state-sized tensors (norms, q/k/v, attention output, the 4x feed-forward), in the
+    transformer's dtype; attention itself is taken as memory-efficient (SDPA's flash or
+    memory-efficient kernels never hold the token x token matrix). ``free_bytes`` defaults to
+    ``torch.cuda.mem_get_info`` on a GPU and the available RAM on the CPU."""
+    cfg = pipe.transformer.config
+    p, pt = cfg.patch_size, cfg.patch_size_t or 1
+    tokens = (num_latent_frames // pt) * (height // pipe.vae_scale_factor_spatial // p) * \
+        (width // pipe.vae_scale_factor_spatial // p) + int(cfg.max_text_seq_length)
+    inner = cfg.num_attention_heads * cfg.attention_head_dim
+    per_row = 12 * tokens * inner * pipe.transformer.dtype.itemsize
+    if free_bytes is None:
+        device = torch.device(pipe._execution_device)
+        if device.type == "cuda":
+            free_bytes = torch.cuda.mem_get_info(device)[0]
+        else:
+            import psutil
+
+            free_bytes = psutil.virtual_memory().available
+    return max(1, int(free_bytes // 2 // (per_row * rows_per_variant)))
+
+
 @torch.no_grad()
-def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidance, dynamic_cfg, seed, fit, size,
-              record, interventions, progress, callback, decode_video, attention_layers, ablations) -> Generation:
+def _generate(pipe, image, prompt, *, ablations, interventions, **kwargs) -> Generation:
+    return _generate_many(pipe, image, prompt, [(tuple(ablations), tuple(interventions))], batch=1, **kwargs)[0]
+
+
+def _generator_at(device, state) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.set_state(state)
+    return g
+
+
+@dataclass
+class _Variant:
+    """One variant's state through the loop."""
+
+    ablations: tuple
+    interventions: tuple
+    trace: Trace
+    image_scale: float | None = None
+    z_img: torch.Tensor | None = None
+    image_in: torch.Tensor | None = None
+    embeds_in: torch.Tensor | None = None
+    z_t: torch.Tensor | None = None
+    generator: torch.Generator | None = None
+    extra: dict | None = None
+    old_pred_original: torch.Tensor | None = None
+    rows: tuple[int, int] = (0, 0)
+
+
+@torch.no_grad()
+def _generate_many(pipe, image, prompt, items, *, negative_prompt, num_frames, steps, guidance, dynamic_cfg, seed,
+                   fit, size, record, progress, callback, decode_video, attention_layers, batch,
+                   text_cache=None) -> list[Generation]:
     from diffusers import CogVideoXDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
 
     tr_cfg = pipe.transformer.config
     device = pipe._execution_device
-    dtype = pipe.transformer.dtype
     height, width = resolve_size(pipe, image, size)
     num_frames = num_frames or tr_cfg.sample_frames
-    trace = Trace(tuple([record] if isinstance(record, str) else record))
-    trace.meta.update(prompt=prompt, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
-                      dynamic_cfg=dynamic_cfg, seed=seed, num_frames=num_frames, height=height, width=width)
-
+    patterns = tuple([record] if isinstance(record, str) else record)
     validate(pipe, num_frames=num_frames, steps=steps, guidance=guidance, prompt=prompt, height=height, width=width)
     if isinstance(image, FittedImage) and image.size != (height, width):
         raise CogvizError(f"the fitted image is {image.size[0]}x{image.size[1]} but this model needs "
                           f"{height}x{width}: fit_image(image, ({height}, {width}))")
     do_cfg = guidance > 1.0
     setup = Setup(pipe, height, width, steps, fit, do_cfg)
-    for a in ablations:
-        a.check(setup)
-    image_scale = next((a.scale for a in ablations if isinstance(a, ImageGuidance)), None)
-    interventions = tuple(iv for a in ablations for iv in a.interventions(setup)) + tuple(interventions)
-    trace.meta["ablations"] = [a.to_dict() for a in ablations]
+    variants = []
+    for ablations, extra_ivs in items:
+        for a in ablations:
+            a.check(setup)
+        trace = Trace(patterns)
+        trace.meta.update(prompt=prompt, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
+                          dynamic_cfg=dynamic_cfg, seed=seed, num_frames=num_frames, height=height, width=width,
+                          ablations=[a.to_dict() for a in ablations])
+        variants.append(_Variant(ablations, tuple(iv for a in ablations for iv in a.interventions(setup)) + extra_ivs,
+                                 trace, next((a.scale for a in ablations if isinstance(a, ImageGuidance)), None)))
     fitted = image if isinstance(image, FittedImage) else fit_image(image, (height, width), fit)
-    trace.add("image.fitted", fitted.to_array())
+    for v in variants:
+        v.trace.add("image.fitted", fitted.to_array())
     generator = torch.Generator(device=device).manual_seed(seed)
+    start_state = generator.get_state()
 
-    # text: (B, L, D), negative prompt first under classifier-free guidance
-    pos, neg = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=do_cfg,
-                                  max_sequence_length=int(tr_cfg.max_text_seq_length), device=device)
-    prompt_embeds = torch.cat([neg, pos]) if do_cfg else pos
-    trace.add("prompt_embeds", prompt_embeds)
-    # image guidance: one more branch, the first one's text with the image zeroed
-    embeds_in = prompt_embeds if image_scale is None else torch.cat([prompt_embeds, prompt_embeds[:1]])
-
+    # text, once: (B, L, D), negative prompt first under classifier-free guidance
+    key = (prompt, negative_prompt, do_cfg)
+    if text_cache is None or key not in text_cache:
+        pos, neg = pipe.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=do_cfg,
+                                      max_sequence_length=int(tr_cfg.max_text_seq_length), device=device)
+        prompt_embeds = torch.cat([neg, pos]) if do_cfg else pos
+        if text_cache is not None:
+            text_cache[key] = prompt_embeds
+    prompt_embeds = text_cache[key] if text_cache is not None else prompt_embeds
     pipe.scheduler.set_timesteps(steps, device=device)
     timesteps = pipe.scheduler.timesteps
     n_latent, pad = latent_frames(pipe, num_frames)
 
-    # the image latent first (it draws from the generator), then the initial noise
+    # the image latent first (it draws from the generator), then the initial noise. The unablated
+    # image is encoded once; an ablation that changes the pixels is encoded with the generator
+    # back in the same state, so every variant gets the same posterior draw.
     pixels = image_to_tensor(pipe, fitted.image, height, width, device, prompt_embeds.dtype)
-    pixels = _intervene(interventions, "image.pixels", pixels, None, None, False)
-    trace.add("image.pixels", pixels)
-    z_img = encode_pixels(pipe, pixels, n_latent, generator=generator, dtype=prompt_embeds.dtype)
-    image_in = torch.cat([z_img] * 2) if do_cfg else z_img  # the same z_img in both CFG halves
-    image_in = _intervene(interventions, "z_img", image_in, None, None, do_cfg)
-    z_img = image_in.chunk(2)[1] if do_cfg else image_in  # the conditional half is "the" z_img
-    trace.add("z_img", z_img)
+    encoded = {}
+    for v in variants:
+        v.trace.add("prompt_embeds", prompt_embeds)
+        # image guidance: one more branch, the first one's text with the image zeroed
+        v.embeds_in = prompt_embeds if v.image_scale is None else torch.cat([prompt_embeds, prompt_embeds[:1]])
+        px = _intervene(v.interventions, "image.pixels", pixels, None, None, False)
+        v.trace.add("image.pixels", px)
+        if px is not pixels or "plain" not in encoded:
+            g = generator if not encoded else _generator_at(device, start_state)  # each encode draws alike
+            z_img = encode_pixels(pipe, px, n_latent, generator=g, dtype=prompt_embeds.dtype)
+            encoded["plain" if px is pixels else len(encoded)] = z_img
+        z_img = encoded["plain"] if px is pixels else z_img
+        image_in = torch.cat([z_img] * 2) if do_cfg else z_img  # the same z_img in both CFG halves
+        v.image_in = _intervene(v.interventions, "z_img", image_in, None, None, do_cfg)
+        v.z_img = v.image_in.chunk(2)[1] if do_cfg else v.image_in  # the conditional half is "the" z_img
+        v.trace.add("z_img", v.z_img)
     shape = (1, n_latent, tr_cfg.in_channels // 2, height // pipe.vae_scale_factor_spatial,
              width // pipe.vae_scale_factor_spatial)
-    z_t = randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)
-    z_t = z_t * pipe.scheduler.init_noise_sigma
+    noise = randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)
+    noise = noise * pipe.scheduler.init_noise_sigma
+    noise_state = generator.get_state()
+    for v in variants:  # the scheduler's own draws (DPM) repeat per variant, as in separate calls
+        v.z_t = noise.clone() if len(variants) > 1 else noise
+        v.generator = generator if len(variants) == 1 else _generator_at(device, noise_state)
+        v.extra = pipe.prepare_extra_step_kwargs(v.generator, 0.0)
 
-    image_channels = torch.arange(z_t.shape[2], 2 * z_t.shape[2], device=device)
+    image_channels = torch.arange(shape[2], 2 * shape[2], device=device)
     rotary = (pipe._prepare_rotary_positional_embeddings(height, width, n_latent, device)
               if tr_cfg.use_rotary_positional_embeddings else None)
-    ofs = None if tr_cfg.ofs_embed_dim is None else z_t.new_full((1,), fill_value=2.0)
-    extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
-    old_pred_original = None
+    ofs = None if tr_cfg.ofs_embed_dim is None else noise.new_full((1,), fill_value=2.0)
     is_dpm = isinstance(pipe.scheduler, CogVideoXDPMScheduler)
+    rows_per_variant = (2 if do_cfg else 1) + any(v.image_scale is not None for v in variants)
+    per_forward = (variants_per_forward(pipe, height, width, n_latent, rows_per_variant) if batch == "auto"
+                   else batch)
 
     p = pipe.transformer.config.patch_size
     tokens_per_frame = (shape[3] // p) * (shape[4] // p)
@@ -348,48 +471,73 @@ def _generate(pipe, image, prompt, *, negative_prompt, num_frames, steps, guidan
                 else contextlib.nullcontext({}))
     with recorder as attention:
         for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="cogviz.generate")):
-            z_t = _intervene(interventions, f"step/{i}/z_t", z_t, i, t, False)
-            trace.add(f"step/{i}/z_t", z_t)
-            model_in = torch.cat([z_t] * 2) if do_cfg else z_t
-            model_in = pipe.scheduler.scale_model_input(model_in, t)
-            x = concat_condition(model_in, image_in)  # (2B, F, 32, h, w): 16 noise + 16 image channels
-            x = _intervene(interventions, f"step/{i}/input", x, i, t, do_cfg)
-            if image_scale is not None:  # (2B + 1 or B + 1, F, 32, h, w): the image-free branch last
-                x = torch.cat([x, x[:1].clone().index_fill_(2, image_channels, 0)])
-            trace.add(f"step/{i}/input", x)
-            pred = pipe.transformer(hidden_states=x, encoder_hidden_states=embeds_in,
-                                    timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
-                                    return_dict=False)[0].float()
-            for layer, proc in attention.items():
-                trace.tensors[f"step/{i}/attention/{layer}"] = proc.last
+            xs, embeds, n = [], [], 0
+            for v in variants:
+                v.z_t = _intervene(v.interventions, f"step/{i}/z_t", v.z_t, i, t, False)
+                v.trace.add(f"step/{i}/z_t", v.z_t)
+                model_in = torch.cat([v.z_t] * 2) if do_cfg else v.z_t
+                model_in = pipe.scheduler.scale_model_input(model_in, t)
+                x = concat_condition(model_in, v.image_in)  # (2B, F, 32, h, w): 16 noise + 16 image channels
+                x = _intervene(v.interventions, f"step/{i}/input", x, i, t, do_cfg)
+                if v.image_scale is not None:  # (2B + 1 or B + 1, F, 32, h, w): the image-free branch last
+                    x = torch.cat([x, x[:1].clone().index_fill_(2, image_channels, 0)])
+                v.trace.add(f"step/{i}/input", x)
+                xs.append(x)
+                embeds.append(v.embeds_in)
+                v.rows = (n, n + x.shape[0])
+                n += x.shape[0]
+            preds = []
+            for k in range(0, len(variants), per_forward):  # several variants' rows per forward
+                x = xs[k] if per_forward == 1 else torch.cat(xs[k:k + per_forward])
+                e = embeds[k] if per_forward == 1 else torch.cat(embeds[k:k + per_forward])
+                preds.append(pipe.transformer(hidden_states=x, encoder_hidden_states=e,
+                                              timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
+                                              return_dict=False)[0].float())
+            pred_all = preds[0] if len(preds) == 1 else torch.cat(preds)
             w = guidance
             if dynamic_cfg:
                 w = 1 + guidance * ((1 - math.cos(math.pi * ((steps - t.item()) / steps) ** 5.0)) / 2)
-            if image_scale is not None:
-                pred, free = pred[:-1], pred[-1:]
-            image_branch = pred[:1]  # e(neg, img) under CFG, else e(txt, img)
-            if do_cfg:
-                uncond, cond = pred.chunk(2)
-                pred = uncond + w * (cond - uncond)
-            if image_scale is not None:  # e(., ∅) + s_img (e(., img) - e(., ∅)) + [text guidance]
-                pred = pred + (image_scale - 1.0) * (image_branch - free)
-            pred = _intervene(interventions, f"step/{i}/pred", pred, i, t, False)
-            trace.add(f"step/{i}/pred", pred)
-            z_in = z_t
-            if is_dpm:
-                z_t, old_pred_original = pipe.scheduler.step(pred, old_pred_original, t,
-                                                             timesteps[i - 1] if i > 0 else None, z_t,
-                                                             **extra, return_dict=False)
-            else:
-                z_t = pipe.scheduler.step(pred, t, z_t, **extra, return_dict=False)[0]
-            z_t = z_t.to(prompt_embeds.dtype)
-            if callback is not None:
-                callback(StepInfo(i, len(timesteps), int(t), z_t, _x0(pipe.scheduler, z_in, pred, t)))
+            for v in variants:
+                for layer, proc in attention.items():
+                    v.trace.tensors[f"step/{i}/attention/{layer}"] = proc.last
+                pred = pred_all[v.rows[0]:v.rows[1]]
+                if v.image_scale is not None:
+                    pred, free = pred[:-1], pred[-1:]
+                image_branch = pred[:1]  # e(neg, img) under CFG, else e(txt, img)
+                if do_cfg:
+                    uncond, cond = pred.chunk(2)
+                    pred = uncond + w * (cond - uncond)
+                if v.image_scale is not None:  # e(., ∅) + s_img (e(., img) - e(., ∅)) + [text guidance]
+                    pred = pred + (v.image_scale - 1.0) * (image_branch - free)
+                pred = _intervene(v.interventions, f"step/{i}/pred", pred, i, t, False)
+                v.trace.add(f"step/{i}/pred", pred)
+                z_in = v.z_t
+                if is_dpm:
+                    v.z_t, v.old_pred_original = pipe.scheduler.step(pred, v.old_pred_original, t,
+                                                                     timesteps[i - 1] if i > 0 else None, v.z_t,
+                                                                     **v.extra, return_dict=False)
+                else:
+                    v.z_t = pipe.scheduler.step(pred, t, v.z_t, **v.extra, return_dict=False)[0]
+                v.z_t = v.z_t.to(prompt_embeds.dtype)
+                if callback is not None:
+                    callback(StepInfo(i, len(timesteps), int(t), v.z_t, _x0(pipe.scheduler, z_in, pred, t)))
 
-    trace.add("latents.final", z_t)
+    out = []
+    for v in variants:
+        v.trace.add("latents.final", v.z_t)
     if not decode_video:
-        return Generation(None, fitted, z_img, prompt_embeds, trace)
-    video = decode_latents(pipe, z_t, drop=pad)[0]  # (F', H, W, 3) in [0, 1]
-    frames = (video.float().cpu().numpy() * 255).round().astype(np.uint8)
-    trace.add("frames", frames)
-    return Generation(frames, fitted, z_img, prompt_embeds, trace)
+        return [Generation(None, fitted, v.z_img, prompt_embeds, v.trace) for v in variants]
+    # On the CPU videos are decoded in pairs: for one small video PyTorch takes its slow reference
+    # conv3d, for two or more oneDNN, and larger batches lose cache locality (toy, 2 cores: 0.49 s
+    # a video alone, 0.12 in pairs, 0.24 in eights). On a GPU one at a time: the VAE's decode is
+    # the pipeline's memory peak.
+    per_decode = min(per_forward, 2) if torch.device(device).type == "cpu" else 1
+    videos = []
+    for k in range(0, len(variants), per_decode):
+        z = torch.cat([v.z_t for v in variants[k:k + per_decode]])
+        videos.extend(decode_latents(pipe, z, drop=pad))  # (F', H, W, 3) in [0, 1] each
+    for v, video in zip(variants, videos):
+        frames = (video.float().cpu().numpy() * 255).round().astype(np.uint8)
+        v.trace.add("frames", frames)
+        out.append(Generation(frames, fitted, v.z_img, prompt_embeds, v.trace))
+    return out
