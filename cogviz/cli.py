@@ -4,7 +4,8 @@
                     [--steps N] [--guidance G] [--seed N] [--out video.mp4] [--trace trace.safetensors]
                     [--image-strength A] [--image-noise SIGMA] [--image-window START END]
                     [--image-guidance S] [--ablation JSON|FILE.json ...] [--metrics metrics.csv]
-    cogviz sweep CONFIG.json|yaml --out DIR [--backend local]
+    cogviz sweep CONFIG.json|yaml --out DIR [--backend local|ray] [--ray-address ADDR] [--actors N]
+                 [--gpus-per-actor G] [--batch N|auto]
     cogviz fit IMAGE [--preset NAME | --size HxW] [--mode crop|pad|stretch] --out PATH
     cogviz train-toy [--run-dir DIR] ...      (same as python -m cogviz.toy.train)
 """
@@ -114,8 +115,15 @@ def _generate(args) -> int:
 def _sweep(args) -> int:
     import pandas as pd
 
+    from .errors import CogvizError
     from .sweep import load_config, plan, sweep
 
+    ray_options = None
+    if args.backend == "ray":
+        ray_options = {"address": args.ray_address, "num_actors": args.actors, "num_gpus": args.gpus_per_actor,
+                       "memory": args.memory}
+    elif args.ray_address or args.actors or args.gpus_per_actor is not None:
+        raise CogvizError("--ray-address, --actors and --gpus-per-actor need --backend ray")
     config = load_config(args.config)  # a bad config fails here, before the model loads
     model = config.pop("model", "toy")
     images, prompts = config.pop("images"), config.pop("prompts")
@@ -131,8 +139,8 @@ def _sweep(args) -> int:
                                        "include_baseline") if k in config}
     plan(pipe, images, prompts, ablations, seeds, **settings)  # sizes, steps, ablations: before any compute
     result = sweep(pipe, images, prompts, ablations, seeds, out_dir=args.out, backend=args.backend,
-                   progress=not args.quiet, metrics=config.get("metrics", True),
-                   save_latents=config.get("save_latents", False), **settings)
+                   progress=not args.quiet, metrics=config.get("metrics", True), batch=args.batch,
+                   save_latents=config.get("save_latents", False), ray_options=ray_options, **settings)
     cols = [c for c in ("frame0_psnr", "mean_ssim", "half_life", "motion") if c in result.runs.columns]
     if cols:
         table = result.runs.groupby("label", sort=False)[cols].mean()
@@ -141,6 +149,25 @@ def _sweep(args) -> int:
             print(table.round(3).to_string())
     print(f"{len(result)} runs in {args.out}")
     return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GPUs >= 0 (fractions allowed, e.g. 0.5)")
+    return value
+
+
+def _batch(text: str):
+    if text == "auto":
+        return text
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of variants >= 1, or auto") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "are skipped on a re-run; an interrupted sweep resumes where it stopped.")
     s.add_argument("config", help="JSON or YAML: images, prompts, seeds, ablations, model, steps, guidance, ...")
     s.add_argument("--out", required=True, help="results directory (created; shared storage for a cluster)")
-    s.add_argument("--backend", choices=["local"], default="local", help="where runs execute (default local)")
+    s.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: Ray actors, one pipeline each (pip install "
+                        "'cogviz[cluster]')")
+    s.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to join, e.g. auto or ray://head:10001 "
+                                                         "(default: start a local Ray)")
+    s.add_argument("--actors", type=_positive, metavar="N", help="Ray actors (default: one per GPU, else 2)")
+    s.add_argument("--gpus-per-actor", type=_fraction, metavar="G",
+                   help="GPUs per Ray actor, fractions allowed, e.g. 0.5 (default: 1 with GPUs, else 0)")
+    s.add_argument("--batch", type=_batch, default="auto", metavar="N|auto",
+                   help="variants per transformer forward (default auto: as many as fit the device's memory)")
     s.add_argument("--memory", action="append", choices=["model_offload", "sequential_offload", "vae_tiling",
                                                          "vae_slicing"], help="a memory option (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -286,7 +286,8 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     ``address`` (passed to ``ray.init`` when Ray is not yet initialised; None starts a local
     Ray), ``num_actors`` (default: as many as the cluster's GPUs allow, else 2), ``num_gpus`` per
     actor (fractions allowed; default 1 on a cluster with GPUs, else 0), ``num_cpus`` per actor
-    (default 1), ``max_retries`` per run (default 3). An actor that dies is replaced and its run redone.
+    (default 1), ``max_retries`` per run (default 3), ``memory`` (the actors' ``load_pipeline`` memory
+    options). An actor that dies is replaced and its unwritten runs redone.
     """
     from tqdm.auto import tqdm
 
@@ -357,13 +358,13 @@ def _run_group(pipe, run_dicts: list[dict], fitted, job: dict, *, done=None, tex
 class _SweepActor:
     """One pipeline per actor; groups of runs (one (image, prompt, seed) each) arrive one at a time."""
 
-    def __init__(self, model: str, fingerprint: str, threads: int):
+    def __init__(self, model: str, fingerprint: str, threads: int, memory=None):
         import torch
 
         from .models import load_pipeline
 
         torch.set_num_threads(max(1, threads))
-        self.pipe = load_pipeline(model)
+        self.pipe = load_pipeline(model, memory=memory)
         self.text_cache = {}
         mine = model_fingerprint(self.pipe)
         if mine != fingerprint:
@@ -375,7 +376,7 @@ class _SweepActor:
 
 
 def _run_on_ray(pipe, groups, fitted, job, bar, *, address=None, num_actors=None, num_gpus=None, num_cpus=1,
-                max_retries=3):
+                max_retries=3, memory=None):
     try:
         import ray
         from ray.exceptions import RayActorError
@@ -400,7 +401,7 @@ def _run_on_ray(pipe, groups, fitted, job, bar, *, address=None, num_actors=None
     Actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_SweepActor)
 
     def spawn():
-        return Actor.remote(model, fingerprint, int(num_cpus))
+        return Actor.remote(model, fingerprint, max(1, int(num_cpus)), memory)
 
     images = [ray.put(f) for f in fitted]
     pending = [(g, 0) for g in groups]

@@ -330,3 +330,37 @@ def test_ray_backend_needs_a_named_pipeline(tmp_path):
     with pytest.raises(CogvizError, match="backend='slurm'"):
         sweep(tiny_random_pipeline(), [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=tmp_path,
               backend="slurm")
+
+
+@pytest.mark.slow
+def test_cli_sweep_on_ray_writes_the_same_runs_as_local(tmp_path):
+    import shutil
+
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    (tmp_path / "sweep.json").write_text(json.dumps({
+        "images": ["shapes.png"], "prompts": [PROMPT], "seeds": [0, 1], "steps": 3,
+        "ablations": [{"kind": "zero_image"}]}))
+    local = run_cli("sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "local"), "--quiet")
+    ray = run_cli("sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "ray"), "--quiet",
+                  "--backend", "ray", "--actors", "2", "--gpus-per-actor", "0")
+    assert local.returncode == 0 and ray.returncode == 0, ray.stderr
+    assert "4 runs in" in ray.stdout and "zero_image" in ray.stdout
+    a, b = SweepResult.load(tmp_path / "local"), SweepResult.load(tmp_path / "ray")
+    assert sorted(a.runs["run_id"]) == sorted(b.runs["run_id"])
+    assert_rows_close(a.frames, b.frames)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--actors", "2"], "need --backend ray"),
+    (["--backend", "ray", "--gpus-per-actor", "-1"], "'-1' is not a number of GPUs >= 0"),
+    (["--batch", "0"], "'0': use a whole number of variants >= 1, or auto"),
+    (["--backend", "slurm"], "invalid choice: 'slurm'"),
+])
+def test_cli_sweep_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
+    import shutil
+
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    (tmp_path / "c.yaml").write_text("images: [shapes.png]\nprompts: [x]\nsteps: 2\n")
+    r = run_cli("sweep", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"), *flags)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "out").exists()
