@@ -76,6 +76,7 @@ class Ablation:
 
     kind: ClassVar[str]
     in_distribution: ClassVar[str]  # one line: inside the training distribution or not, and why
+    choices: ClassVar[dict] = {}  # the accepted values of each text parameter
 
     # -- parameters ---------------------------------------------------------------------------
     def _fail(self, name: str, value, accepted: str):
@@ -300,11 +301,12 @@ class NoiseImage(Ablation):
     space: str = "pixel"
     seed: int = 0
     kind: ClassVar[str] = "noise_image"
+    choices: ClassVar[dict] = {"space": ("pixel", "latent")}
     in_distribution: ClassVar[str] = "pixel space with sigma up to ~0.13: yes (training augmentation); latent: no"
 
     def __post_init__(self):
         self._number("sigma", 0.0, 10.0)
-        self._choice("space", ("pixel", "latent"))
+        self._choice("space", self.choices["space"])
         self._number("seed", 0, 2**63 - 1, integer=True)
 
     def interventions(self, setup):
@@ -426,10 +428,11 @@ class FlipImage(Ablation):
 
     axis: str = "horizontal"
     kind: ClassVar[str] = "flip_image"
+    choices: ClassVar[dict] = {"axis": ("horizontal", "vertical")}
     in_distribution: ClassVar[str] = "near: close to the latent of a mirrored image"
 
     def __post_init__(self):
-        self._choice("axis", ("horizontal", "vertical"))
+        self._choice("axis", self.choices["axis"])
 
     def interventions(self, setup):
         from .sampler import Intervention

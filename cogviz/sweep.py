@@ -267,7 +267,7 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
           num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "", metrics: bool = True,
           save_latents: bool = False, include_baseline: bool = True, backend: str = "local",
           progress: bool = True, model_id: str | None = None, fps: float = 8.0, batch="auto",
-          ray_options: dict | None = None) -> "SweepResult":
+          callback=None, ray_options: dict | None = None) -> "SweepResult":
     """Run ``images x prompts x seeds x ablations`` (plus the baseline), writing each run into
     ``out_dir`` as it finishes; runs already there (same content hash, files intact) are skipped.
 
@@ -276,6 +276,9 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     settings, ablations against the size and steps) before any model compute or any write.
     Returns a :class:`SweepResult` over *this* sweep's runs (``SweepResult.load(out_dir)`` reads
     every run in the folder).
+
+    ``callback(done, total)``: called after each run is written (and once at the start, with the
+    runs already there), e.g. to drive a widget's progress bar.
 
     ``batch``: variants per transformer forward, ``"auto"`` (as many as fit half the device's free
     memory, :func:`cogviz.sampler.variants_per_forward`) or an int (1: one variant at a time).
@@ -310,6 +313,17 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     job = dict(settings=settings, metrics=metrics, save_latents=save_latents, fps=fps, out_dir=str(out_dir),
                batch=batch)
     groups = _groups(todo)
+    if callback is not None:
+        done = [len(runs) - len(todo)]
+        callback(done[0], len(runs))
+        update = bar.update
+
+        def tick(n=1):  # the bar and the caller's callback, together (a disabled bar counts nothing)
+            update(n)
+            done[0] += n
+            callback(done[0], len(runs))
+
+        bar.update = tick
     with bar:
         if backend == "ray":
             _run_on_ray(pipe, groups, fitted, job, bar, **(ray_options or {}))

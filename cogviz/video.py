@@ -118,22 +118,51 @@ def load(path: str | os.PathLike) -> np.ndarray:
     return np.stack(frames)
 
 
+def _wrap(draw, text: str, width: int) -> list[str]:
+    """Greedy lines of ``text`` no wider than ``width`` pixels, broken after '(', ',', '+' or a space
+    (a piece wider than the width alone is cut by characters)."""
+    import re
+
+    lines, line = [], ""
+    for piece in re.split(r"(?<=[(,+ ])", text):
+        while draw.textlength(piece) > width:  # a piece too wide on its own
+            k = max(1, max(i for i in range(1, len(piece) + 1) if draw.textlength(piece[:i]) <= width or i == 1))
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(piece[:k])
+            piece = piece[k:]
+        if line and draw.textlength(line + piece) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += piece
+    if line:
+        lines.append(line.rstrip())
+    return lines or [""]
+
+
 def grid(videos: "dict[str, np.ndarray]", *, title_height: int = 14, gap: int = 4) -> np.ndarray:
-    """Titled videos side by side -> one uint8 (F, H', W', 3) video (shorter ones hold their last frame)."""
+    """Titled videos side by side -> one uint8 (F, H', W', 3) video (shorter ones hold their last frame).
+    A title wider than its video wraps onto more lines (the header grows by ``title_height - 2`` a line)."""
     if not videos:
         raise CogvizError("grid needs at least one video")
     arrays = {t: _check(v) for t, v in videos.items()}
     n = max(len(v) for v in arrays.values())
     h = max(v.shape[1] for v in arrays.values())
     w = sum(v.shape[2] for v in arrays.values()) + gap * (len(arrays) - 1)
-    out = np.full((n, h + title_height, w, 3), 255, np.uint8)
-    x = 0
-    header = Image.new("RGB", (w, title_height), (255, 255, 255))
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wrapped = {t: _wrap(draw, t, v.shape[2] - 4) for t, v in arrays.items()}
+    line = title_height - 2
+    top = title_height + line * (max(len(ls) for ls in wrapped.values()) - 1)
+    out = np.full((n, h + top, w, 3), 255, np.uint8)
+    header = Image.new("RGB", (w, top), (255, 255, 255))
     draw = ImageDraw.Draw(header)
+    x = 0
     for title, v in arrays.items():
-        draw.text((x + 2, 1), title, fill=(0, 0, 0))
+        for k, text in enumerate(wrapped[title]):
+            draw.text((x + 2, 1 + k * line), text, fill=(0, 0, 0))
         for f in range(n):
-            out[f, title_height:title_height + v.shape[1], x:x + v.shape[2]] = v[min(f, len(v) - 1)]
+            out[f, top:top + v.shape[1], x:x + v.shape[2]] = v[min(f, len(v) - 1)]
         x += v.shape[2] + gap
-    out[:, :title_height] = np.asarray(header)
+    out[:, :top] = np.asarray(header)
     return out

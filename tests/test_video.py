@@ -53,3 +53,18 @@ def test_grid_titles_and_lengths():
 def test_bad_frames():
     with pytest.raises(CogvizError, match="uint8"):
         video.to_html(np.zeros((2, 4, 4, 3), np.float32))
+
+
+def test_grid_wraps_a_title_wider_than_its_video_instead_of_cutting_it():
+    long = "flip_image(axis=horizontal) + scale_image(alpha=0.5)"
+    g = video.grid({"baseline": clip(3), long: clip(3)})
+    top = g.shape[1] - 64
+    assert top > 14  # the header grew a line or more
+    header = g[0, :top, 100:]  # the second video's title
+    rows = np.flatnonzero((header < 128).any(axis=(1, 2)))
+    assert rows.max() > 14  # ink below the first line: the title went on
+    assert not (g[0, :top, 96 * 2 + 4 - 2:] < 128).any()  # and nothing runs off the right edge
+    from PIL import ImageDraw, Image
+
+    lines = video._wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), long, 92)
+    assert "".join(lines).replace(" ", "") == long.replace(" ", "") and len(lines) >= 2

@@ -1,7 +1,7 @@
 """Thin ipywidgets views over cogviz's plain functions."""
 from .image_fitter import ImageFitter
 
-__all__ = ["ImageFitter", "GenerateUI", "LatentExplorer"]
+__all__ = ["ImageFitter", "GenerateUI", "LatentExplorer", "AblationLab"]
 
 
 def __getattr__(name):
@@ -14,4 +14,8 @@ def __getattr__(name):
         from .latent_explorer import LatentExplorer
 
         return LatentExplorer
+    if name == "AblationLab":
+        from .ablation_lab import AblationLab
+
+        return AblationLab
     raise AttributeError(f"module 'cogviz.widgets' has no attribute {name!r}")
