@@ -66,6 +66,7 @@ def test_run_sweeps_shows_every_view_and_a_second_lab_reopens_it_without_compute
                       ablations=[A.ZeroImage(), {"kind": "flip_image"}])
     assert fitter.preset.value == "cogviz-toy"  # the fitter now fits to the toy's size
     assert lab.result is None and count_forwards == []  # building it computes nothing
+    assert lab.comm is not None and lab.model_id  # its comm is open: the front end can find the model
     seen = []
     lab.observe(lambda ch: seen.append(ch.new), "result")
     lab.run_button.click()
@@ -86,7 +87,7 @@ def test_run_sweeps_shows_every_view_and_a_second_lab_reopens_it_without_compute
     count_forwards.clear()
     again = AblationLab(toy, prompt=PROMPT, out_dir=tmp_path / "lab")  # an existing folder: shown at once
     assert count_forwards == [] and len(again.result) == 6 and "6 runs read from" in again.status.value
-    assert again.table.value == lab.table.value
+    assert again.table.value == lab.table.value and again.progress.value == again.progress.max == 6
     lab.run_button.click()  # everything is done: nothing recomputed
     assert count_forwards == [] and len(lab.result) == 6
 
@@ -105,5 +106,5 @@ def test_bad_inputs_say_what_is_wrong_and_run_nothing(toy, tmp_path, count_forwa
     lab.run_button.click()
     assert "prompt is empty" in lab.error
     assert count_forwards == [] and not (tmp_path / "lab").exists()
-    lab.open(tmp_path / "nowhere")
+    lab.open_results(tmp_path / "nowhere")
     assert "not a sweep results directory" in lab.error

@@ -159,6 +159,7 @@ WIDGET_SLIDERS = {
     "01_image_conditioning_preparation": [("ImageFitter", "Focus x")],  # the lesson leaves it in pad mode,
     "03_channel_concatenation": [("LatentExplorer", "Step")],
     "04_i2v_generation": [("GenerateUI", "Frame")],
+    "07_sweeps": [("AblationLab", "Frame")],
 }
 
 _RUN_FINISHED = """() => {
@@ -272,6 +273,10 @@ def test_lesson_shows_everything_in_jupyterlab(lessons_lab, path):
         widget_images = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea .widget-image')]"
                                       ".map(i => i.naturalWidth)")
         assert all(w > 0 for w in widget_images), widget_images
+        clipped = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea .widget-image')].filter(i => {
+            const area = i.closest('.jp-OutputArea-output').getBoundingClientRect(), r = i.getBoundingClientRect();
+            return r.width > 0 && r.right > area.right + 1; }).map(i => i.getBoundingClientRect().right)""")
+        assert clipped == [], f"{stem}: widget pictures run past the output area's right edge: {clipped}"
         for widget, label in WIDGET_SLIDERS.get(stem, []):
             before = page.evaluate(_SLIDER_CELL_IMAGES, label)
             assert before, f"{stem}: the {widget}'s '{label}' slider or its pictures are not on the page"

@@ -26,6 +26,7 @@ PICTURES = {
     "04_i2v_generation": 2,
     "05_the_embedded_toy_model": 3,
     "06_visual_anchor_ablations": 6,
+    "07_sweeps": 3,
 }
 FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
 

@@ -160,8 +160,9 @@ class AblationLab(W.VBox):
         self.scrubber = W.IntSlider(0, min=0, max=0, description="Frame")
         self.play = W.Play(0, min=0, max=0, interval=int(1000 / fps), description="Play")
         W.jslink((self.play, "value"), (self.scrubber, "value"))
-        self.decay = W.Image(format="png", layout=W.Layout(max_width="560px"))
-        self.tradeoff = W.Image(format="png", layout=W.Layout(max_width="560px"))
+        # side by side while both fit, each scaled down to half the row otherwise
+        self.decay = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
+        self.tradeoff = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
         self.message = W.HTML()
 
         for a in (ablations if ablations is not None else [{"kind": "zero_image"}, {"kind": "scale_image"}]):
@@ -179,11 +180,11 @@ class AblationLab(W.VBox):
 
         self.add_button.on_click(lambda _: self._add_row({"kind": "noise_image"}))
         self.run_button.on_click(lambda _: self.run())
-        self.open_button.on_click(lambda _: self.open())
-        self.out_dir.observe(lambda _: self.open(quiet=True), "value")
+        self.open_button.on_click(lambda _: self.open_results())
+        self.out_dir.observe(lambda _: self.open_results(quiet=True), "value")
         self.scrubber.observe(self._show_frame, "value")
         self.grid_seed.observe(lambda _: self._show_grid(), "value")
-        self.open(quiet=True)  # a folder with results: shown, nothing computed
+        self.open_results(quiet=True)  # a folder with results: shown, nothing computed
 
     # ------------------------------------------------------------------------------- rows
     def _add_row(self, ablation) -> AblationRow:
@@ -257,7 +258,7 @@ class AblationLab(W.VBox):
         self.show(result)
         return result
 
-    def open(self, out_dir=None, *, quiet: bool = False):
+    def open_results(self, out_dir=None, *, quiet: bool = False):
         """Show the results already in ``out_dir`` (default: the Results field) without computing."""
         from ..sweep import SweepResult
 
@@ -272,6 +273,9 @@ class AblationLab(W.VBox):
         self.error = ""
         self.message.value = ""
         self.status.value = f"{len(result)} runs read from {html.escape(str(folder))}"
+        if len(result):  # the bar says how much of the folder is done: all of what it holds
+            self.progress.max = self.progress.value = len(result)
+            self.progress.bar_style = "success"
         self.show(result)
         return result
 
