@@ -284,3 +284,49 @@ def test_works_on_a_quantized_transformer():
     fp32 = generate(tiny_random_pipeline(), noise_image(32, 32), PROMPT, num_frames=9, steps=3, seed=3,
                     progress=False).trace["latents.final"]
     assert not torch.allclose(g.trace["latents.final"], fp32, atol=1e-5)  # the int8 weights really ran
+
+
+@pytest.mark.parametrize("family,frames", [("1.0", 9), ("1.5", 17)])
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm"])
+def test_variants_batched_equal_separate_calls(family, frames, scheduler):
+    """generate_variants: each variant equals its own generate call (DPM's per-step draws included)."""
+    import cogviz.ablations as A
+    from cogviz.sampler import generate_variants
+
+    pipe = tiny_random_pipeline(family)
+    if scheduler == "dpm":
+        pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config)
+    image = noise_image(32, 32)
+    variants = [None, A.ZeroImage(), A.NoiseImage(0.5), A.ImageGuidance(2.0), [A.FlipImage(), A.ScaleImage(0.5)]]
+    kw = dict(num_frames=frames, steps=4, seed=3, progress=False, record=("z_img", "latents.final"))
+    many = generate_variants(pipe, image, PROMPT, variants, **kw)
+    assert [g.trace.meta["ablations"] for g in many][1:3] == [[{"kind": "zero_image"}],
+                                                             [{"kind": "noise_image", "sigma": 0.5, "space": "pixel",
+                                                               "seed": 0}]]
+    for v, g in zip(variants, many):
+        one = generate(pipe, image, PROMPT, ablations=[] if v is None else v if isinstance(v, list) else [v], **kw)
+        assert torch.equal(g.z_img, one.z_img)  # the same posterior draw (and pixel noise) per variant
+        torch.testing.assert_close(g.trace["latents.final"], one.trace["latents.final"], rtol=0, atol=1e-4)
+        assert np.abs(g.frames.astype(int) - one.frames.astype(int)).max() <= 2
+    assert not torch.allclose(many[0].trace["latents.final"], many[1].trace["latents.final"], atol=1e-2)
+    # batch=1 is the one-variant loop: bit for bit
+    single = generate_variants(pipe, image, PROMPT, variants[:2], batch=1, **kw)
+    for v, g in zip(variants[:2], single):
+        one = generate(pipe, image, PROMPT, ablations=[] if v is None else [v], **kw)
+        assert torch.equal(g.trace["latents.final"], one.trace["latents.final"])
+
+
+def test_variants_per_forward_follows_the_memory_budget():
+    from cogviz.sampler import generate_variants, variants_per_forward
+
+    pipe = M.load_pipeline("toy")
+    # the toy at 17 frames: 5 x 4 x 6 + 16 = 136 tokens x 128 wide x 4 B x 12 = 835,584 B a row
+    assert variants_per_forward(pipe, 64, 96, 5, 2, free_bytes=2 * 835_584 * 2 * 10) == 10
+    assert variants_per_forward(pipe, 64, 96, 5, 3, free_bytes=2 * 835_584 * 2 * 10) == 6
+    assert variants_per_forward(pipe, 64, 96, 5, 2, free_bytes=1000) == 1  # never fewer than one
+    assert variants_per_forward(pipe, 64, 96, 5, 2) >= 8  # this machine's RAM holds the toy's rows easily
+    for bad in (0, -1, 1.5, "many", True):
+        with pytest.raises(CogvizError, match="batch="):
+            generate_variants(pipe, noise_image(64, 96), PROMPT, [None], steps=1, batch=bad, progress=False)
+    with pytest.raises(CogvizError, match="variants is empty"):
+        generate_variants(pipe, noise_image(64, 96), PROMPT, [], steps=1, progress=False)
