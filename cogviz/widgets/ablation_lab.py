@@ -28,7 +28,7 @@ import traitlets
 from ..ablations import KINDS, from_dict
 from ..errors import AblationError, CogvizError
 from ..viz import to_png
-from .generate_ui import _big
+from .generate_ui import _big, image_source
 from .image_fitter import ImageFitter
 
 __all__ = ["AblationLab", "AblationRow", "parse_seeds"]
@@ -127,17 +127,13 @@ class AblationLab(W.VBox):
     def __init__(self, pipe=None, image=None, *, prompt: str = "", seeds=(0, 1), ablations=None,
                  out_dir="ablation-lab", steps: int = 20, guidance: float = 6.0, fps: float = 8,
                  preview_side: int = 320):
-        from ..models import load_pipeline, preset_for
+        from ..models import load_pipeline
 
         self.pipe = pipe if pipe is not None else load_pipeline("toy")
         self.fps = fps
         self._side = preview_side
         self._frames_png: list[bytes] = []
-        if image is None:
-            image = ImageFitter(preset=preset_for(self.pipe).name, sample="shapes")
-        elif isinstance(image, ImageFitter) and preset_for(self.pipe).name in image.preset.options:
-            image.preset.value = preset_for(self.pipe).name  # fit to the size this model needs
-        self.source = image
+        self.source = image_source(self.pipe, image)
 
         self.prompt = W.Text(prompt, placeholder="what should happen, e.g. 'a red circle moves left'",
                              description="Prompt", layout=W.Layout(width="420px"))

@@ -35,6 +35,19 @@ def valid_frame_counts(pipe, up_to: int | None = None) -> list[int]:
     return list(range(k + 1, top + 1, k))
 
 
+def image_source(pipe, image):
+    """A widget's conditioning image: an ``ImageFitter`` (made when ``image`` is None, its preset set
+    to the size ``pipe`` needs) or the image given."""
+    from ..models import preset_for
+
+    preset = preset_for(pipe).name
+    if image is None:
+        return ImageFitter(preset=preset, sample="shapes")
+    if isinstance(image, ImageFitter) and preset in image.preset.options:
+        image.preset.value = preset  # fit to the size this model needs
+    return image
+
+
 def _big(a: np.ndarray, min_side: int = 192) -> Image.Image:
     """Nearest-neighbour upscale so tiny latents stay visible as blocks."""
     img = Image.fromarray(a)
@@ -51,18 +64,14 @@ class GenerateUI(W.VBox):
 
     def __init__(self, pipe=None, image=None, *, prompt: str = "", steps: int = 50, guidance: float = 6.0,
                  seed: int = 0, num_frames: int | None = None, fps: float = 8, preview_side: int = 288):
-        from ..models import load_pipeline, preset_for
+        from ..models import load_pipeline
 
         self.pipe = pipe if pipe is not None else load_pipeline("toy")
         self.fps = fps
         self._side = preview_side
         self._frames_png: list[bytes] = []
         cfg = self.pipe.transformer.config
-        if image is None:
-            image = ImageFitter(preset=preset_for(self.pipe).name, sample="shapes")
-        elif isinstance(image, ImageFitter) and preset_for(self.pipe).name in image.preset.options:
-            image.preset.value = preset_for(self.pipe).name  # fit to the size this model needs
-        self.source = image
+        self.source = image_source(self.pipe, image)
 
         self.prompt = W.Text(prompt, placeholder="what should happen, e.g. 'a red circle moves left'",
                              description="Prompt", layout=W.Layout(width="420px"))
