@@ -313,25 +313,24 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     job = dict(settings=settings, metrics=metrics, save_latents=save_latents, fps=fps, out_dir=str(out_dir),
                batch=batch)
     groups = _groups(todo)
-    if callback is not None:
-        done = [len(runs) - len(todo)]
-        callback(done[0], len(runs))
-        update = bar.update
+    done = [len(runs) - len(todo)]
 
-        def tick(n=1):  # the bar and the caller's callback, together (a disabled bar counts nothing)
-            update(n)
-            done[0] += n
+    def advance(n: int = 1) -> None:  # n more runs written: the bar and the caller's callback
+        bar.update(n)
+        done[0] += n
+        if callback is not None:
             callback(done[0], len(runs))
 
-        bar.update = tick
+    if callback is not None:
+        callback(done[0], len(runs))
     with bar:
         if backend == "ray":
-            _run_on_ray(pipe, groups, fitted, job, bar, **(ray_options or {}))
+            _run_on_ray(pipe, groups, fitted, job, advance, **(ray_options or {}))
         else:
             text_cache = {}
             for group in groups:
                 _run_group(pipe, [_as_dict(r) for r in group], fitted[group[0].image_index], job,
-                           done=lambda _: bar.update(1), text_cache=text_cache)
+                           done=lambda _: advance(), text_cache=text_cache)
     return SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
 
 
@@ -389,7 +388,7 @@ class _SweepActor:
         return _run_group(self.pipe, run_dicts, fitted, job, text_cache=self.text_cache)
 
 
-def _run_on_ray(pipe, groups, fitted, job, bar, *, address=None, num_actors=None, num_gpus=None, num_cpus=1,
+def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=None, num_gpus=None, num_cpus=1,
                 max_retries=3, memory=None):
     try:
         import ray
@@ -436,14 +435,14 @@ def _run_on_ray(pipe, groups, fitted, job, bar, *, address=None, num_actors=None
             actor, group, tries = in_flight.pop(ready[0])
             try:
                 ray.get(ready[0])
-                bar.update(len(group))
+                advance(len(group))
             except RayActorError:  # the actor died (killed, node lost): replace it, redo what it lost
                 if tries + 1 > max_retries:
                     raise SweepError(f"runs {', '.join(r.run_id for r in group)} lost their actor {tries + 1} "
                                      "times; giving up") from None
                 actor = spawn()
                 lost = [r for r in group if _valid(Path(job["out_dir"]) / "runs" / r.run_id) is None]
-                bar.update(len(group) - len(lost))
+                advance(len(group) - len(lost))
                 if lost:
                     pending.insert(0, (lost, tries + 1))
             if pending:
