@@ -9,7 +9,7 @@ from cogviz.toy import train as T
 from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
-            tr_steps=4, tr_batch=4, tr_warmup=2, ckpt_every=2, val_every=1000, val_scenes=2)
+            tr_steps=4, tr_batch=4, tr_warmup=2, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
 
 
 @pytest.mark.slow
@@ -18,11 +18,11 @@ def test_train_resumes_after_interruption_and_exports(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = T._image_batch
 
-    def flaky(rng, n):
+    def flaky(rng, n, pool):
         calls["n"] += 1
         if calls["n"] == 4:  # dies during step 4, after the step-2 checkpoint
             raise KeyboardInterrupt
-        return real(rng, n)
+        return real(rng, n, pool)
 
     monkeypatch.setattr(T, "_image_batch", flaky)
     with pytest.raises(KeyboardInterrupt):

@@ -21,6 +21,40 @@ def _fmt_stage(name: str, info: dict) -> str:
     return f"| {name} | {info.get('seconds', 0) / 60:.1f} min | {extra} |"
 
 
+def _data_section() -> list[str]:
+    from .data import MIX
+    from .natural import PHOTOS
+
+    lines = [
+        "A mix of 17-frame clips at 64 x 96 (`cogviz/toy/data.py`), every one reproducible from its seed:",
+        "",
+        "| kind | share | what |",
+        "|---|---|---|",
+        f"| shapes | {MIX['shapes']:.0%} | shapes world (`cogviz/toy/scenes.py`): one circle, square or triangle in red, green, blue or yellow over a plain, gradient or soft-striped low-saturation background, moving left, right, up or down by 30-50 % of the free span; \"a red circle moves left\" |",
+        f"| shapes_full | {MIX['shapes_full']:.0%} | the same, backgrounds drawn from the whole colour range (dark, bright, saturated) |",
+        f"| shapes_photo | {MIX['shapes_photo']:.0%} | a shape moving over a still natural image |",
+        f"| camera | {MIX['camera']:.0%} | a camera move over a still natural image, travelling 15-30 % of the frame: \"the camera pans left / right / up / down\", \"the camera zooms in / out\" |",
+        "",
+        "Natural images (`cogviz/toy/natural.py`): the training photographs below (and their mirror "
+        "images), plus procedural canvases — the dead-leaves model (occluding disks with sizes ~ r^-3, "
+        "each flat, striped, fractal-textured or graded), fractal noise with 1/f^a spectra and "
+        "gradients — cut at random windows and scales and colour-jittered (brightness, contrast, "
+        "saturation, white balance).",
+        "",
+        "| photograph | split | source | licence |",
+        "|---|---|---|---|",
+    ]
+    for p in PHOTOS:
+        lines.append(f"| {p.name} | {p.split} | {p.package}: `{p.loader}` | {p.licence} |")
+    lines += [
+        "",
+        "`train`: read by every training stage. `val`: only the validation figures logged during "
+        "training. `heldout`: only the evaluation; they come from packages no training stage reads. "
+        "Training clip seeds lie below 1e9; evaluation scene seeds start at 1e9.",
+    ]
+    return lines
+
+
 def write_model_card(folder: Path = WEIGHTS) -> Path:
     info = json.loads((folder / "cogviz_toy.json").read_text())
     ev = json.loads((folder / "eval.json").read_text()) if (folder / "eval.json").exists() else None
@@ -44,11 +78,7 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         "or `cogviz.load_pipeline(\"toy\")`, which reads the text length from the transformer's config.",
         "",
         "## Data",
-        "Shapes world (`cogviz/toy/scenes.py`): one shape (circle, square, triangle) in one of four colours",
-        "(red, green, blue, yellow) over a plain, gradient or soft-striped low-saturation background, moving",
-        "left, right, up or down by 30-50 % of the free span over 17 frames at 64 x 96. Prompt:",
-        "\"a {colour} {shape} moves {direction}\". Training scene seeds lie below 1e9; evaluation seeds start",
-        "at 1e9 and were never trained on.",
+        *_data_section(),
         "",
         "## Recipe (`python -m cogviz.toy.train`, seed {seed})".format(seed=cfg["seed"]),
         "| stage | time | result |",

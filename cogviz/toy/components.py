@@ -35,9 +35,10 @@ _EXTRA_WORDS = (
     "stays", "still", "fast", "slowly", "quickly", "across", "frame", "on", "background",
     "orange", "purple", "white", "black", "grey", "gray",
 )
+_CAMERA_WORDS = ("camera", "pans", "zooms", "in", "out", "over", "photo")
 #: The tokenizer's vocabulary: special tokens first (T5's pad=0, eos=1, unk=2), then words.
 VOCAB: tuple[str, ...] = ("<pad>", "</s>", "<unk>") + tuple(
-    dict.fromkeys(_EXTRA_WORDS + tuple(COLOURS) + SHAPES + tuple(DIRECTIONS))
+    dict.fromkeys(_EXTRA_WORDS + tuple(COLOURS) + SHAPES + tuple(DIRECTIONS) + _CAMERA_WORDS)
 )
 
 

@@ -15,8 +15,9 @@ import numpy as np
 
 __all__ = ["COLOURS", "SHAPES", "DIRECTIONS", "Scene", "sample_scene", "render_scene", "prompt_for"]
 
-#: Shape colours the prompt can name (RGB, 0-255). Backgrounds are kept desaturated so that a
-#: colour test on a generated frame is unambiguous.
+#: Shape colours the prompt can name (RGB, 0-255). Evaluation scenes keep backgrounds desaturated
+#: (``backgrounds="muted"``) so that a colour test on a generated frame is unambiguous; training
+#: also draws backgrounds from the whole colour range (``"full"``) and over photographs.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
     "green": (40, 175, 60),
@@ -63,6 +64,11 @@ def _muted_colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.clip(grey + tint, 0, 255))
 
 
+def _any_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    # The whole RGB cube: dark, bright and saturated backgrounds too.
+    return tuple(int(v) for v in rng.integers(0, 256, size=3))
+
+
 def sample_scene(
     rng: np.random.Generator | int,
     *,
@@ -72,13 +78,19 @@ def sample_scene(
     colour: str | None = None,
     shape: str | None = None,
     direction: str | None = None,
+    backgrounds: str = "muted",
 ) -> Scene:
     """Draw a random scene whose shape stays fully inside the frame for the whole clip.
+
+    ``backgrounds="muted"`` (the evaluation scenes) keeps background colours desaturated and
+    mid-bright; ``"full"`` draws them from the whole RGB cube.
 
     >>> s = sample_scene(0)
     >>> s.colour in COLOURS and s.shape in SHAPES and s.direction in DIRECTIONS
     True
     """
+    if backgrounds not in ("muted", "full"):
+        raise ValueError(f"backgrounds={backgrounds!r}: expected 'muted' or 'full'")
     rng = np.random.default_rng(rng)
     colour = colour or str(rng.choice(list(COLOURS)))
     shape = shape or str(rng.choice(SHAPES))
@@ -102,7 +114,10 @@ def sample_scene(
 
     start = (start_along(height, dy), start_along(width, dx))
     background = str(rng.choice(BACKGROUNDS))
-    bg_colours = (_muted_colour(rng), _muted_colour(rng))
+    if backgrounds == "muted":
+        bg_colours = (_muted_colour(rng), _muted_colour(rng))
+    else:
+        bg_colours = (_any_colour(rng), _any_colour(rng))
     return Scene(
         colour=colour, shape=shape, direction=direction, radius=radius, start=start, speed=speed,
         background=background, bg_colours=bg_colours, bg_angle=float(rng.uniform(0, np.pi)),
@@ -146,8 +161,12 @@ def _coverage(scene: Scene, cy: float, cx: float, ss: int = 4) -> np.ndarray:
     return inside.reshape(h, ss, w, ss).mean(axis=(1, 3))
 
 
-def render_scene(scene: Scene, frames: "list[int] | range | None" = None) -> np.ndarray:
+def render_scene(scene: Scene, frames: "list[int] | range | None" = None,
+                 background: np.ndarray | None = None) -> np.ndarray:
     """Render a scene to ``uint8 (F, H, W, 3)`` frames (all of them, or the indices in ``frames``).
+
+    ``background`` (``uint8 (H, W, 3)``, e.g. a photograph) replaces the scene's own background:
+    the shape then moves over a still picture.
 
     >>> render_scene(sample_scene(1)).shape
     (17, 64, 96, 3)
@@ -155,7 +174,9 @@ def render_scene(scene: Scene, frames: "list[int] | range | None" = None) -> np.
     (1, 64, 96, 3)
     """
     indices = range(scene.num_frames) if frames is None else list(frames)
-    bg = _background(scene)
+    bg = _background(scene) if background is None else np.asarray(background, np.float32)
+    if bg.shape != (scene.height, scene.width, 3):
+        raise ValueError(f"background of shape {bg.shape}; the scene is {(scene.height, scene.width, 3)}")
     colour = np.asarray(COLOURS[scene.colour], np.float32)
     dy, dx = DIRECTIONS[scene.direction]
     out = np.empty((len(indices), scene.height, scene.width, 3), np.uint8)

@@ -1,12 +1,18 @@
 """Train the embedded toy CogVideoX I2V model from a seed: ``python -m cogviz.toy.train``.
 
+The data is a mix (``cogviz/toy/data.py``): shapes world with muted and full-range backgrounds,
+shapes moving over still natural images, and camera moves (pans, zooms) over natural images —
+training photographs from scikit-image, dead leaves, fractal noise and gradients
+(``cogviz/toy/natural.py``), randomly windowed, flipped and colour-jittered.
+
 The recipe is staged, because a video VAE trained naively on clips on a CPU crawls:
 
-1. ``vae_images``  - single frames, random 32x48 crops (the VAE is fully convolutional), posterior
-                     mode + MSE, Adam with cosine decay. Teaches the frame-0 path fast.
-2. ``vae_clips``   - 17-frame clips (32x48 crops) *and* single frames, sampled posterior + a small
-                     KL term, so the decoder tolerates what the transformer will hand it and the
-                     temporal (4x) path learns motion.
+1. ``vae_images``  - single frames of the mix, random 32x48 crops (the VAE is fully
+                     convolutional), posterior mode + MSE, Adam with cosine decay. Teaches the
+                     frame-0 path fast.
+2. ``vae_clips``   - 17-frame clips of the mix (32x48 crops) *and* single frames, sampled
+                     posterior + a small KL term, so the decoder tolerates what the transformer
+                     will hand it and the temporal (4x) path learns motion.
 3. ``cache``       - the trained VAE encodes every training clip once: posterior mean / log-variance
                      of the video, and of frame 0 after the I2V recipe's small pixel noise
                      (sigma ~ exp(N(-3, 0.5))). The scaling factor is set to 1 / std of the latents.
@@ -16,9 +22,11 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
 5. ``export``      - a standard diffusers pipeline folder (``save_pretrained``, safetensors).
 
 Every stage checkpoints into ``--run-dir`` (atomically) and resumes from its last checkpoint, so a
-run can span interruptions; finished stages are skipped. Losses and validation PSNR go to
-``RUN_DIR/log.jsonl`` and progress bars to the terminal. Training scenes use scene seeds below
-``EVAL_SEED_BASE``; evaluation scenes (``benchmarks/eval_toy.py``) start there.
+run can span interruptions; finished stages are skipped. Losses and validation PSNR (shapes
+scenes and the validation photographs) go to ``RUN_DIR/log.jsonl`` and progress bars to the
+terminal. Training clips use seeds below ``EVAL_SEED_BASE``; evaluation scenes
+(``benchmarks/eval_toy.py``) start there, and its photographs come from packages training never
+reads.
 """
 from __future__ import annotations
 
@@ -36,7 +44,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import components as C
-from .scenes import prompt_for, render_scene, sample_scene
+from .data import training_clip, training_image
+from .natural import SourcePool, heldout_views
+from .scenes import render_scene, sample_scene
 
 __all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "main"]
 
@@ -50,17 +60,17 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     # stage 1: images
-    img_steps: int = 700
-    img_batch: int = 32
-    img_lr: float = 3e-3
+    img_steps: int = 2000
+    img_batch: int = 24
+    img_lr: float = 2e-3
     # stage 2: clips (+ images)
-    clip_steps: int = 1500
+    clip_steps: int = 1000
     clip_batch: int = 4
     clip_img_batch: int = 16
     clip_lr: float = 1e-3
     kl_weight: float = 1e-5
     # stage 3: latent cache
-    cache_clips: int = 5000
+    cache_clips: int = 6000
     # stage 4: transformer
     tr_steps: int = 9000
     tr_batch: int = 16
@@ -68,6 +78,8 @@ class TrainConfig:
     tr_warmup: int = 300
     image_dropout: float = 0.05
     prompt_dropout: float = 0.10
+    # data: procedural canvases (dead leaves, fractal noise, gradients) beside the photographs
+    procedural: int = 256
     # bookkeeping
     ckpt_every: int = 100
     val_every: int = 200
@@ -117,16 +129,13 @@ def _crop(frames: np.ndarray, rng: np.random.Generator, h: int = 32, w: int = 48
     return frames[:, y : y + h, x : x + w]
 
 
-def _image_batch(rng, n):
-    out = []
-    for s in _train_scene_seeds(rng, n):
-        scene = sample_scene(int(s))
-        out.append(_crop(render_scene(scene, frames=[int(rng.integers(0, scene.num_frames))]), rng))
+def _image_batch(rng, n, pool):
+    out = [_crop(training_image(rng, pool)[None], rng) for _ in range(n)]
     return to_pixels(np.stack(out))  # (B, 3, 1, 32, 48)
 
 
-def _clip_batch(rng, n):
-    clips = [_crop(render_scene(sample_scene(int(s))), rng) for s in _train_scene_seeds(rng, n)]
+def _clip_batch(rng, n, pool):
+    clips = [_crop(training_clip(int(s), pool).frames, rng) for s in _train_scene_seeds(rng, n)]
     return to_pixels(np.stack(clips))  # (B, 3, 17, 32, 48)
 
 
@@ -136,18 +145,28 @@ def _val_clips(cfg: TrainConfig) -> torch.Tensor:
     return to_pixels(np.stack([render_scene(sample_scene(s)) for s in seeds]))  # (V, 3, 17, 64, 96)
 
 
+def _val_photos() -> torch.Tensor:
+    # The validation photographs (never trained on; not the evaluation's held-out ones either).
+    return to_pixels(np.stack([v for _, v in heldout_views(split="val")])[:, None])  # (V, 3, 1, 64, 96)
+
+
 @torch.no_grad()
-def vae_val(vae, clips: torch.Tensor) -> dict:
+def vae_val(vae, clips: torch.Tensor, photos: torch.Tensor | None = None) -> dict:
     vae.eval()
     img = clips[:, :, :1]
     rec_img = vae.decode(vae.encode(img).latent_dist.mode()).sample
     rec_clip = torch.cat([vae.decode(vae.encode(c[None]).latent_dist.mode()).sample for c in clips[:4]])
-    vae.train()
-    return {
+    out = {
         "val_image_psnr": psnr(rec_img, img),
         "val_clip_psnr": psnr(rec_clip, clips[:4]),
         "val_clip_frame0_psnr": psnr(rec_clip[:, :, :1], clips[:4, :, :1]),
     }
+    if photos is not None:
+        rec = vae.decode(vae.encode(photos).latent_dist.mode()).sample.clamp(-1, 1)
+        per = [psnr(r, p) for r, p in zip(rec, photos)]
+        out["val_photo_psnr"] = float(np.median(per))
+    vae.train()
+    return out
 
 
 class _Stage:
@@ -189,7 +208,8 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
         opt.load_state_dict(state["opt"])
     rng = np.random.default_rng([cfg.seed, STAGES.index(stage_name), state["step"]])
     torch.manual_seed(cfg.seed * 1000 + state["step"])
-    val = _val_clips(cfg)
+    val, photos = _val_clips(cfg), _val_photos()
+    pool = SourcePool(cfg.seed, procedural=cfg.procedural)
     start = time.time()
     vae.train()
     bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, desc=stage_name)
@@ -198,18 +218,18 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
             g["lr"] = _cosine_lr(step, steps, lr)
         loss_parts = {}
         if clips_too:
-            x = _clip_batch(rng, cfg.clip_batch)
+            x = _clip_batch(rng, cfg.clip_batch, pool)
             post = vae.encode(x).latent_dist
             rec = vae.decode(post.sample()).sample
             kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
-            xi = _image_batch(rng, cfg.clip_img_batch)
+            xi = _image_batch(rng, cfg.clip_img_batch, pool)
             posti = vae.encode(xi).latent_dist
             reci = vae.decode(posti.sample()).sample
             loss_parts["clip_mse"] = F.mse_loss(rec, x)
             loss_parts["img_mse"] = F.mse_loss(reci, xi)
             loss_parts["kl"] = cfg.kl_weight * kl
         else:
-            x = _image_batch(rng, cfg.img_batch)
+            x = _image_batch(rng, cfg.img_batch, pool)
             rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
             loss_parts["img_mse"] = F.mse_loss(rec, x)
         loss = sum(loss_parts.values())
@@ -220,14 +240,14 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
         bar.set_postfix(loss=f"{loss.item():.4f}")
         rec_log = {k: round(v.item(), 6) for k, v in loss_parts.items()}
         if (step + 1) % cfg.val_every == 0 or step + 1 == steps:
-            rec_log.update(vae_val(vae, val))
+            rec_log.update(vae_val(vae, val, photos))
             bar.write(f"{stage_name} step {step + 1}: {rec_log}")
         if (step + 1) % 10 == 0 or step + 1 == steps:
             _log(run_dir, stage=stage_name, step=step + 1, lr=opt.param_groups[0]["lr"], **rec_log)
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == steps:
             st.save({"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict(),
                      "elapsed": _elapsed(state, start)})
-    final = vae_val(vae, val)
+    final = vae_val(vae, val, photos)
     torch.save(vae.state_dict(), run_dir / f"{stage_name}.pt")
     st.finish(seconds=round(_elapsed(state, start), 1), **final)
 
@@ -238,9 +258,10 @@ def _cache(cfg, run_dir):
     vae = C.make_vae()
     vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
     vae.eval()
-    state = st.load() or {"done": 0, "elapsed": 0.0, "video": [], "image": [], "prompts": []}
+    state = st.load() or {"done": 0, "elapsed": 0.0, "video": [], "image": [], "prompts": [], "kinds": []}
     rng = np.random.default_rng([cfg.seed, STAGES.index("cache")])
     seeds = _train_scene_seeds(rng, cfg.cache_clips)
+    pool = SourcePool(cfg.seed, procedural=cfg.procedural)
     noise_rng = np.random.default_rng([cfg.seed, 99])
     sigmas = np.exp(noise_rng.normal(-3.0, 0.5, size=cfg.cache_clips))  # I2V recipe: first-frame noise
     start = time.time()
@@ -249,15 +270,16 @@ def _cache(cfg, run_dir):
                total=math.ceil(cfg.cache_clips / batch), desc="cache")
     for i in bar:
         idx = range(i, min(i + batch, cfg.cache_clips))
-        scenes = [sample_scene(int(seeds[j])) for j in idx]
-        x = to_pixels(np.stack([render_scene(s) for s in scenes]))  # (b, 3, 17, 64, 96)
+        clips = [training_clip(int(seeds[j]), pool) for j in idx]
+        x = to_pixels(np.stack([c.frames for c in clips]))  # (b, 3, 17, 64, 96)
         pv = vae.encode(x).latent_dist
         img = x[:, :, :1]
         img = img + torch.from_numpy(sigmas[list(idx)]).float().view(-1, 1, 1, 1, 1) * torch.randn_like(img)
         pi = vae.encode(img).latent_dist
         state["video"].append(torch.cat([pv.mean, pv.logvar], 1).half())  # (b, 32, 5, 8, 12)
         state["image"].append(torch.cat([pi.mean, pi.logvar], 1).half())  # (b, 32, 1, 8, 12)
-        state["prompts"].extend(prompt_for(s) for s in scenes)
+        state["prompts"].extend(c.prompt for c in clips)
+        state["kinds"].extend(c.kind for c in clips)
         state["done"] = idx[-1] + 1
         if (i // batch) % 25 == 0:
             st.save({**state, "elapsed": _elapsed(state, start)})
@@ -266,7 +288,8 @@ def _cache(cfg, run_dir):
     std = float(mean.std())  # the posterior std is small next to this; scale the means to unit std
     scaling = 1.0 / std
     torch.save({"video": torch.cat(state["video"]), "image": torch.cat(state["image"]),
-                "prompts": state["prompts"], "scaling_factor": scaling}, run_dir / "cache.pt")
+                "prompts": state["prompts"], "kinds": state["kinds"], "scaling_factor": scaling},
+               run_dir / "cache.pt")
     st.save({**state, "elapsed": _elapsed(state, start)})
     st.finish(seconds=round(_elapsed(state, start), 1), scaling_factor=scaling, clips=cfg.cache_clips,
               latent_std=std, mean_posterior_std=float(torch.exp(0.5 * video[:, 16:]).mean()))

@@ -1,0 +1,149 @@
+"""The embedded model's training data: photographs and their splits, procedural images, camera
+moves, the mix, and the motion measurements the photo evaluation relies on."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from cogviz.toy import data as D
+from cogviz.toy import natural as N
+from cogviz.toy.components import VOCAB
+from cogviz.toy.evaluate import aligned_psnr, global_motion, motion_matches
+from cogviz.toy.scenes import sample_scene
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return N.SourcePool(0, procedural=8)
+
+
+def test_photo_splits_are_disjoint_and_heldout_comes_from_other_packages():
+    splits = {p.split for p in N.PHOTOS}
+    assert splits == {"train", "val", "heldout"}
+    train_pkgs = {p.package for p in N.PHOTOS if p.split == "train"}
+    heldout_pkgs = {p.package for p in N.PHOTOS if p.split == "heldout"}
+    assert not train_pkgs & heldout_pkgs  # no held-out photograph shares a source with training
+    assert all(p.licence for p in N.PHOTOS)
+    names = [p.name for p in N.PHOTOS]
+    assert len(names) == len(set(names))
+
+
+def test_every_photo_loads_as_rgb_at_most_640(pool):
+    for p in N.PHOTOS:
+        a = N.photo(p.name)
+        assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3, p.name
+        assert max(a.shape[:2]) <= 640 and min(a.shape[:2]) >= 128, p.name
+    # the pool holds the training photographs (and mirrors), never a val or held-out one
+    assert len(pool.photos) == 2 * sum(p.split == "train" for p in N.PHOTOS)
+    held = {N.photo(p.name).tobytes()[:4096] for p in N.PHOTOS if p.split != "train"}
+    assert not held & {np.asarray(im).tobytes()[:4096] for im in pool.photos}
+
+
+def test_heldout_views_are_deterministic_and_distinct():
+    a, b = N.heldout_views(), N.heldout_views()
+    assert len(a) == 24 and [n for n, _ in a] == [n for n, _ in b]
+    assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a, b))
+    assert all(v.shape == (64, 96, 3) and v.dtype == np.uint8 for _, v in a)
+    diffs = [np.abs(a[i][1].astype(int) - a[i + 1][1].astype(int)).mean() for i in range(len(a) - 1)]
+    assert min(diffs) > 5  # every view is a different picture
+
+
+def test_fractal_noise_has_the_requested_spectrum():
+    rng = np.random.default_rng(0)
+    for alpha in (1.0, 2.0):
+        x = N.fractal_noise(rng, 128, 128, alpha=alpha, colour=False)[..., 0]
+        assert x.shape == (128, 128) and 0 <= x.min() and x.max() <= 1
+        p = np.abs(np.fft.fft2(x - x.mean())) ** 2
+        f = np.sqrt(np.fft.fftfreq(128)[:, None] ** 2 + np.fft.fftfreq(128)[None] ** 2)
+        m = (f > 0.02) & (f < 0.25)
+        slope = np.polyfit(np.log(f[m]), np.log(p[m] + 1e-12), 1)[0]
+        assert slope == pytest.approx(-2 * alpha, abs=0.6)  # power ~ f^(-2 alpha)
+
+
+def test_dead_leaves_are_reproducible_occluding_disks():
+    a = N.dead_leaves(np.random.default_rng(3), 96, 144)
+    b = N.dead_leaves(np.random.default_rng(3), 96, 144)
+    assert np.array_equal(a, b) and a.shape == (96, 144, 3) and 0 <= a.min() and a.max() <= 1
+    # many distinct regions: strong edges in many places, and more than a handful of colours
+    edges = np.abs(np.diff(a.mean(-1), axis=1)) > 0.1
+    assert edges.mean() > 0.02
+    assert len(np.unique((a * 8).astype(int).reshape(-1, 3), axis=0)) > 50
+
+
+def _dot_source(points, h=240, w=360):
+    img = np.full((h, w, 3), 40, np.uint8)
+    for y, x in points:
+        img[y - 4:y + 4, x - 4:x + 4] = 255
+    return img
+
+
+def _bright_centroid(frame):
+    ys, xs = np.nonzero(frame.mean(-1) > 150)
+    return np.array([ys.mean(), xs.mean()])
+
+
+@pytest.mark.parametrize("move", list(N.CAMERA_MOVES))
+def test_camera_moves_move_the_content_against_the_camera(move):
+    rng = np.random.default_rng(1)
+    if "zoom" in move:
+        src = _dot_source([(120, 150), (120, 210)])
+        frames, _ = N.camera_clip(rng, move, source=src, travel=0.25)
+
+        def spread(f):
+            ys, xs = np.nonzero(f.mean(-1) > 150)
+            return xs.max() - xs.min()
+        grew = spread(frames[-1]) > spread(frames[0]) + 3
+        shrank = spread(frames[-1]) < spread(frames[0]) - 3
+        assert grew if move == "zooms in" else shrank
+    else:
+        src = _dot_source([(120, 180)])
+        frames, _ = N.camera_clip(rng, move, source=src, travel=0.25)
+        wy, wx, _ = N.CAMERA_MOVES[move]
+        d = _bright_centroid(frames[-1]) - _bright_centroid(frames[0])
+        assert d[0] * wy + d[1] * wx < -5  # pans left: the dot slides right, and so on
+    assert frames.shape == (17, 64, 96, 3)
+
+
+def test_training_clips_follow_the_mix_and_speak_the_vocabulary(pool):
+    kinds = [D.training_clip(s, pool, num_frames=5).kind for s in range(300)]
+    for kind, share in D.MIX.items():
+        assert abs(kinds.count(kind) / 300 - share) < 0.08, kind
+    for s in range(40):
+        c = D.training_clip(s, pool)
+        assert c.frames.shape == (17, 64, 96, 3)
+        assert all(w in VOCAB for w in c.prompt.split()), c.prompt
+        again = D.training_clip(s, pool)
+        assert np.array_equal(c.frames, again.frames) and c.prompt == again.prompt
+
+
+def test_full_range_backgrounds_reach_dark_and_saturated_colours():
+    cols = np.array([c for s in range(200) for c in sample_scene(s, backgrounds="full").bg_colours])
+    assert cols.max(axis=1).min() < 60                     # dark backgrounds
+    assert (cols.max(axis=1) - cols.min(axis=1)).max() > 180  # saturated ones
+    muted = np.array([c for s in range(200) for c in sample_scene(s).bg_colours])
+    assert (muted.max(axis=1) - muted.min(axis=1)).max() <= 36
+    with pytest.raises(ValueError, match="'muted' or 'full'"):
+        sample_scene(0, backgrounds="neon")
+
+
+def test_global_motion_recovers_known_shifts_and_zooms():
+    photo = N.heldout_views()[0][1]
+    big = np.asarray(Image.fromarray(N.photo("grace_hopper")).resize((288, 192)))
+    first = big[40:104, 60:156]
+    for dy, dx in [(0, 7), (0, -9), (6, 0), (-5, 0), (3, -4)]:
+        last = big[40 - dy:104 - dy, 60 - dx:156 - dx]  # the content moved by (dy, dx)
+        my, mx, s = global_motion(first, last)
+        assert (my, mx) == pytest.approx((dy, dx), abs=1.0) and s == pytest.approx(1.0, abs=0.05)
+    grown = np.asarray(Image.fromarray(photo).resize((96, 64), box=(12, 8, 84, 56)))  # 1.33x zoom
+    assert global_motion(photo, grown)[2] == pytest.approx(4 / 3, rel=0.06)
+    assert global_motion(grown, photo)[2] == pytest.approx(3 / 4, rel=0.06)
+
+
+def test_motion_matches_and_aligned_psnr():
+    assert motion_matches("pans left", (0.0, 6.0, 1.0)) and not motion_matches("pans left", (0.0, -6.0, 1.0))
+    assert motion_matches("pans up", (5.0, 1.0, 1.0)) and not motion_matches("pans up", (1.0, 5.0, 1.0))
+    assert motion_matches("zooms in", (0, 0, 1.2)) and not motion_matches("zooms in", (0, 0, 0.9))
+    assert motion_matches("zooms out", (0, 0, 0.8)) and not motion_matches("zooms out", (0, 0, 1.0))
+    views = N.heldout_views()
+    photo, other = views[0][1], views[9][1]
+    assert aligned_psnr(photo, photo, (0, 0, 1.0)) > 90
+    assert aligned_psnr(other, photo, (0, 0, 1.0)) < 14
