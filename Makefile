@@ -43,6 +43,7 @@ figures: install
 	$(PY) -m cogviz.figures --out docs/figures
 
 train: install
+	@$(PY) -c 'import sklearn' 2>/dev/null || $(PY) -m pip install --progress-bar off -q -e '.[train]'
 	$(PY) -m cogviz.toy.train
 
 clean:
