@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
-           "ModelLoadError", "OutOfMemoryError", "AblationError"]
+           "ModelLoadError", "OutOfMemoryError", "AblationError", "SpeedPresetError"]
 
 
 class CogvizError(ValueError):
@@ -39,3 +39,8 @@ class OutOfMemoryError(CogvizError, MemoryError):
 
 class AblationError(CogvizError):
     """A bad ablation: unknown kind, a wrong type, or a parameter outside its accepted range."""
+
+
+class SpeedPresetError(CogvizError):
+    """An unknown or conflicting speed preset, one this machine cannot run, or a recording that a
+    preset would make wrong (interventions on reused steps, attention that a preset bypasses)."""

@@ -16,11 +16,12 @@ import torch
 from .errors import ModelLoadError
 from .presets import PRESETS, Preset
 
-__all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "auto_device", "max_sequence_length", "preset_for"]
+__all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "apply_memory", "auto_device", "max_sequence_length", "preset_for"]
 
 TOY_DIR = Path(__file__).parent / "toy" / "weights"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "owner/name"; anything else is a path
-MEMORY_OPTIONS = ("model_offload", "sequential_offload", "vae_tiling", "vae_slicing")
+MEMORY_OPTIONS = ("model_offload", "sequential_offload", "group_offload", "vae_tiling", "vae_slicing")
+_OFFLOADS = ("model_offload", "sequential_offload", "group_offload")
 
 
 def auto_device() -> torch.device:
@@ -55,8 +56,9 @@ def _memory_list(memory) -> list[str]:
     if bad:
         raise ModelLoadError(f"memory={memory!r}: unknown option(s) {bad}; accepted are {MEMORY_OPTIONS} "
                              "(a name or a list of names)")
-    if "model_offload" in items and "sequential_offload" in items:
-        raise ModelLoadError("memory: choose one of 'model_offload' and 'sequential_offload', not both")
+    offloads = [m for m in items if m in _OFFLOADS]
+    if len(offloads) > 1:
+        raise ModelLoadError(f"memory: choose one of {_OFFLOADS}, not {offloads}")
     return items
 
 
@@ -87,6 +89,8 @@ def load_pipeline(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     memory: "str | Iterable[str] | None" = None,
+    speed: "str | Iterable[str] | None" = None,
+    compile_kwargs: dict | None = None,
 ):
     """Load a CogVideoX image-to-video pipeline.
 
@@ -96,15 +100,24 @@ def load_pipeline(
         device: default: cuda, then mps, then cpu.
         dtype: default: bfloat16 for the 5B models on a GPU, float32 otherwise (and for the toy).
         memory: any of ``"model_offload"`` (``enable_model_cpu_offload``), ``"sequential_offload"``
-            (``enable_sequential_cpu_offload``), ``"vae_tiling"``, ``"vae_slicing"``: diffusers'
-            own mechanisms, wired as they are. Offloading needs a GPU.
+            (``enable_sequential_cpu_offload``), ``"group_offload"`` (the transformer's
+            ``enable_group_offload``, one block per group, transfers on a CUDA stream overlapped with
+            compute; the other components stay on the GPU), ``"vae_tiling"``, ``"vae_slicing"``:
+            diffusers' own mechanisms, wired as they are. Offloading needs a GPU.
+        speed: speed presets (:mod:`cogviz.speed`): ``"compile"``, ``"fused"``, one cache preset
+            (``"cache_fbc"``, ``"cache_pab"``, ``"cache_faster"``, ``"cache_taylorseer"``),
+            ``"int8"`` or ``"fp8"``; each is diffusers' or PyTorch's own mechanism.
+        compile_kwargs: passed to ``torch.compile`` by the ``"compile"`` preset.
 
     Raises:
         ModelLoadError: missing weights (offline, never downloaded, wrong folder), with how to fix it.
     """
     from diffusers import CogVideoXImageToVideoPipeline
 
+    from .speed import _speed_list, apply_speed
+
     memory_items = _memory_list(memory)
+    _speed_list(speed)  # bad names fail before any loading
     device = torch.device(device) if device is not None else auto_device()
     is_toy = str(model) == "toy"
     if dtype is None:
@@ -135,19 +148,33 @@ def load_pipeline(
             f"be on disk: download them once elsewhere, e.g. `huggingface-cli download {source} --local-dir DIR`, "
             "copy DIR here and call load_pipeline(DIR); or set HF_HOME to a cache that holds them. "
             'load_pipeline("toy") runs the embedded model offline.') from None
-    for item in memory_items:
-        if item in ("model_offload", "sequential_offload"):
+    apply_memory(pipe, memory_items, device)
+    if not any(m in _OFFLOADS for m in memory_items):
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.cogviz_model = "toy" if is_toy else str(model)  # a stable name for results (sweeps), not a path
+    apply_speed(pipe, speed, compile_kwargs=compile_kwargs)
+    return pipe
+
+
+def apply_memory(pipe, memory, device) -> None:
+    """Wire ``memory`` options (see :func:`load_pipeline`) onto a pipeline built elsewhere."""
+    device = torch.device(device)
+    for item in _memory_list(memory):
+        if item in _OFFLOADS:
             if device.type == "cpu":
                 raise ModelLoadError(f"memory={item!r} moves modules between the CPU and a GPU; there is no GPU "
                                      "here (use vae_tiling / vae_slicing, or no memory option)")
+            if item == "group_offload":
+                for name in ("text_encoder", "vae"):
+                    getattr(pipe, name).to(device)
+                pipe.transformer.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
+                                                      offload_type="block_level", num_blocks_per_group=1,
+                                                      use_stream=True)
+                continue
             getattr(pipe, "enable_model_cpu_offload" if item == "model_offload" else "enable_sequential_cpu_offload")(
                 device=device)
         elif item == "vae_tiling":
             pipe.vae.enable_tiling()
         elif item == "vae_slicing":
             pipe.vae.enable_slicing()
-    if not any(m.endswith("offload") for m in memory_items):
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.cogviz_model = "toy" if is_toy else str(model)  # a stable name for results (sweeps), not a path
-    return pipe

@@ -407,6 +407,19 @@ def _generate_many(pipe, image, prompt, items, *, negative_prompt, num_frames, s
                           ablations=[a.to_dict() for a in ablations])
         variants.append(_Variant(ablations, tuple(iv for a in ablations for iv in a.interventions(setup)) + extra_ivs,
                                  trace, next((a.scale for a in ablations if isinstance(a, ImageGuidance)), None)))
+    from .speed import cache_preset, check_recordable, count_attention, speed_of
+
+    check_recordable(pipe, names=[iv.point for v in variants for iv in v.interventions],
+                     attention=bool(attention_layers))
+    cache = cache_preset(pipe)
+    if cache and any(v.image_scale is not None for v in variants):
+        from .errors import SpeedPresetError
+
+        raise SpeedPresetError(f"image_guidance adds an image-free branch to each forward, which speed={cache!r} "
+                               "would cache as if it were part of the CFG batch; load the pipeline without a "
+                               "cache preset to use it")
+    for v in variants:
+        v.trace.meta["speed"] = list(speed_of(pipe))
     fitted = image if isinstance(image, FittedImage) else fit_image(image, (height, width), fit)
     for v in variants:
         v.trace.add("image.fitted", fitted.to_array())
@@ -464,13 +477,20 @@ def _generate_many(pipe, image, prompt, items, *, negative_prompt, num_frames, s
     rows_per_variant = (2 if do_cfg else 1) + any(v.image_scale is not None for v in variants)
     per_forward = (variants_per_forward(pipe, height, width, n_latent, rows_per_variant) if batch == "auto"
                    else batch)
+    if cache:  # a cache keeps state per call: one variant per forward, each in its own cache context
+        per_forward = 1
 
     p = pipe.transformer.config.patch_size
     tokens_per_frame = (shape[3] // p) * (shape[4] // p)
     recorder = (record_attention(pipe, attention_layers, tokens_per_frame) if attention_layers
                 else contextlib.nullcontext({}))
-    with recorder as attention:
+    counting = count_attention(pipe) if cache else contextlib.nullcontext(None)
+    n_blocks = len(pipe.transformer.transformer_blocks)
+    if cache:
+        pipe.transformer._reset_stateful_cache()
+    with recorder as attention, counting as attention_calls:
         for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="cogviz.generate")):
+            pipe._current_timestep = t  # what diffusers' cache hooks read, as in the pipeline's own loop
             xs, embeds, n = [], [], 0
             for v in variants:
                 v.z_t = _intervene(v.interventions, f"step/{i}/z_t", v.z_t, i, t, False)
@@ -490,9 +510,17 @@ def _generate_many(pipe, image, prompt, items, *, negative_prompt, num_frames, s
             for k in range(0, len(variants), per_forward):  # several variants' rows per forward
                 x = xs[k] if per_forward == 1 else torch.cat(xs[k:k + per_forward])
                 e = embeds[k] if per_forward == 1 else torch.cat(embeds[k:k + per_forward])
-                preds.append(pipe.transformer(hidden_states=x, encoder_hidden_states=e,
-                                              timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
-                                              return_dict=False)[0].float())
+                context = (pipe.transformer.cache_context(f"cogviz/{k}", step_index=i, num_inference_steps=steps,
+                                                          timestep=t) if cache else contextlib.nullcontext())
+                calls_before = attention_calls[0] if cache else 0
+                with context:
+                    preds.append(pipe.transformer(hidden_states=x, encoder_hidden_states=e,
+                                                  timestep=t.expand(x.shape[0]), ofs=ofs, image_rotary_emb=rotary,
+                                                  return_dict=False)[0].float())
+                if cache:  # counted, not predicted: the blocks whose attention actually ran (one variant here)
+                    ran = attention_calls[0] - calls_before
+                    variants[k].trace.meta.setdefault("step_status", []).append(
+                        "computed" if ran >= n_blocks else "reused" if ran == 0 else "partial")
             pred_all = preds[0] if len(preds) == 1 else torch.cat(preds)
             w = guidance
             if dynamic_cfg:
@@ -522,9 +550,14 @@ def _generate_many(pipe, image, prompt, items, *, negative_prompt, num_frames, s
                 if callback is not None:
                     callback(StepInfo(i, len(timesteps), int(t), v.z_t, _x0(pipe.scheduler, z_in, pred, t)))
 
+    pipe._current_timestep = None
+    if cache:
+        pipe.transformer._reset_stateful_cache()
     out = []
     for v in variants:
         v.trace.add("latents.final", v.z_t)
+        if not cache:
+            v.trace.meta["step_status"] = ["computed"] * len(timesteps)
     if not decode_video:
         return [Generation(None, fitted, v.z_img, prompt_embeds, v.trace) for v in variants]
     # On the CPU videos are decoded in pairs: for one small video PyTorch takes its slow reference

@@ -1,0 +1,124 @@
+"""Speed and memory presets on the CPU at toy size: wiring, equality where a preset must not change
+results, and honest recording under cache presets (what ran, what is refused)."""
+import numpy as np
+import pytest
+import torch
+
+import cogviz.ablations as A
+import cogviz.models as M
+from cogviz.errors import ModelLoadError, SpeedPresetError
+from cogviz.sampler import Intervention, generate
+from cogviz.speed import CACHE_PRESETS, SPEED_OPTIONS, apply_speed, cache_preset, speed_of
+from cogviz.toy.scenes import render_scene, sample_scene
+
+IMAGE = render_scene(sample_scene(1_000_000_001))[0]
+PROMPT = "a red circle moves left"
+
+
+def run(pipe, **kw):
+    kw.setdefault("steps", 8)
+    return generate(pipe, IMAGE, PROMPT, seed=0, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return run(M.load_pipeline("toy"))
+
+
+def test_bad_presets_fail_before_loading_with_what_is_accepted():
+    with pytest.raises(SpeedPresetError, match="unknown preset.*accepted are"):
+        M.load_pipeline("toy", speed="warp")
+    with pytest.raises(SpeedPresetError, match="one cache preset"):
+        M.load_pipeline("toy", speed=["cache_fbc", "cache_pab"])
+    with pytest.raises(SpeedPresetError, match="'int8' and 'fp8'"):
+        M.load_pipeline("toy", speed=["int8", "fp8"])
+    with pytest.raises(ModelLoadError, match="no GPU"):
+        M.load_pipeline("toy", memory="group_offload", device="cpu")
+    with pytest.raises(ModelLoadError, match="choose one of"):
+        M.load_pipeline("toy", memory=["group_offload", "model_offload"])
+    pipe = M.load_pipeline("toy", speed="fused")
+    with pytest.raises(SpeedPresetError, match="already has speed presets"):
+        apply_speed(pipe, "cache_pab")
+
+
+def test_quantized_presets_say_what_they_need_here():
+    pipe = M.load_pipeline("toy")
+    with pytest.raises(SpeedPresetError, match="torchao|compute capability"):
+        apply_speed(pipe, "fp8")
+    assert speed_of(pipe) == ()
+
+
+def test_fused_and_compiled_presets_keep_the_results(plain):
+    fused = M.load_pipeline("toy", speed="fused")
+    assert speed_of(fused) == ("fused",) and fused.transformer.transformer_blocks[0].attn1.fused_projections
+    g = run(fused)
+    assert torch.allclose(g.trace["latents.final"], plain.trace["latents.final"], atol=1e-4)
+    # regional compilation, wired as diffusers' compile_repeated_blocks does (block.compile);
+    # the "eager" backend checks the wiring without paying inductor's compile time here
+    compiled = M.load_pipeline("toy", speed="compile", compile_kwargs={"backend": "eager"})
+    assert all(b._compiled_call_impl is not None for b in compiled.transformer.transformer_blocks)
+    g = run(compiled)
+    assert torch.allclose(g.trace["latents.final"], plain.trace["latents.final"], atol=1e-5)
+    assert g.trace.meta["speed"] == ["compile"] and g.trace.meta["step_status"] == ["computed"] * 8
+
+
+@pytest.mark.parametrize("preset", CACHE_PRESETS)
+def test_cache_presets_record_what_each_step_computed(preset, plain):
+    pipe = M.load_pipeline("toy", speed=preset)
+    assert cache_preset(pipe) == preset
+    processors = [type(b.attn1.processor) for b in pipe.transformer.transformer_blocks]
+    g = run(pipe, steps=12)
+    status = g.trace.meta["step_status"]
+    assert len(status) == 12 and set(status) <= {"computed", "reused", "partial"}
+    assert status[0] == "computed"  # the first step always computes: nothing to reuse yet
+    if preset != "cache_fbc":  # fixed schedules reuse on some steps at 12 steps; FBC decides from the data
+        assert "computed" in status[1:] and {"reused", "partial"} & set(status)
+    assert [type(b.attn1.processor) for b in pipe.transformer.transformer_blocks] == processors
+    again = run(pipe, steps=12)  # no state leaks from one call into the next
+    assert np.array_equal(again.frames, g.frames) and again.trace.meta["step_status"] == status
+    assert g.trace.meta["speed"] == [preset]
+
+
+def test_reused_steps_are_what_the_count_says():
+    """FBC with a huge threshold reuses every block but the first after step 0: counted as "partial"
+    (the first block's attention ran, the rest did not), and the video then differs from the plain
+    run; with threshold 0 every step computes."""
+    import diffusers
+
+    results = {}
+    for threshold in (0.0, 1e9):
+        pipe = M.load_pipeline("toy")
+        pipe.transformer.enable_cache(diffusers.FirstBlockCacheConfig(threshold=threshold))
+        pipe.cogviz_speed = ("cache_fbc",)
+        results[threshold] = run(pipe)
+    assert results[0.0].trace.meta["step_status"] == ["computed"] * 8
+    assert results[1e9].trace.meta["step_status"] == ["computed"] + ["partial"] * 7
+    assert not np.array_equal(results[0.0].frames, results[1e9].frames)
+
+
+def test_interventions_on_what_the_transformer_reads_are_refused_under_a_cache():
+    pipe = M.load_pipeline("toy", speed="cache_pab")
+    for point in ("z_img", "step/*/input", "step/3/z_t"):
+        with pytest.raises(SpeedPresetError, match="change what the transformer reads"):
+            run(pipe, interventions=[Intervention(point, lambda x, ctx: x)])
+    with pytest.raises(SpeedPresetError, match="change what the transformer reads"):
+        run(pipe, ablations=[A.ZeroImage()])
+    with pytest.raises(SpeedPresetError, match="image-free branch"):
+        run(pipe, ablations=[A.ImageGuidance(2.0)])
+    # on the prediction an intervention still works: it acts after the (possibly reused) forward
+    g = run(pipe, interventions=[Intervention("step/*/pred", lambda x, ctx: x * 0)])
+    assert np.isfinite(g.trace["latents.final"].numpy()).all()
+
+
+@pytest.mark.parametrize("preset", ["cache_fbc", "fused"])
+def test_the_attention_recorder_refuses_presets_that_bypass_attention(preset):
+    pipe = M.load_pipeline("toy", speed=preset)
+    with pytest.raises(SpeedPresetError, match="attention recorder"):
+        run(pipe, attention_layers=[0])
+
+
+def test_every_preset_is_documented():
+    import cogviz.speed as S
+
+    for name in SPEED_OPTIONS:
+        assert f"``{name}``" in S.__doc__
