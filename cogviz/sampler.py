@@ -281,7 +281,8 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
                       num_frames: int | None = None, steps: int = 50, guidance: float = 6.0,
                       dynamic_cfg: bool = False, seed: int = 0, fit: str = "crop",
                       size: tuple[int, int] | None = None, record=DEFAULT_RECORD, progress: bool = True,
-                      decode_video: bool = True, batch="auto", text_cache: dict | None = None) -> list[Generation]:
+                      decode_video: bool = True, batch="auto", text_cache: dict | None = None,
+                      callback=None) -> list[Generation]:
     """Several variants of one (image, prompt, seed), batched through the transformer: one
     :class:`Generation` per variant, each what ``generate(..., ablations=variant)`` returns.
 
@@ -295,7 +296,7 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
     the same way. Batched rows equal separate calls up to float rounding (the kernels sum in a
     different order for other batch sizes): on the toy, latents within 1e-4, frames within 2/255.
     ``text_cache``: a dict kept across calls (a sweep keeps one) in which each prompt's encoding is
-    stored and reused.
+    stored and reused. ``callback(info)`` runs after each step once per variant, in variant order.
     """
     from .ablations import resolve as _resolve
 
@@ -313,7 +314,7 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
     try:
         return _generate_many(pipe, image, prompt, items, negative_prompt=negative_prompt, num_frames=num_frames,
                               steps=steps, guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit,
-                              size=size, record=record, progress=progress, callback=None,
+                              size=size, record=record, progress=progress, callback=callback,
                               decode_video=decode_video, attention_layers=None, batch=batch,
                               text_cache=text_cache)
     except torch.cuda.OutOfMemoryError as e:

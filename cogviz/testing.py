@@ -14,8 +14,10 @@ __all__ = ["tiny_random_pipeline", "full_size_random_pipeline", "TINY_SIZE", "CO
 TINY_SIZE = (32, 32)  #: (height, width) in pixels: a 4 x 4 latent, 2 x 2 tokens per latent frame
 
 
-def tiny_random_pipeline(family: str = "1.0", seed: int = 0):
+def tiny_random_pipeline(family: str = "1.0", seed: int = 0, num_layers: int = 1):
     """A ``CogVideoXImageToVideoPipeline`` with random weights, 32 x 32 pixels, on the CPU.
+
+    ``num_layers`` transformer blocks (First Block Cache needs at least two).
 
     >>> pipe = tiny_random_pipeline()
     >>> pipe.transformer.config.in_channels, pipe.vae.config.latent_channels
@@ -34,7 +36,7 @@ def tiny_random_pipeline(family: str = "1.0", seed: int = 0):
     torch.manual_seed(seed)
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=2, attention_head_dim=16, in_channels=32, out_channels=16, time_embed_dim=8,
-        text_embed_dim=32, num_layers=1, sample_width=w // 8, sample_height=h // 8, sample_frames=9,
+        text_embed_dim=32, num_layers=num_layers, sample_width=w // 8, sample_height=h // 8, sample_frames=9,
         patch_size=2, patch_size_t=2 if is15 else None, temporal_compression_ratio=4, max_text_seq_length=16,
         use_rotary_positional_embeddings=True, use_learned_positional_embeddings=not is15,
         ofs_embed_dim=8 if is15 else None, patch_bias=not is15,
@@ -72,8 +74,16 @@ COGVIDEOX_5B_I2V_TRANSFORMER = dict(
 )
 
 
-def full_size_random_pipeline(device="cuda", dtype=torch.bfloat16, seed: int = 0):
-    """The full-size CogVideoX-5b-I2V architecture with random weights, for GPU benchmarks.
+#: What THUDM/CogVideoX1.5-5B-I2V changes: temporal patches, no learned positions (any size), ofs.
+COGVIDEOX15_5B_I2V_TRANSFORMER = {
+    **COGVIDEOX_5B_I2V_TRANSFORMER, "patch_size_t": 2, "patch_bias": False, "ofs_embed_dim": 512,
+    "use_learned_positional_embeddings": False, "sample_height": 300, "sample_width": 300, "sample_frames": 81,
+}
+
+
+def full_size_random_pipeline(device="cuda", dtype=torch.bfloat16, seed: int = 0, family: str = "1.0"):
+    """The full-size CogVideoX-5b-I2V (``family="1.0"``) or CogVideoX1.5-5B-I2V (``"1.5"``)
+    architecture with random weights, for GPU benchmarks.
 
     Transformer and VAE have the real configurations (5.6 B + 0.2 B parameters), so their compute
     is that of the checkpoint. The text encoder is a one-layer T5 with the real 4096-wide output
@@ -87,9 +97,12 @@ def full_size_random_pipeline(device="cuda", dtype=torch.bfloat16, seed: int = 0
 
     torch.manual_seed(seed)
     with torch.device(device):
-        transformer = CogVideoXTransformer3DModel(**COGVIDEOX_5B_I2V_TRANSFORMER).to(dtype)
+        if family not in ("1.0", "1.5"):
+            raise ValueError(f"family must be '1.0' or '1.5', got {family!r}")
+        config = COGVIDEOX_5B_I2V_TRANSFORMER if family == "1.0" else COGVIDEOX15_5B_I2V_TRANSFORMER
+        transformer = CogVideoXTransformer3DModel(**config).to(dtype)
         vae = AutoencoderKLCogVideoX(latent_channels=16, scaling_factor=0.7, sample_height=480,
-                                     sample_width=720).to(dtype)
+                                     sample_width=720, invert_scale_latents=family == "1.5").to(dtype)
         text_encoder = T5EncoderModel(T5Config(vocab_size=len(VOCAB), d_model=4096, d_kv=64, d_ff=1024,
                                                num_layers=1, num_heads=8, pad_token_id=0, eos_token_id=1)).to(dtype)
     pipe = CogVideoXImageToVideoPipeline(tokenizer=make_tokenizer(), text_encoder=text_encoder.eval(), vae=vae,

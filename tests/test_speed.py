@@ -122,3 +122,38 @@ def test_every_preset_is_documented():
 
     for name in SPEED_OPTIONS:
         assert f"``{name}``" in S.__doc__
+
+
+@pytest.mark.slow
+def test_bench_gpu_tiny_runs_every_configuration(tmp_path):
+    """benchmarks/bench_gpu.py --tiny: the full-size benchmark's code on tiny pipelines, so it cannot rot."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_gpu.py"), "--tiny", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import bench_gpu
+    finally:
+        sys.path.pop(0)
+    rows = json.loads(out.read_text())["rows"]
+    for model in ("5b", "1.5"):
+        mine = {r["config"]: r for r in rows if r["model"] == model}
+        assert set(mine) == {"bare", "generate", "sweep4", *bench_gpu.MEMORY, *bench_gpu.SPEED}
+        ran = {c for c, r in mine.items() if "skipped" not in r}
+        assert {"bare", "generate", "sweep4", "vae_slicing", "fused", "compile", *CACHE_PRESETS} <= ran
+        for c in ran:
+            r = mine[c]
+            assert r["s_per_step"] > 0 and r["end_to_end_s"] > 0 and r["step_ratio_vs_bare"] > 0, r
+        assert mine["bare"]["step_ratio_vs_bare"] == 1.0
+        for c in ("fused", "compile"):  # presets that must not change the frames
+            assert mine[c]["psnr_vs_bare_db"] >= 40, mine[c]
+        for c in set(mine) - ran:  # every configuration that did not run says why
+            assert len(mine[c]["skipped"]) > 10
+    assert "| 5b | bare |" in proc.stdout and "| 1.5 | cache_pab |" in proc.stdout
