@@ -101,7 +101,7 @@ def _quantize(pipe, name: str) -> None:
         from torchao.quantization import quantize_
     except ImportError:
         raise SpeedPresetError(f"speed={name!r} quantizes the transformer with torchao, which is not installed: "
-                               "pip install torchao (a build matching your torch)") from None
+                               "pip install 'cogviz[speed]' (torchao, a build matching your torch)") from None
     device = next(pipe.transformer.parameters()).device
     if name == "fp8":
         if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
