@@ -218,8 +218,10 @@ def main(argv=None) -> int:
         torch.set_num_threads(2)
         device, args.dtype = "cpu", torch.float32
     else:
-        if not torch.cuda.is_available():
-            raise SystemExit("bench_gpu.py measures a CUDA GPU; none is visible here (use --tiny on the CPU)")
+        if not torch.cuda.is_available():  # `make bench` runs every benchmark: say so, do not fail it
+            print("bench_gpu.py measures a CUDA GPU and none is visible here: nothing measured "
+                  "(--tiny runs the same code on tiny pipelines on the CPU)")
+            return 0
         device, args.dtype = "cuda", torch.bfloat16
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

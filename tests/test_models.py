@@ -107,6 +107,21 @@ def test_memory_options_use_diffusers_mechanisms():
     assert pipe.vae.use_tiling and pipe.vae.use_slicing
 
 
+def test_toy_anchors_heldout_photographs(toy):
+    """The three held-out photographs (packages no training stage reads), fitted whole, 12 steps:
+    the VAE keeps them, frame 0 is the photo, and zeroing z_img loses it. Bounds sit well below the
+    model card's 50-step figures, so only a broken model or loader fails them."""
+    from cogviz.toy.evaluate import evaluate_photos
+    from cogviz.toy.natural import heldout_views
+
+    report = evaluate_photos(toy, heldout_views(per_photo=1), steps=12, progress=False)
+    s = report.summary()
+    assert s["photos"] == 3
+    assert s["vae_psnr_median"] >= PHOTO_VAE_DB, s
+    assert s["frame0_psnr_median"] >= PHOTO_FRAME0_DB, s
+    assert s["anchor_drop_db"] >= PHOTO_DROP_DB, s
+
+
 def test_auto_device_on_this_machine():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available() and torch.backends.mps.is_available():
