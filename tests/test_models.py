@@ -12,6 +12,9 @@ from cogviz import ModelLoadError
 from cogviz.testing import TINY_SIZE, tiny_random_pipeline
 from cogviz.toy.evaluate import evaluate, zeroed_image_latents
 
+#: Bounds for the held-out photographs at 12 steps (the model card has the 50-step figures).
+PHOTO_VAE_DB, PHOTO_FRAME0_DB, PHOTO_DROP_DB = 22.0, 20.0, 3.0
+
 
 @pytest.fixture(scope="module")
 def toy():
