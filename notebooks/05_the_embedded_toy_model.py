@@ -23,7 +23,6 @@
 
 # %% tags=["parameters"]
 SCENE_SEED = 1_000_000_003   # evaluation scenes start at 1e9: never seen in training
-PHOTO = "grace_hopper"       # a held-out photograph: no training stage ever read it
 STEPS = 50
 GUIDANCE = 6.0
 
@@ -35,21 +34,17 @@ from PIL import Image
 
 import cogviz.models as M
 from cogviz import viz
-from cogviz.fit import fit_image
-from cogviz.toy.data import training_clip
-from cogviz.toy.evaluate import global_motion, psnr_uint8, zeroed_image_latents
-from cogviz.toy.natural import SourcePool, photo
+from cogviz.toy.evaluate import colour_mask, psnr_uint8, zeroed_image_latents
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
 
 # %% [markdown]
 # ## 1. Shapes world
 #
-# Part of the training data is generated, not collected: one coloured shape over a plain or
-# gently textured background, moving in a straight line for 17 frames of 64 x 96 pixels. The
-# prompt states the motion; the **first frame fixes appearance and position** — precisely the
-# job of the conditioning image in CogVideoX I2V. A model trained on this must take colour,
-# shape and position from the image, and direction from the text. (Section 5 shows the rest of
-# the training mix: photographs and camera moves.)
+# The training data is generated, not collected: one coloured shape over a plain or gently
+# textured background, moving in a straight line for 17 frames of 64 x 96 pixels. The prompt
+# states the motion; the **first frame fixes appearance and position** — precisely the job of
+# the conditioning image in CogVideoX I2V. A model trained on this must take colour, shape and
+# position from the image, and direction from the text.
 
 # %%
 scene = sample_scene(SCENE_SEED)
@@ -120,55 +115,7 @@ with_img, without = psnr_uint8(video[0], truth[0]), psnr_uint8(no_anchor[0], tru
 print(f"frame 0: {with_img:.1f} dB with the image latent, {without:.1f} dB without")
 
 # %% [markdown]
-# ## 5. Photographs: the anchor holds on any picture
-#
-# A model that had seen only shapes world would turn your photograph into coloured blobs. So the
-# training mix also holds **natural images** — photographs that scikit-image ships, and
-# procedural pictures with the statistics of photographs (the *dead-leaves* model: occluding
-# textured disks of every size) — in two kinds of clips: a shape moving over a still picture,
-# and a **camera move** over a still picture ("the camera pans left", "the camera zooms in").
-# A camera move is the purest test of the anchor: every pixel of every frame must come from
-# the image, only displaced.
-
-# %%
-pool = SourcePool(0, procedural=8)
-camera = training_clip(3, pool, kind="camera")
-over_photo = training_clip(4, pool, kind="shapes_photo")
-display(viz.picture(np.concatenate([
-    viz.frame_strip(camera.frames, picks, titles=[f"{camera.prompt}: {f}" if f == 0 else str(f) for f in picks], zoom=2),
-    viz.frame_strip(over_photo.frames, picks, titles=[f"{over_photo.prompt}: {f}" if f == 0 else str(f) for f in picks], zoom=2)])))
-
-# %% [markdown]
-# Now a photograph **no training stage ever saw** (it ships with matplotlib, a package the
-# training never reads), fitted to the toy's 64 x 96 like any user's picture. We ask for two
-# camera moves, and for the first one again with `z_img` zeroed.
-
-# %%
-fitted = fit_image(Image.fromarray(photo(PHOTO)), "cogviz-toy", mode="crop")
-print(fitted.report)
-target = np.asarray(fitted.image)
-pan = generate(pipe, fitted.image, "the camera pans left")
-zoom = generate(pipe, fitted.image, "the camera zooms in")
-with zeroed_image_latents(pipe):
-    pan_no_anchor = generate(pipe, fitted.image, "the camera pans left")
-display(viz.picture(np.concatenate([
-    viz.frame_strip(pan, picks, titles=["pans left: 0"] + [str(f) for f in picks[1:]], zoom=2),
-    viz.frame_strip(zoom, picks, titles=["zooms in: 0"] + [str(f) for f in picks[1:]], zoom=2),
-    viz.frame_strip(pan_no_anchor, picks, titles=["z_img zeroed: 0"] + [str(f) for f in picks[1:]], zoom=2)])))
-for name, v in [("pans left", pan), ("zooms in", zoom), ("pans left, z_img zeroed", pan_no_anchor)]:
-    dy, dx, s = global_motion(v[0], v[-1])
-    print(f"{name:24s} frame 0: {psnr_uint8(v[0], target):5.1f} dB from the photo; content moved "
-          f"dx={dx:+.1f} px, dy={dy:+.1f} px, zoom x{s:.2f} (first -> last frame)")
-
-# %% [markdown]
-# Read the numbers the way the anchor predicts: with `z_img`, frame 0 *is* the photo (within
-# the VAE's own reconstruction error) and the content slides right when the camera pans left
-# (or grows when it zooms in); with `z_img` zeroed the model keeps the prompt's motion but
-# has to invent the picture. `benchmarks/eval_toy.py` measures this on 24 held-out views; the
-# model card (`cogviz/toy/weights/README.md`) has the figures.
-
-# %% [markdown]
-# ## 6. Exercise
+# ## 5. Exercise
 #
 # The toy VAE compresses 8x in space and 4x in time (the first frame on its own, then groups of
 # four). What is the shape `(latent frames, channels, height, width)` of the latent of one

@@ -72,7 +72,7 @@ class TrainConfig:
     # stage 3: latent cache
     cache_clips: int = 6000
     # stage 4: transformer
-    tr_steps: int = 6500
+    tr_steps: int = 9000
     tr_batch: int = 16
     tr_lr: float = 6e-4
     tr_warmup: int = 300
