@@ -112,8 +112,6 @@ def load_pipeline(
     Raises:
         ModelLoadError: missing weights (offline, never downloaded, wrong folder), with how to fix it.
     """
-    from diffusers import CogVideoXImageToVideoPipeline
-
     from .speed import _speed_list, apply_speed
 
     memory_items = _memory_list(memory)
@@ -139,6 +137,8 @@ def load_pipeline(
         source, kwargs = str(model), {}
     try:
         with _quiet_loading():
+            from diffusers import CogVideoXImageToVideoPipeline
+
             pipe = CogVideoXImageToVideoPipeline.from_pretrained(source, dtype=dtype, **kwargs)
     except Exception as e:  # diffusers/hub raise many types; one clear cogviz error instead
         if isinstance(source, Path):

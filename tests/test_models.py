@@ -120,3 +120,15 @@ def test_toy_on_gpu():
     assert pipe.device.type == "cuda"
     report = evaluate(pipe, 2, steps=12, progress=False)
     assert report.summary()["frame0_psnr_median"] >= 20.0
+
+
+def test_loading_the_toy_prints_nothing():
+    """What a lesson's first model cell shows: no loading bars, hub chatter or import notes (torchao,
+    installed for the int8/fp8 presets, logs about its CUDA kernels on a CPU-only torch)."""
+    import subprocess
+    import sys
+
+    code = "import cogviz.models as M; from cogviz.testing import tiny_random_pipeline; M.load_pipeline('toy')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == "", (proc.stdout + proc.stderr)[-2000:]
