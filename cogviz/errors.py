@@ -1,8 +1,20 @@
 """One error hierarchy for cogviz. Every message says what was received, the rule, and the fix."""
 from __future__ import annotations
 
-__all__ = ["CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
+__all__ = ["names_in", "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
            "ModelLoadError", "OutOfMemoryError", "AblationError", "SpeedPresetError"]
+
+
+def names_in(value, accepted: tuple, label: str, error: type) -> list[str]:
+    """``value`` (None, a name, or names) as a list, each checked against ``accepted``; a bad one
+    raises ``error`` naming ``label``, what was received and what is accepted."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    bad = [v for v in items if v not in accepted]
+    if bad:
+        raise error(f"{label}={value!r}: unknown {bad}; accepted are {accepted} (a name or a list of names)")
+    return items
 
 
 class CogvizError(ValueError):

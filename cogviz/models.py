@@ -13,7 +13,7 @@ from typing import Iterable
 
 import torch
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, names_in
 from .presets import PRESETS, Preset
 
 __all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "apply_memory", "auto_device", "max_sequence_length", "preset_for"]
@@ -49,13 +49,7 @@ def preset_for(pipe) -> Preset:
 
 
 def _memory_list(memory) -> list[str]:
-    if memory is None:
-        return []
-    items = [memory] if isinstance(memory, str) else list(memory)
-    bad = [m for m in items if m not in MEMORY_OPTIONS]
-    if bad:
-        raise ModelLoadError(f"memory={memory!r}: unknown option(s) {bad}; accepted are {MEMORY_OPTIONS} "
-                             "(a name or a list of names)")
+    items = names_in(memory, MEMORY_OPTIONS, "memory", ModelLoadError)
     offloads = [m for m in items if m in _OFFLOADS]
     if len(offloads) > 1:
         raise ModelLoadError(f"memory: choose one of {_OFFLOADS}, not {offloads}")

@@ -34,7 +34,7 @@ from typing import Iterable
 
 import torch
 
-from .errors import SpeedPresetError
+from .errors import SpeedPresetError, names_in
 
 __all__ = ["SPEED_OPTIONS", "CACHE_PRESETS", "apply_speed", "speed_of", "cache_preset",
            "check_recordable", "count_attention"]
@@ -46,13 +46,7 @@ INPUT_POINTS = ("z_img", "image.pixels", "/input", "/z_t")
 
 
 def _speed_list(speed) -> list[str]:
-    if speed is None:
-        return []
-    items = [speed] if isinstance(speed, str) else list(speed)
-    bad = [s for s in items if s not in SPEED_OPTIONS]
-    if bad:
-        raise SpeedPresetError(f"speed={speed!r}: unknown preset(s) {bad}; accepted are {SPEED_OPTIONS} "
-                               "(a name or a list of names)")
+    items = names_in(speed, SPEED_OPTIONS, "speed", SpeedPresetError)
     caches = [s for s in items if s in CACHE_PRESETS]
     if len(caches) > 1:
         raise SpeedPresetError(f"speed={speed!r}: choose one cache preset, not {caches} (diffusers applies one "
