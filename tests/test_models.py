@@ -96,7 +96,7 @@ def test_bad_folders_and_options(tmp_path):
         M.load_pipeline(str(tmp_path / "missing"))
     with pytest.raises(ModelLoadError, match="accepted are"):
         M.load_pipeline("toy", memory="turbo")
-    with pytest.raises(ModelLoadError, match="not both"):
+    with pytest.raises(ModelLoadError, match="choose one of"):
         M.load_pipeline("toy", memory=["model_offload", "sequential_offload"])
     with pytest.raises(ModelLoadError, match="no GPU"):
         M.load_pipeline("toy", device="cpu", memory="model_offload")
