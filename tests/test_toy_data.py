@@ -7,7 +7,7 @@ from PIL import Image
 from cogviz.toy import data as D
 from cogviz.toy import natural as N
 from cogviz.toy.components import VOCAB
-from cogviz.toy.evaluate import aligned_psnr, global_motion, motion_matches
+from cogviz.toy.evaluate import DCT_KEEP, aligned_psnr, dct_reference, global_motion, motion_matches, psnr_uint8
 from cogviz.toy.scenes import sample_scene
 
 
@@ -147,3 +147,17 @@ def test_motion_matches_and_aligned_psnr():
     photo, other = views[0][1], views[9][1]
     assert aligned_psnr(photo, photo, (0, 0, 1.0)) > 90
     assert aligned_psnr(other, photo, (0, 0, 1.0)) < 14
+
+
+def test_dct_reference_keeps_the_latent_budget_and_loses_detail_in_order():
+    """The VAE's reference code: 16 numbers per 8 x 8 block (as the 16-channel latent), exact when
+    every coefficient is kept, worse with every coefficient dropped, and a flat block is kept whole."""
+    assert sum(DCT_KEEP) == 16
+    photo = N.heldout_views(per_photo=1)[0][1]
+    assert psnr_uint8(dct_reference(photo, (64, 64, 64)), photo) > 40  # only YCbCr rounding is lost
+    scores = [psnr_uint8(dct_reference(photo, (k, max(k // 3, 1), max(k // 3, 1))), photo) for k in (1, 4, 10, 32)]
+    assert scores == sorted(scores) and scores[-1] - scores[0] > 6, scores
+    flat = np.full((64, 96, 3), (200, 40, 90), np.uint8)
+    assert psnr_uint8(dct_reference(flat, (1, 1, 1)), flat) > 40
+    with pytest.raises(Exception):
+        dct_reference(photo[:60])  # not a multiple of 8

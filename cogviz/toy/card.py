@@ -127,6 +127,8 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
                 "| figure | value | bar | met |",
                 "|---|---|---|---|",
                 f"| VAE reconstruction PSNR (median) | {p['vae_psnr_median']} dB | >= 26 dB | {pm['vae_psnr_median']} |",
+                *([f"| reference: a JPEG-like block-DCT code with the latent's budget (16 numbers per 8 x 8 block, unquantized) | {p['dct_psnr_median']} dB | | |"]
+                  if p.get("dct_psnr_median") is not None else []),
                 f"| frame-0 PSNR vs the fitted photo (median) | {p['frame0_psnr_median']} dB | >= 24 dB | {pm['frame0_psnr_median']} |",
                 f"| frame-0 PSNR drop with z_img zeroed | {p['anchor_drop_db']} dB (to {p['frame0_psnr_no_image_median']} dB) | >= 6 dB | {pm['anchor_drop_db']} |",
                 f"| global motion first -> last frame matches the camera prompt | {100 * p['camera_ok_rate']:.0f} % | >= 80 % | {pm['camera_ok_rate']} |",

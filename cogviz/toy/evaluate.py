@@ -25,7 +25,7 @@ from .scenes import COLOURS, DIRECTIONS, prompt_for, render_scene, sample_scene
 from .train import EVAL_SEED_BASE
 
 __all__ = ["SceneResult", "EvalReport", "evaluate", "zeroed_image_latents", "colour_mask", "QUALITY_BAR",
-           "PHOTO_BAR", "PhotoResult", "PhotoReport", "evaluate_photos", "global_motion", "motion_matches",
+           "PHOTO_BAR", "DCT_KEEP", "dct_reference", "PhotoResult", "PhotoReport", "evaluate_photos", "global_motion", "motion_matches",
            "aligned_psnr", "vae_psnr"]
 
 #: The issue's quality bar for the shipped model (the eval benchmark checks against it).
@@ -189,6 +189,7 @@ class PhotoResult:
     camera_ok: bool
     last_frame_psnr: float               # aligned last frame vs the photo, on the overlap
     last_frame_ok: bool
+    dct_psnr: float | None = None        # the same-budget block-DCT reference (dct_reference)
 
 
 def global_motion(first: np.ndarray, last: np.ndarray) -> tuple[float, float, float]:
@@ -270,6 +271,36 @@ def vae_psnr(pipe, image: np.ndarray) -> float:
     return psnr_uint8(rec.astype(np.uint8), image)
 
 
+#: Coefficients kept per 8 x 8 block by :func:`dct_reference` for Y, Cb, Cr: 16 numbers per block,
+#: as many as the 16-channel latent holds per 8 x 8 pixels.
+DCT_KEEP = (10, 3, 3)
+
+
+def dct_reference(image: np.ndarray, keep: tuple[int, int, int] = DCT_KEEP) -> np.ndarray:
+    """``image`` (``uint8 (H, W, 3)``, H and W multiples of 8) through a JPEG-like block code
+    with the latent's budget: YCbCr, an orthonormal 8 x 8 DCT per block, only the ``keep[c]``
+    lowest-frequency coefficients of channel ``c`` kept (zig-zag order), unquantized.
+
+    A reference point for the VAE's reconstruction figure: a fixed linear code that stores as
+    many numbers per block as the latent does.
+    """
+    from einops import rearrange
+    from scipy.fft import dctn, idctn
+    from skimage.color import rgb2ycbcr, ycbcr2rgb
+
+    ycc = rgb2ycbcr(image)
+    blocks = rearrange(ycc, "(h p) (w q) c -> c h w p q", p=8, q=8)
+    u, v = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    order = np.lexsort((u.ravel(), (u + v).ravel()))  # zig-zag: by diagonal, then row
+    coef = dctn(blocks, axes=(-2, -1), norm="ortho")
+    for c, k in enumerate(keep):
+        mask = np.zeros(64, bool)
+        mask[order[:k]] = True
+        coef[c] *= mask.reshape(8, 8)
+    back = rearrange(idctn(coef, axes=(-2, -1), norm="ortho"), "c h w p q -> (h p) (w q) c")
+    return (np.clip(ycbcr2rgb(back), 0, 1) * 255).round().astype(np.uint8)
+
+
 @dataclass
 class PhotoReport:
     photos: list[PhotoResult] = field(default_factory=list)
@@ -288,7 +319,9 @@ class PhotoReport:
                 "anchor_drop_db": round(f0 - med(no), 2) if no else None,
                 "camera_ok_rate": round(sum(p.camera_ok for p in self.photos) / n, 3),
                 "last_frame_psnr_median": med([p.last_frame_psnr for p in self.photos]),
-                "last_frame_ok_rate": round(sum(p.last_frame_ok for p in self.photos) / n, 3)}
+                "last_frame_ok_rate": round(sum(p.last_frame_ok for p in self.photos) / n, 3),
+                "dct_psnr_median": med(dct) if (dct := [p.dct_psnr for p in self.photos
+                                                         if p.dct_psnr is not None]) else None}
 
     def meets(self, bar: dict = PHOTO_BAR) -> dict[str, bool]:
         s = self.summary()
@@ -327,5 +360,6 @@ def evaluate_photos(pipe, views: "list[tuple[str, np.ndarray]] | None" = None, *
         last = aligned_psnr(frames[-1], view, motion)
         report.photos.append(PhotoResult(
             name, move, vae_psnr(pipe, view), psnr_uint8(frames[0], view), no_img, motion,
-            motion_matches(move, motion), last, last >= LAST_FRAME_DB))
+            motion_matches(move, motion), last, last >= LAST_FRAME_DB,
+            psnr_uint8(dct_reference(view), view)))
     return report
