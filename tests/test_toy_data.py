@@ -161,3 +161,45 @@ def test_dct_reference_keeps_the_latent_budget_and_loses_detail_in_order():
     assert psnr_uint8(dct_reference(flat, (1, 1, 1)), flat) > 40
     with pytest.raises(Exception):
         dct_reference(photo[:60])  # not a multiple of 8
+
+
+def test_opposite_prompt_flips_every_training_direction_and_the_gap_reads_it():
+    """The training log's direction probe: every prompt of the mix has an opposite that differs
+    only in its direction word, and the gap is 1.0 exactly when the word changes nothing."""
+    import torch
+
+    from cogviz.toy.train import opposite_prompt, prompt_gap
+
+    pool = N.SourcePool(0, procedural=4)
+    for seed in range(40):
+        prompt = D.training_clip(seed, pool).prompt
+        flipped = opposite_prompt(prompt)
+        assert flipped != prompt and opposite_prompt(flipped) == prompt
+        assert flipped.split()[:-1] == prompt.split()[:-1]
+        assert all(w in VOCAB for w in flipped.split())
+    assert opposite_prompt("the camera zooms in") == "the camera zooms out"
+    same = torch.tensor([0.02, 0.03])
+    assert prompt_gap(same, same) == 1.0 and prompt_gap(same, 5 * same) == pytest.approx(5.0)
+
+
+def test_transformer_clip_drawing_weights_kinds_and_never_draws_validation_clips():
+    import torch
+
+    from cogviz.toy.train import TrainConfig, clip_probabilities, parse_kind_weights
+
+    assert parse_kind_weights("shapes:1, camera:3") == {"shapes": 1.0, "camera": 3.0}
+    parse_kind_weights(TrainConfig().tr_kind_weights)
+    for bad, says in [("shape:1", "KIND one of"), ("camera", "KIND:WEIGHT"), ("camera:x", "not a number"),
+                      ("camera:-1", "negative"), ("camera:0", "no kind a positive weight")]:
+        with pytest.raises(ValueError, match=says):
+            parse_kind_weights(bad)
+    kinds = ["camera"] * 4 + ["shapes"] * 2 + ["camera"] * 6 + ["shapes_photo"] * 2
+    p = clip_probabilities(kinds, {"shapes": 0.5, "camera": 0.5, "shapes_full": 1.0}, first=4)
+    assert float(p[:4].sum()) == 0  # the validation clips
+    assert float(p.sum()) == pytest.approx(1.0)  # shapes_full has no clips: renormalized
+    assert float(p[4:6].sum()) == pytest.approx(0.5) and float(p[6:12].sum()) == pytest.approx(0.5)
+    assert float(p[12:].sum()) == 0
+    draws = torch.multinomial(p, 4000, replacement=True, generator=torch.Generator().manual_seed(0))
+    assert abs(float((draws < 6).float().mean()) - 0.5) < 0.05 and int(draws.min()) >= 4
+    with pytest.raises(ValueError, match="no training clip"):
+        clip_probabilities(kinds, {"shapes_full": 1.0})

@@ -9,7 +9,7 @@ from cogviz.toy import train as T
 from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
-            tr_steps=4, tr_batch=4, tr_warmup=2, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
+            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
 
 
 @pytest.mark.slow
@@ -34,6 +34,9 @@ def test_train_resumes_after_interruption_and_exports(tmp_path, monkeypatch):
     steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
              if '"vae_images"' in l and '"step"' in l]
     assert steps[-1] == 4  # resumed at step 3, not from scratch
+    tr_log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+              if '"transformer"' in l and "val_prompt_gap" in l]
+    assert tr_log and tr_log[-1]["val_prompt_gap"] > 0  # the direction probe is logged
     for stage in T.STAGES:
         assert (tmp_path / "run" / f"{stage}.done").exists()
     from diffusers import CogVideoXImageToVideoPipeline

@@ -97,6 +97,8 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         f"4. Transformer, {cfg['tr_steps']} steps of batch {cfg['tr_batch']}, AdamW {cfg['tr_lr']} cosine: z_img (frame 0,",
         "   zeros over later latent frames) concatenated on channels with the noisy latent, v-prediction MSE,",
         f"   image-latent dropout {cfg['image_dropout']}, prompt dropout {cfg['prompt_dropout']} (for CFG).",
+        *([f"   The first {cfg['tr_shapes_first']} steps draw shapes-world clips alone, then the kinds are drawn "
+           f"with weights {cfg['tr_kind_weights']}."] if "tr_shapes_first" in cfg else []),
         "",
         f"Training time: {info['training_seconds'] / 60:.1f} min on {info['hardware']}.",
         "",
