@@ -39,6 +39,7 @@ reads.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import math
 import os
@@ -340,14 +341,13 @@ def clip_probabilities(kinds: list[str], weights: dict[str, float], first: int =
     """Per-clip drawing probabilities: each kind gets its weight, shared evenly by its clips
     (clips before ``first``, the validation clips, get none). Kinds without clips drop out and
     the rest are renormalized."""
-    present = {k: w for k, w in weights.items() if any(x == k for x in kinds[first:])}
-    if not sum(present.values()) > 0:
-        raise ValueError(f"no training clip is of a kind weighted in {weights}")
-    counts = {k: sum(1 for x in kinds[first:] if x == k) for k in present}
+    counts = Counter(kinds[first:])
+    present = {k: w for k, w in weights.items() if counts[k]}
     total = sum(present.values())
-    probs = torch.tensor([0.0 if i < first or k not in present else present[k] / total / counts[k]
-                          for i, k in enumerate(kinds)], dtype=torch.float64)
-    return probs
+    if not total > 0:
+        raise ValueError(f"no training clip is of a kind weighted in {weights}")
+    return torch.tensor([0.0 if i < first else present.get(k, 0.0) / total / counts[k]
+                         for i, k in enumerate(kinds)], dtype=torch.float64)
 
 
 #: The word a prompt's motion flips to: "moves left" <-> "moves right", "zooms in" <-> "zooms out".
@@ -379,16 +379,17 @@ def _train_transformer(cfg, run_dir):
         emb = pipe.encode_prompt(prompts + [""], do_classifier_free_guidance=False,
                                  max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
     prompt_index = torch.tensor([prompts.index(p) for p in cache["prompts"]])
-    with torch.no_grad():  # the validation clips' prompts with the direction flipped
-        emb_opposite = pipe.encode_prompt([opposite_prompt(p) for p in cache["prompts"][:64]],
-                                          do_classifier_free_guidance=False,
-                                          max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
     empty = len(prompts)
     n = len(prompt_index)
     n_val = min(64, n // 4)  # held-out clips for the validation loss (never trained on)
+    with torch.no_grad():  # the validation clips' prompts with the direction flipped
+        emb_opposite = pipe.encode_prompt([opposite_prompt(p) for p in cache["prompts"][:n_val]],
+                                          do_classifier_free_guidance=False,
+                                          max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
     rot = pipe._prepare_rotary_positional_embeddings(C.HEIGHT, C.WIDTH, 5, "cpu")
     weights = parse_kind_weights(cfg.tr_kind_weights)
     mixed = clip_probabilities(cache["kinds"], weights, first=n_val)
+    # shapes-first: the shapes kinds in their mix proportions (a kind weighted 0 there still counts 1)
     shapes_only = clip_probabilities(cache["kinds"], {k: weights.get(k, 0) or 1.0 for k in SHAPES_KINDS}, first=n_val)
     opt = torch.optim.AdamW(tr.parameters(), lr=cfg.tr_lr, weight_decay=0.01)
     state = st.load() or {"step": 0, "elapsed": 0.0}
@@ -398,11 +399,15 @@ def _train_transformer(cfg, run_dir):
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + state["step"])
     acp = sched.alphas_cumprod
 
+    def latents(idx, g):
+        """Clean video latents and the image latent, zero-padded over later latent frames."""
+        x0 = _sample(cache["video"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, F=5, 16, 8, 12)
+        z_img = _sample(cache["image"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, 1, 16, 8, 12)
+        return x0, torch.cat([z_img, torch.zeros_like(x0[:, 1:])], dim=1)
+
     def later_frame_error(idx, g, encoder_hidden_states, t=950):
         """x0 error over latent frames 1-4 at a high noise level, per clip."""
-        x0 = _sample(cache["video"][idx], g).permute(0, 2, 1, 3, 4) * scaling
-        z_img = _sample(cache["image"][idx], g).permute(0, 2, 1, 3, 4) * scaling
-        z_img = torch.cat([z_img, torch.zeros_like(x0[:, 1:])], dim=1)
+        x0, z_img = latents(idx, g)
         a = acp[torch.full((len(idx),), t)].view(-1, 1, 1, 1, 1).float()
         z_t = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=g)
         v = tr(hidden_states=torch.cat([z_t, z_img], dim=2), encoder_hidden_states=encoder_hidden_states,
@@ -410,9 +415,7 @@ def _train_transformer(cfg, run_dir):
         return (a.sqrt() * z_t - (1 - a).sqrt() * v - x0).pow(2)[:, 1:].mean(dim=(1, 2, 3, 4))
 
     def loss_on(idx, g, train=True):
-        x0 = _sample(cache["video"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, F=5, 16, 8, 12)
-        z_img = _sample(cache["image"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, 1, 16, 8, 12)
-        z_img = torch.cat([z_img, torch.zeros_like(x0[:, 1:])], dim=1)  # zeros over later latent frames
+        x0, z_img = latents(idx, g)
         b = x0.shape[0]
         pidx = prompt_index[idx].clone()
         if train:
@@ -454,7 +457,7 @@ def _train_transformer(cfg, run_dir):
                 # Does the direction word matter? (1.0 = ignored; the model then cannot follow prompts.)
                 vi = torch.arange(n_val)
                 right = later_frame_error(vi, torch.Generator().manual_seed(99), emb[prompt_index[vi]])
-                wrong = later_frame_error(vi, torch.Generator().manual_seed(99), emb_opposite[:n_val])
+                wrong = later_frame_error(vi, torch.Generator().manual_seed(99), emb_opposite)
                 rec["val_prompt_gap"] = round(prompt_gap(right, wrong), 4)
             tr.train()
             bar.write(f"transformer step {step + 1}: {rec}")
