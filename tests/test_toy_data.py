@@ -203,3 +203,21 @@ def test_transformer_clip_drawing_weights_kinds_and_never_draws_validation_clips
     assert abs(float((draws < 6).float().mean()) - 0.5) < 0.05 and int(draws.min()) >= 4
     with pytest.raises(ValueError, match="no training clip"):
         clip_probabilities(kinds, {"shapes_full": 1.0})
+
+
+def test_training_timesteps_put_the_high_noise_share_where_asked():
+    import torch
+
+    from cogviz.toy.train import draw_timesteps
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.cat([draw_timesteps(16, g, 1000, 0.5, 700) for _ in range(400)])
+    assert int(t.min()) >= 0 and int(t.max()) < 1000
+    # half drawn from [700, 1000), half from all of [0, 1000): 0.5 + 0.5 * 0.3 = 65 % land high
+    assert abs(float((t >= 700).float().mean()) - 0.65) < 0.03
+    plain = torch.cat([draw_timesteps(16, g) for _ in range(400)])
+    assert abs(float((plain >= 700).float().mean()) - 0.30) < 0.03
+    assert bool((draw_timesteps(8, g, 1000, 1.0, 900) >= 900).all())
+    for kwargs, says in [(dict(high_share=1.5), "tr_high_share"), (dict(high_share=0.5, high_from=1000), "tr_high_from")]:
+        with pytest.raises(ValueError, match=says):
+            draw_timesteps(4, g, 1000, **kwargs)

@@ -78,3 +78,17 @@ def test_vocabulary_covers_every_prompt_word():
 def test_eval_seeds_are_disjoint_from_training_seeds():
     rng = np.random.default_rng(0)
     assert T._train_scene_seeds(rng, 10000).max() < T.EVAL_SEED_BASE
+
+
+def test_model_card_states_the_transformer_recipe(tmp_path):
+    from dataclasses import asdict
+
+    from cogviz.toy.card import WEIGHTS, write_model_card
+
+    info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
+    info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123))
+    (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
+    text = write_model_card(tmp_path).read_text()
+    assert "The first 123 steps draw shapes-world clips alone" in text
+    assert "Timesteps: 25% of each batch uniform over t >= 800" in text
+    assert "Not evaluated yet." in text  # no eval.json beside it

@@ -99,6 +99,9 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         f"   image-latent dropout {cfg['image_dropout']}, prompt dropout {cfg['prompt_dropout']} (for CFG).",
         *([f"   The first {cfg['tr_shapes_first']} steps draw shapes-world clips alone, then the kinds are drawn "
            f"with weights {cfg['tr_kind_weights']}."] if "tr_shapes_first" in cfg else []),
+        *([f"   Timesteps: {cfg['tr_high_share']:.0%} of each batch uniform over t >= {cfg['tr_high_from']} (where the noise hides",
+           "   the motion and only the prompt tells the direction), the rest uniform over [0, 1000)."]
+          if "tr_high_share" in cfg else []),
         "",
         f"Training time: {info['training_seconds'] / 60:.1f} min on {info['hardware']}.",
         "",
