@@ -88,7 +88,11 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123))
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
+    speed = {"end_to_end_50_steps_s": 2.5, "one_step_s": 1.4, "per_step_ms": 22.0, "threads": 2,
+             "baseline": "old", "baseline_s": 2.6, "model_s": 2.45, "ratio_to_baseline": 0.942}
+    (tmp_path / "speed.json").write_text(json.dumps(speed))
     text = write_model_card(tmp_path).read_text()
+    assert "2.45 s vs 2.6 s, ratio 0.942 (target <= 1.2)" in text  # the same-run comparison
     assert "The first 123 steps draw shapes-world clips alone" in text
     assert "Timesteps: 25% of each batch uniform over t >= 800" in text
     assert "Not evaluated yet." in text  # no eval.json beside it
