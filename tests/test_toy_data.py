@@ -221,3 +221,9 @@ def test_training_timesteps_put_the_high_noise_share_where_asked():
     for kwargs, says in [(dict(high_share=1.5), "tr_high_share"), (dict(high_share=0.5, high_from=1000), "tr_high_from")]:
         with pytest.raises(ValueError, match=says):
             draw_timesteps(4, g, 1000, **kwargs)
+    from cogviz.toy.train import TrainConfig
+
+    for bad, says in [(dict(tr_high_share=-0.1), "tr_high_share"), (dict(tr_high_from=1000), "tr_high_from"),
+                      (dict(tr_kind_weights="shape:1"), "KIND one of")]:
+        with pytest.raises(ValueError, match=says):  # a bad configuration fails before any stage runs
+            TrainConfig(**bad)

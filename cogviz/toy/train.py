@@ -106,6 +106,10 @@ class TrainConfig:
     val_every: int = 200
     val_scenes: int = 8
 
+    def __post_init__(self):  # a bad value fails here, before any stage runs
+        parse_kind_weights(self.tr_kind_weights)
+        _check_timestep_draw(self.tr_high_share, self.tr_high_from)
+
 
 # --------------------------------------------------------------------------------------- helpers
 def _log(run_dir: Path, **record) -> None:
@@ -374,15 +378,19 @@ def prompt_gap(error_right: torch.Tensor, error_opposite: torch.Tensor) -> float
     return float(error_opposite.mean() / error_right.mean())
 
 
+def _check_timestep_draw(high_share: float, high_from: int, total: int = 1000) -> None:
+    if not 0.0 <= high_share <= 1.0:
+        raise ValueError(f"tr_high_share must lie in [0, 1], got {high_share}")
+    if not 0 <= high_from < total:
+        raise ValueError(f"tr_high_from must lie in [0, {total}), got {high_from}")
+
+
 def draw_timesteps(b: int, gen: torch.Generator, total: int = 1000, high_share: float = 0.0,
                    high_from: int = 700) -> torch.Tensor:
     """``b`` training timesteps: uniform over ``[0, total)``, except that a ``high_share`` of them
     (rounded down) is uniform over ``[high_from, total)``, the high-noise end where z_t no longer
     shows where things moved and only the prompt can tell."""
-    if not 0.0 <= high_share <= 1.0:
-        raise ValueError(f"tr_high_share must lie in [0, 1], got {high_share}")
-    if not 0 <= high_from < total:
-        raise ValueError(f"tr_high_from must lie in [0, {total}), got {high_from}")
+    _check_timestep_draw(high_share, high_from, total)
     k = int(b * high_share)
     t = torch.randint(0, total, (b,), generator=gen)
     t[:k] = torch.randint(high_from, total, (k,), generator=gen)
@@ -445,10 +453,8 @@ def _train_transformer(cfg, run_dir):
             drop_img = torch.rand(b, generator=g) < cfg.image_dropout
             z_img[drop_img] = 0
             pidx[torch.rand(b, generator=g) < cfg.prompt_dropout] = empty
-        if train:
-            t = draw_timesteps(b, g, sched.config.num_train_timesteps, cfg.tr_high_share, cfg.tr_high_from)
-        else:
-            t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g)
+        t = draw_timesteps(b, g, sched.config.num_train_timesteps,  # validation: uniform t
+                           cfg.tr_high_share if train else 0.0, cfg.tr_high_from)
         noise = torch.randn(x0.shape, generator=g)
         a = acp[t].view(b, 1, 1, 1, 1).float()
         z_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
@@ -525,8 +531,6 @@ def train(cfg: TrainConfig, run_dir: Path, out_dir: Path = DEFAULT_OUT) -> Path:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.json"
-    parse_kind_weights(cfg.tr_kind_weights)  # bad values fail here, before any stage runs
-    draw_timesteps(1, torch.Generator(), high_share=cfg.tr_high_share, high_from=cfg.tr_high_from)
     if cfg_path.exists():
         saved = json.loads(cfg_path.read_text())
         if saved != asdict(cfg):
