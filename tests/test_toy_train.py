@@ -9,7 +9,7 @@ from cogviz.toy import train as T
 from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
-            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
+            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
 
 
 @pytest.mark.slow
@@ -42,6 +42,13 @@ def test_train_resumes_after_interruption_and_exports(tmp_path, monkeypatch):
     from diffusers import CogVideoXImageToVideoPipeline
 
     pipe = CogVideoXImageToVideoPipeline.from_pretrained(out)
+    # the tune stage went on from stage 4's weights, and its weights are the ones exported
+    first, tuned = (torch.load(tmp_path / "run" / f"{s}.pt") for s in ("transformer", "transformer_tune"))
+    exported = pipe.transformer.state_dict()
+    assert any(not torch.equal(first[k], tuned[k]) for k in tuned)
+    assert all(torch.equal(exported[k], tuned[k]) for k in tuned)
+    info = json.loads((out / "cogviz_toy.json").read_text())
+    assert info["stages"]["transformer_tune"]["steps"] == 2
     scaling = json.loads((tmp_path / "run" / "cache.done").read_text())["scaling_factor"]
     assert pipe.vae.config.scaling_factor == pytest.approx(scaling)
     with pytest.raises(SystemExit, match="another configuration"):
@@ -86,7 +93,8 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     from cogviz.toy.card import WEIGHTS, write_model_card
 
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
-    info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123))
+    info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
+                                                 tune_steps=77, tune_lr=1e-4))
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     speed = {"end_to_end_50_steps_s": 2.5, "one_step_s": 1.4, "per_step_ms": 22.0, "threads": 2,
              "baseline": "old", "baseline_s": 2.6, "model_s": 2.45, "ratio_to_baseline": 0.942}
@@ -95,4 +103,8 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     assert "2.45 s vs 2.6 s, ratio 0.942 (target <= 1.2)" in text  # the same-run comparison
     assert "The first 123 steps draw shapes-world clips alone" in text
     assert "Timesteps: 25% of each batch uniform over t >= 800" in text
+    assert "a second cosine cycle from step 4's weights: 77 steps, AdamW 0.0001" in text
+    info["train_config"]["tune_steps"] = 0  # a run without the tune stage says nothing of it
+    (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
+    assert "second cosine cycle" not in write_model_card(tmp_path).read_text()
     assert "Not evaluated yet." in text  # no eval.json beside it

@@ -102,6 +102,10 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         *([f"   Timesteps: {cfg['tr_high_share']:.0%} of each batch uniform over t >= {cfg['tr_high_from']} (where the noise hides",
            "   the motion and only the prompt tells the direction), the rest uniform over [0, 1000)."]
           if "tr_high_share" in cfg else []),
+        *([f"5. Transformer, a second cosine cycle from step 4's weights: {cfg['tune_steps']} steps, AdamW {cfg['tune_lr']}",
+           f"   ({cfg['tune_warmup']} warm-up steps), the kinds drawn with weights {cfg['tune_kind_weights']}, timesteps as",
+           "   in step 4. At the end of step 4 the validation loss was still falling and the direction gap rising."]
+          if cfg.get("tune_steps") else []),
         "",
         f"Training time: {info['training_seconds'] / 60:.1f} min on {info['hardware']}.",
         "",
