@@ -226,6 +226,9 @@ def test_training_timesteps_put_the_high_noise_share_where_asked():
     for bad, says in [(dict(tr_high_share=-0.1), "tr_high_share"), (dict(tr_high_from=1000), "tr_high_from"),
                       (dict(tr_kind_weights="shape:1"), "tr_kind_weights: 'shape:1' is not KIND:WEIGHT"),
                       (dict(tune_kind_weights="camera:-1"), "tune_kind_weights: weight of 'camera' is negative"),
-                      (dict(tune_steps=-5), "tune_steps must be >= 0")]:
+                      (dict(tune_steps=-5), "tune_steps must be >= 0"),
+                      (dict(vae_channels="16,32,30,64"), r"VAE channels \(16, 32, 30, 64\).*multiple of 8"),
+                      (dict(vae_channels="16,32,64"), "need 4 blocks"),
+                      (dict(vae_channels="16,x,32,64"), "not 4 comma-separated integers")]:
         with pytest.raises(ValueError, match=says):  # a bad configuration fails before any stage runs
             TrainConfig(**bad)

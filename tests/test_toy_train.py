@@ -9,7 +9,7 @@ from cogviz.toy import train as T
 from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
-            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
+            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, vae_channels="8,16,16,32", ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
 
 
 @pytest.mark.slow
@@ -51,6 +51,7 @@ def test_train_resumes_after_interruption_and_exports(tmp_path, monkeypatch):
     assert info["stages"]["transformer_tune"]["steps"] == 2
     scaling = json.loads((tmp_path / "run" / "cache.done").read_text())["scaling_factor"]
     assert pipe.vae.config.scaling_factor == pytest.approx(scaling)
+    assert tuple(pipe.vae.config.block_out_channels) == (8, 16, 16, 32)  # the configured widths ship
     with pytest.raises(SystemExit, match="another configuration"):
         T.train(T.TrainConfig(**{**TINY, "seed": 1}), tmp_path / "run", tmp_path / "out")
 
@@ -94,7 +95,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
 
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
-                                                 tune_steps=77, tune_lr=1e-4))
+                                                 tune_steps=77, tune_lr=1e-4, vae_channels="16,48,64,64"))
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     speed = {"end_to_end_50_steps_s": 2.5, "one_step_s": 1.4, "per_step_ms": 22.0, "threads": 2,
              "baseline": "old", "baseline_s": 2.6, "model_s": 2.45, "ratio_to_baseline": 0.942}
@@ -104,6 +105,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     assert "The first 123 steps draw shapes-world clips alone" in text
     assert "Timesteps: 25% of each batch uniform over t >= 800" in text
     assert "a second cosine cycle from step 4's weights: 77 steps, AdamW 0.0001" in text
+    assert "1. VAE with block channels (16,48,64,64)" in text
     info["train_config"]["tune_steps"] = 0  # a run without the tune stage says nothing of it
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     assert "second cosine cycle" not in write_model_card(tmp_path).read_text()

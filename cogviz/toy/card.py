@@ -88,7 +88,7 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         lines.append(_fmt_stage(name, st))
     lines += [
         "",
-        f"1. VAE on single frames of the mix (70 % natural views, 30 % frames of clips; {cfg['img_steps']} steps, batch {cfg['img_batch']},",
+        f"1. VAE with block channels ({cfg.get('vae_channels', '16,32,32,64')}), on single frames of the mix (70 % natural views, 30 % frames of clips; {cfg['img_steps']} steps, batch {cfg['img_batch']},",
         f"   random 32x48 crops, posterior mode + MSE, Adam {cfg['img_lr']} with warm-up and cosine decay).",
         f"2. VAE on 17-frame clips of the mix (batch {cfg['clip_batch']}) plus frames (batch {cfg['clip_img_batch']}), {cfg['clip_steps']} steps,",
         f"   sampled posterior, KL weight {cfg['kl_weight']}, Adam {cfg['clip_lr']} cosine.",

@@ -25,7 +25,7 @@ from .scenes import COLOURS, DIRECTIONS, SHAPES
 
 __all__ = [
     "HEIGHT", "WIDTH", "NUM_FRAMES", "MAX_TEXT_LEN", "VOCAB",
-    "make_vae", "make_transformer", "make_text_encoder", "make_tokenizer", "make_scheduler", "make_pipeline",
+    "VAE_CHANNELS", "check_vae_channels", "make_vae", "make_transformer", "make_text_encoder", "make_tokenizer", "make_scheduler", "make_pipeline",
 ]
 
 HEIGHT, WIDTH, NUM_FRAMES = 64, 96, 17
@@ -42,11 +42,22 @@ VOCAB: tuple[str, ...] = ("<pad>", "</s>", "<unk>") + tuple(
 )
 
 
-def make_vae(scaling_factor: float = 1.0) -> AutoencoderKLCogVideoX:
+#: The VAE's channels per block (4 blocks -> 8x spatial, as the real VAE).
+VAE_CHANNELS: tuple[int, ...] = (16, 32, 32, 64)
+
+
+def check_vae_channels(block_out_channels: tuple[int, ...]) -> None:
+    if len(block_out_channels) != 4 or any(c <= 0 or c % 8 for c in block_out_channels):
+        raise ValueError(f"VAE channels {tuple(block_out_channels)}: need 4 blocks (8x spatial), each a positive "
+                         "multiple of 8 (the group norm has 8 groups)")
+
+
+def make_vae(scaling_factor: float = 1.0, block_out_channels: tuple[int, ...] = VAE_CHANNELS) -> AutoencoderKLCogVideoX:
+    check_vae_channels(block_out_channels)
     return AutoencoderKLCogVideoX(
         in_channels=3,
         out_channels=3,
-        block_out_channels=(16, 32, 32, 64),  # 4 blocks -> 8x spatial, as the real VAE
+        block_out_channels=tuple(block_out_channels),
         layers_per_block=1,
         latent_channels=16,
         norm_num_groups=8,

@@ -8,8 +8,8 @@ training photographs from scikit-image, dead leaves, fractal noise and gradients
 The recipe is staged, because a video VAE trained naively on clips on a CPU crawls:
 
 1. ``vae_images``  - single frames of the mix, random 32x48 crops (the VAE is fully
-                     convolutional), posterior mode + MSE, Adam with cosine decay. Teaches the
-                     frame-0 path fast.
+                     convolutional; its block widths are ``vae_channels``), posterior mode + MSE,
+                     Adam with cosine decay. Teaches the frame-0 path fast.
 2. ``vae_clips``   - 17-frame clips of the mix (32x48 crops) *and* single frames, sampled
                      posterior + a small KL term, so the decoder tolerates what the transformer
                      will hand it and the temporal (4x) path learns motion.
@@ -86,6 +86,7 @@ class TrainConfig:
     clip_img_batch: int = 16
     clip_lr: float = 1e-3
     kl_weight: float = 1e-5
+    vae_channels: str = "16,32,32,64"  # channels of the VAE's 4 blocks (encoder and decoder)
     # stage 3: latent cache
     cache_clips: int = 6000
     # stage 4: transformer
@@ -116,6 +117,7 @@ class TrainConfig:
     val_scenes: int = 8
 
     def __post_init__(self):  # a bad value fails here, before any stage runs
+        C.check_vae_channels(vae_channels(self))
         parse_kind_weights(self.tr_kind_weights)
         parse_kind_weights(self.tune_kind_weights, "tune_kind_weights")
         if self.tune_steps < 0:
@@ -124,6 +126,15 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------------------- helpers
+def vae_channels(cfg: TrainConfig) -> tuple[int, ...]:
+    """``cfg.vae_channels`` (``"16,32,32,64"``) as the VAE's ``block_out_channels``."""
+    try:
+        return tuple(int(c) for c in cfg.vae_channels.split(","))
+    except ValueError:
+        raise ValueError(f"vae_channels {cfg.vae_channels!r} is not 4 comma-separated integers "
+                         "(e.g. 16,32,32,64)") from None
+
+
 def _log(run_dir: Path, **record) -> None:
     record["time"] = time.time()
     with open(run_dir / "log.jsonl", "a") as f:
@@ -235,7 +246,7 @@ def _elapsed(state, start):
 # ---------------------------------------------------------------------------------------- stages
 def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
     st = _Stage(run_dir, stage_name)
-    vae = C.make_vae()
+    vae = C.make_vae(block_out_channels=vae_channels(cfg))
     if stage_name == "vae_clips":
         vae.load_state_dict(torch.load(run_dir / "vae_images.pt"))
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
@@ -292,7 +303,7 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
 @torch.no_grad()
 def _cache(cfg, run_dir):
     st = _Stage(run_dir, "cache")
-    vae = C.make_vae()
+    vae = C.make_vae(block_out_channels=vae_channels(cfg))
     vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
     vae.eval()
     state = st.load() or {"done": 0, "elapsed": 0.0, "video": [], "image": [], "prompts": [], "kinds": []}
@@ -418,7 +429,7 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     cache = torch.load(run_dir / "cache.pt")
     scaling = cache["scaling_factor"]
     text_encoder = C.make_text_encoder(cfg.seed)
-    pipe = C.make_pipeline(vae=C.make_vae(scaling), text_encoder=text_encoder)
+    pipe = C.make_pipeline(vae=C.make_vae(scaling, vae_channels(cfg)), text_encoder=text_encoder)
     tr = pipe.transformer
     sched = pipe.scheduler
     prompts = sorted(set(cache["prompts"]))
@@ -523,7 +534,7 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
 
 def _export(cfg, run_dir, out_dir: Path):
     cache_info = json.loads((run_dir / "cache.done").read_text())
-    vae = C.make_vae(cache_info["scaling_factor"])
+    vae = C.make_vae(cache_info["scaling_factor"], vae_channels(cfg))
     vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
     tr = C.make_transformer()
     tr.load_state_dict(torch.load(run_dir / ("transformer_tune.pt" if cfg.tune_steps else "transformer.pt")))
