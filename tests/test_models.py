@@ -47,6 +47,7 @@ def test_toy_is_anchored_small_eval(toy):
     assert s["frame0_psnr_median"] >= 20.0, s
     assert s["anchor_drop_db"] >= 3.0, s
     assert s["colour_kept_rate"] >= 0.5, s
+    assert s["stays_whole_rate"] >= 0.5, s
 
 
 def test_random_weights_fail_the_small_eval():

@@ -232,3 +232,29 @@ def test_training_timesteps_put_the_high_noise_share_where_asked():
                       (dict(vae_channels="16,x,32,64"), "not 4 comma-separated integers")]:
         with pytest.raises(ValueError, match=says):  # a bad configuration fails before any stage runs
             TrainConfig(**bad)
+
+
+def test_shape_stays_whole_passes_the_scene_and_fails_copies_smears_and_loss():
+    from cogviz.toy.evaluate import WHOLE_FRAMES, colour_mask, shape_stays_whole
+    from cogviz.toy.scenes import COLOURS, render_scene, sample_scene
+    from dataclasses import replace
+
+    scene = sample_scene(1_000_000_001)
+    truth = render_scene(scene)
+    assert shape_stays_whole(truth, truth, scene.colour)
+    # a second copy of the shape, 30 px away across the motion, in every inspected frame
+    dy, dx = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}[scene.direction]
+    other = render_scene(replace(scene, start=(scene.start[0] + 30 * dx, scene.start[1] + 30 * dy)))
+    copies = truth.copy()
+    mask = np.linalg.norm(other.astype(float) - truth.astype(float), axis=-1) > 0
+    copies[mask] = other[mask]
+    assert not shape_stays_whole(copies, truth, scene.colour)
+    smear = truth.copy()  # one piece of the shape's colour, but far larger than the shape
+    f = WHOLE_FRAMES[-1]
+    ys, xs = np.nonzero(colour_mask(truth[f], scene.colour))
+    smear[f, max(ys.min() - 12, 0):ys.max() + 12, max(xs.min() - 12, 0):xs.max() + 12] = COLOURS[scene.colour]
+    assert colour_mask(smear[f], scene.colour).sum() > 2.5 * len(ys)
+    assert not shape_stays_whole(smear, truth, scene.colour)
+    gone = truth.copy()
+    gone[WHOLE_FRAMES[0]] = truth[WHOLE_FRAMES[0], 0, 0]
+    assert not shape_stays_whole(gone, truth, scene.colour)

@@ -124,6 +124,8 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
             f"| shape colour present in the last frame | {100 * s['colour_kept_rate']:.0f} % | >= 90 % | {meets['colour_kept_rate']} |",
             f"| centroid moves in the prompted direction | {100 * s['moved_ok_rate']:.0f} % | >= 80 % | {meets['moved_ok_rate']} |",
             f"| frame-0 PSNR drop with z_img zeroed | {s['anchor_drop_db']} dB (to {s['frame0_psnr_no_image_median']} dB) | >= 6 dB | {meets['anchor_drop_db']} |",
+            *([f"| the shape stays one piece (no copies, smears or fragments; frames 4-16) | {100 * s['stays_whole_rate']:.0f} % | >= 90 % | {meets['stays_whole_rate']} |"]
+              if s.get("stays_whole_rate") is not None else []),
         ]
         if "photos" in ev:
             p, pm = ev["photos"]["summary"], ev["photos"]["meets"]

@@ -7,6 +7,10 @@ scene's first frame as the conditioning image and its prompt:
 * ``colour_kept``: the shape's colour still covers >= 30 % of its frame-0 area in the last frame;
 * ``moved_ok``: the colour mask's centroid moves >= 3 px in the prompted direction, more than
   it drifts sideways;
+* ``stays_whole``: in frames 4, 8, 12 and 16 the shape's colour forms one piece — its largest
+  connected region holds >= 80 % of the colour's pixels, which cover at most 2.5x the true
+  shape's area — not a smear or several copies (a video can move the colour's centroid the right
+  way while the shape breaks apart; :func:`shape_stays_whole`);
 * ``frame0_psnr_no_image``: the same run with the image latent zeroed (the anchor removed),
   whose PSNR drop shows that the image channels really carry the anchor.
 """
@@ -26,10 +30,13 @@ from .train import EVAL_SEED_BASE
 
 __all__ = ["SceneResult", "EvalReport", "evaluate", "zeroed_image_latents", "colour_mask", "QUALITY_BAR",
            "PHOTO_BAR", "DCT_KEEP", "dct_reference", "PhotoResult", "PhotoReport", "evaluate_photos", "global_motion", "motion_matches",
-           "aligned_psnr", "vae_psnr"]
+           "aligned_psnr", "vae_psnr", "shape_stays_whole", "WHOLE_FRAMES"]
 
 #: The issue's quality bar for the shipped model (the eval benchmark checks against it).
-QUALITY_BAR = {"frame0_psnr_median": 24.0, "colour_kept_rate": 0.90, "moved_ok_rate": 0.80, "anchor_drop_db": 6.0}
+QUALITY_BAR = {"frame0_psnr_median": 24.0, "colour_kept_rate": 0.90, "moved_ok_rate": 0.80, "anchor_drop_db": 6.0,
+               "stays_whole_rate": 0.90}
+#: The frames :func:`shape_stays_whole` inspects.
+WHOLE_FRAMES = (4, 8, 12, 16)
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class SceneResult:
     moved_ok: bool
     displacement: tuple[float, float]  # (dy, dx) of the colour centroid, first -> last frame
     frame0_psnr_no_image: float | None = None
+    stays_whole: bool | None = None
 
 
 @dataclass
@@ -62,6 +70,11 @@ class EvalReport:
         return sum(s.moved_ok for s in self.scenes) / len(self.scenes)
 
     @property
+    def stays_whole_rate(self) -> float | None:
+        vals = [s.stays_whole for s in self.scenes if s.stays_whole is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    @property
     def frame0_psnr_no_image_median(self) -> float | None:
         vals = [s.frame0_psnr_no_image for s in self.scenes if s.frame0_psnr_no_image is not None]
         return statistics.median(vals) if vals else None
@@ -76,6 +89,7 @@ class EvalReport:
                 "frame0_psnr_median": round(self.frame0_psnr_median, 2),
                 "colour_kept_rate": round(self.colour_kept_rate, 3),
                 "moved_ok_rate": round(self.moved_ok_rate, 3),
+                "stays_whole_rate": None if self.stays_whole_rate is None else round(self.stays_whole_rate, 3),
                 "frame0_psnr_no_image_median": None if self.anchor_drop_db is None
                 else round(self.frame0_psnr_no_image_median, 2),
                 "anchor_drop_db": None if self.anchor_drop_db is None else round(self.anchor_drop_db, 2)}
@@ -102,6 +116,26 @@ def colour_mask(frame: np.ndarray, colour: str, tol: float = 80.0) -> np.ndarray
 def _centroid(mask: np.ndarray) -> np.ndarray | None:
     ys, xs = np.nonzero(mask)
     return None if len(ys) == 0 else np.array([ys.mean(), xs.mean()])
+
+
+def shape_stays_whole(frames: np.ndarray, truth: np.ndarray, colour: str, *, frames_at=WHOLE_FRAMES,
+                      min_share: float = 0.8, max_area: float = 2.5) -> bool:
+    """Whether the shape of colour ``colour`` stays one piece in ``frames`` (``uint8 (F, H, W, 3)``):
+    in each frame of ``frames_at``, the largest 8-connected region of the colour mask holds at
+    least ``min_share`` of the mask, and the mask covers at most ``max_area`` times the shape's
+    area in ``truth`` (the rendered scene). Copies, smears and fragments fail; a shape that is
+    gone fails too (``colour_kept`` says how often that happens)."""
+    from skimage.measure import label
+
+    for f in frames_at:
+        mask = colour_mask(frames[f], colour)
+        area, true_area = int(mask.sum()), int(colour_mask(truth[f], colour).sum())
+        if area == 0 or area > max_area * max(true_area, 1):
+            return False
+        sizes = np.bincount(label(mask, connectivity=2).ravel())[1:]
+        if sizes.max() < min_share * area:
+            return False
+    return True
 
 
 @contextlib.contextmanager
@@ -163,7 +197,8 @@ def evaluate(pipe, n_scenes: int = 32, *, steps: int = 50, guidance: float = 6.0
             with zeroed_image_latents(pipe):
                 ablated = _generate(pipe, image, prompt, steps, guidance, seed, scene.num_frames)
             no_img = psnr_uint8(ablated[0], truth[0])
-        report.scenes.append(SceneResult(seed, prompt, f0, kept, moved, disp, no_img))
+        whole = shape_stays_whole(frames, truth, scene.colour)
+        report.scenes.append(SceneResult(seed, prompt, f0, kept, moved, disp, no_img, whole))
     return report
 
 
