@@ -28,8 +28,9 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
                      with uniform t the direction word barely mattered to the loss.
 5. ``transformer_tune`` - a second cosine cycle (``tune_steps`` at peak ``tune_lr``) from stage 4's
                      weights, drawing ``tune_kind_weights``: at the end of stage 4 the validation
-                     loss was still falling and the direction gap still rising, and the moving
-                     shapes of its videos broke into copies. ``tune_steps=0`` skips it.
+                     loss was still falling and the direction gap still rising (on the run of
+                     ``runs/toy`` it took shapes direction 94 -> 100 % and camera direction
+                     71 -> 83 %). ``tune_steps=0`` skips it.
 6. ``export``      - a standard diffusers pipeline folder (``save_pretrained``, safetensors).
 
 The transformer's validation logs ``val_v_mse`` and ``val_prompt_gap``: the later-frame x0 error
