@@ -229,7 +229,8 @@ def test_training_timesteps_put_the_high_noise_share_where_asked():
                       (dict(tune_steps=-5), "tune_steps must be >= 0"),
                       (dict(vae_channels="16,32,30,64"), r"VAE channels \(16, 32, 30, 64\).*multiple of 8"),
                       (dict(vae_channels="16,32,64"), "need 4 blocks"),
-                      (dict(vae_channels="16,x,32,64"), "not 4 comma-separated integers")]:
+                      (dict(vae_channels="16,x,32,64"), "not 4 comma-separated integers"),
+                      (dict(vae_latent_noise=-0.1), "vae_latent_noise must be >= 0")]:
         with pytest.raises(ValueError, match=says):  # a bad configuration fails before any stage runs
             TrainConfig(**bad)
 

@@ -9,7 +9,7 @@ from cogviz.toy import train as T
 from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
-            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, vae_channels="8,16,16,32", ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
+            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, vae_channels="8,16,16,32", vae_latent_noise=0.05, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
 
 
 @pytest.mark.slow
@@ -30,6 +30,9 @@ def test_train_resumes_after_interruption_and_exports(tmp_path, monkeypatch):
     ckpt = torch.load(tmp_path / "run" / "vae_images.ckpt", weights_only=False)
     assert ckpt["step"] == 2 and not (tmp_path / "run" / "vae_images.done").exists()
     monkeypatch.setattr(T, "_image_batch", real)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    del saved["tune_lr"]  # a run begun before a setting existed resumes with its default
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
     out = T.train(cfg, tmp_path / "run", tmp_path / "out")
     steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
              if '"vae_images"' in l and '"step"' in l]
@@ -95,7 +98,8 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
 
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
-                                                 tune_steps=77, tune_lr=1e-4, vae_channels="16,48,64,64"))
+                                                 tune_steps=77, tune_lr=1e-4, vae_channels="16,48,64,64",
+                                                 vae_latent_noise=0.1))
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     speed = {"end_to_end_50_steps_s": 2.5, "one_step_s": 1.4, "per_step_ms": 22.0, "threads": 2,
              "baseline": "old", "baseline_s": 2.6, "model_s": 2.45, "ratio_to_baseline": 0.942}
@@ -106,6 +110,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     assert "Timesteps: 25% of each batch uniform over t >= 800" in text
     assert "a second cosine cycle from step 4's weights: 77 steps, AdamW 0.0001" in text
     assert "1. VAE with block channels (16,48,64,64)" in text
+    assert "extra Gaussian noise of 0.1 x its std" in text
     info["train_config"]["tune_steps"] = 0  # a run without the tune stage says nothing of it
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     assert "second cosine cycle" not in write_model_card(tmp_path).read_text()

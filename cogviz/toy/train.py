@@ -11,8 +11,9 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
                      convolutional; its block widths are ``vae_channels``), posterior mode + MSE,
                      Adam with cosine decay. Teaches the frame-0 path fast.
 2. ``vae_clips``   - 17-frame clips of the mix (32x48 crops) *and* single frames, sampled
-                     posterior + a small KL term, so the decoder tolerates what the transformer
-                     will hand it and the temporal (4x) path learns motion.
+                     posterior + a small KL term (and ``vae_latent_noise``), so the decoder
+                     tolerates what the transformer will hand it and the temporal (4x) path
+                     learns motion.
 3. ``cache``       - the trained VAE encodes every training clip once: posterior mean / log-variance
                      of the video, and of frame 0 after the I2V recipe's small pixel noise
                      (sigma ~ exp(N(-3, 0.5))). The scaling factor is set to 1 / std of the latents.
@@ -88,6 +89,10 @@ class TrainConfig:
     clip_lr: float = 1e-3
     kl_weight: float = 1e-5
     vae_channels: str = "16,32,32,64"  # channels of the VAE's 4 blocks (encoder and decoder)
+    # stage 2 decodes latents with this much extra Gaussian noise (x the batch's latent std), so
+    # the decoder learns to turn a slightly wrong latent (what the transformer hands it) into a
+    # clean picture instead of fragments
+    vae_latent_noise: float = 0.0
     # stage 3: latent cache
     cache_clips: int = 6000
     # stage 4: transformer
@@ -119,6 +124,8 @@ class TrainConfig:
 
     def __post_init__(self):  # a bad value fails here, before any stage runs
         C.check_vae_channels(vae_channels(self))
+        if not self.vae_latent_noise >= 0:
+            raise ValueError(f"vae_latent_noise must be >= 0 (0 adds none), got {self.vae_latent_noise}")
         parse_kind_weights(self.tr_kind_weights)
         parse_kind_weights(self.tune_kind_weights, "tune_kind_weights")
         if self.tune_steps < 0:
@@ -245,6 +252,11 @@ def _elapsed(state, start):
 
 
 # ---------------------------------------------------------------------------------------- stages
+def _noisier(z: torch.Tensor, scale: float) -> torch.Tensor:
+    """``z`` plus Gaussian noise of ``scale`` x its (detached) std; ``scale=0`` returns ``z``."""
+    return z + scale * z.detach().std() * torch.randn_like(z) if scale else z
+
+
 def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
     st = _Stage(run_dir, stage_name)
     vae = C.make_vae(block_out_channels=vae_channels(cfg))
@@ -269,11 +281,11 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
         if clips_too:
             x = _clip_batch(rng, cfg.clip_batch, pool)
             post = vae.encode(x).latent_dist
-            rec = vae.decode(post.sample()).sample
+            rec = vae.decode(_noisier(post.sample(), cfg.vae_latent_noise)).sample
             kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
             xi = _image_batch(rng, cfg.clip_img_batch, pool)
             posti = vae.encode(xi).latent_dist
-            reci = vae.decode(posti.sample()).sample
+            reci = vae.decode(_noisier(posti.sample(), cfg.vae_latent_noise)).sample
             loss_parts["clip_mse"] = F.mse_loss(rec, x)
             loss_parts["img_mse"] = F.mse_loss(reci, xi)
             loss_parts["kl"] = cfg.kl_weight * kl
@@ -564,7 +576,8 @@ def train(cfg: TrainConfig, run_dir: Path, out_dir: Path = DEFAULT_OUT) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
+        # a setting added after the run began counts as its default, which keeps the old recipe
+        saved = {**asdict(TrainConfig()), **json.loads(cfg_path.read_text())}
         if saved != asdict(cfg):
             raise SystemExit(f"{run_dir} holds a run with another configuration ({cfg_path}); "
                              "pass the same options or a new --run-dir")
