@@ -18,7 +18,12 @@ torch.set_num_threads(2)
 run = Path(sys.argv[1]); stage = sys.argv[2] if len(sys.argv) > 2 else "vae_clips"
 cfg = json.loads((run / "config.json").read_text())
 vae = make_vae(block_out_channels=tuple(int(c) for c in cfg.get("vae_channels", "16,32,32,64").split(",")))
-vae.load_state_dict(torch.load(run / f"{stage}.pt")); vae.eval()
+if (run / f"{stage}.pt").exists():
+    vae.load_state_dict(torch.load(run / f"{stage}.pt"))
+else:  # a stage still running: its last checkpoint
+    ckpt = torch.load(run / f"{stage}.ckpt", weights_only=False)
+    vae.load_state_dict(ckpt["model"]); stage = f"{stage} step {ckpt['step']}"
+vae.eval()
 photos = [vae_psnr(SimpleNamespace(vae=vae), v) for _, v in heldout_views()]
 
 
