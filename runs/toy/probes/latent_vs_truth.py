@@ -1,8 +1,11 @@
 """Denoise one held-out scene (EVAL_SEED_BASE) from pure noise and from its true latent noised to
 t0 = 300, at guidance 1 and 6; print how far each final latent is from the true one (mean squared,
 latent at unit std) and save the truth, its VAE reconstruction and the four decoded results, frames
-0, 4, 8, 12, 16 per row. Usage: python latent_vs_truth.py MODEL OUT.png"""
+0, 4, 8, 12, 16 per row. From noise it also prints the error over latent frames 1-4 in the cells the
+shape covers (widened by one cell) and elsewhere. Usage: python latent_vs_truth.py MODEL OUT.png"""
 import sys, torch
+import numpy as np
+from cogviz.toy.evaluate import colour_mask
 import cogviz
 from diffusers import CogVideoXDDIMScheduler
 from cogviz.toy.scenes import sample_scene, render_scene, prompt_for
@@ -11,7 +14,10 @@ torch.set_num_threads(1)
 pipe = cogviz.load_pipeline(sys.argv[1], device='cpu'); vae, tr = pipe.vae, pipe.transformer
 sch = CogVideoXDDIMScheduler.from_config(pipe.scheduler.config); sf = vae.config.scaling_factor
 rot = pipe._prepare_rotary_positional_embeddings(64, 96, 5, "cpu")
-sc = sample_scene(EVAL_SEED_BASE); x = to_pixels(render_scene(sc)[None])
+sc = sample_scene(EVAL_SEED_BASE); fr = render_scene(sc); x = to_pixels(fr[None])
+m = np.stack([colour_mask(f, sc.colour) for f in fr]).any(0)  # the 8x12 latent cells the shape covers
+cells = torch.from_numpy(m.reshape(8, 8, 12, 8).any(axis=(1, 3)))
+cells = torch.nn.functional.max_pool2d(cells.float()[None, None], 3, 1, 1)[0, 0] > 0
 with torch.no_grad():
     x0 = vae.encode(x).latent_dist.mean.permute(0,2,1,3,4)*sf
     zi = vae.encode(x[:, :, :1]).latent_dist.mean.permute(0,2,1,3,4)*sf
@@ -30,9 +36,11 @@ for GS in (1.0, 6.0):
         vu, vc = v.chunk(2); v = vu + GS*(vc - vu)
         z = sch.step(v, t, z).prev_sample
     print(GS, t0, 'start dist', round(d0, 3), 'end dist to x0', round((z - x0).pow(2).mean().item(), 4), 'frames1-4', round((z - x0)[:, 1:].pow(2).mean().item(), 4))
+    if t0 == 1000:
+        e = (z - x0)[:, 1:].pow(2).mean(dim=(0, 1, 2))
+        print('  from noise: error in the shape cells %.4f, elsewhere %.4f' % (e[cells].mean(), e[~cells].mean()))
     outs = globals().setdefault('outs', [])
     outs.append(z.clone())
-import numpy as np
 from PIL import Image
 def dec(z):
     with torch.no_grad(): y = vae.decode(z.permute(0,2,1,3,4)/sf).sample
