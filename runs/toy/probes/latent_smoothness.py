@@ -14,7 +14,7 @@ from cogviz.toy.scenes import render_scene, sample_scene
 from cogviz.toy.train import to_pixels
 
 torch.set_num_threads(2)
-vaes = {"shipped before retraining": AutoencoderKLCogVideoX.from_pretrained("cogviz/toy/weights/vae").eval()}
+vaes = {"shipped": AutoencoderKLCogVideoX.from_pretrained("cogviz/toy/weights/vae").eval()}
 for run in ("runs/toy", "runs/toy-v2"):
     cfg = json.load(open(f"{run}/config.json"))
     v = C.make_vae(json.load(open(f"{run}/cache.done"))["scaling_factor"],
