@@ -104,6 +104,9 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         *([f"   Timesteps: {cfg['tr_high_share']:.0%} of each batch uniform over t >= {cfg['tr_high_from']} (where the noise hides",
            "   the motion and only the prompt tells the direction), the rest uniform over [0, 1000)."]
           if "tr_high_share" in cfg else []),
+        *([f"   The scheduler's snr_shift_scale is {cfg['snr_shift_scale']}: the signal-to-noise ratio at every timestep is",
+           f"   {1 / cfg['snr_shift_scale']:.2f}x the 5b-I2V schedule's, in training and in the shipped scheduler."]
+          if cfg.get("snr_shift_scale", 1.0) != 1.0 else []),
         *([f"5. Transformer, a second cosine cycle from step 4's weights: {cfg['tune_steps']} steps, AdamW {cfg['tune_lr']}",
            f"   ({cfg['tune_warmup']} warm-up steps), the kinds drawn with weights {cfg['tune_kind_weights']}, timesteps as",
            "   in step 4. At the end of step 4 the validation loss was still falling and the direction gap rising."]

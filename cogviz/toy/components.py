@@ -116,21 +116,25 @@ def make_tokenizer():
     )
 
 
-def make_scheduler() -> CogVideoXDDIMScheduler:
-    # The configuration THUDM/CogVideoX-5b-I2V ships with.
+def make_scheduler(snr_shift_scale: float = 1.0) -> CogVideoXDDIMScheduler:
+    """The configuration THUDM/CogVideoX-5b-I2V ships with. ``snr_shift_scale`` is the
+    scheduler's own setting (CogVideoX-2b uses 3.0): the signal-to-noise ratio at every timestep
+    is divided by it, so a value below 1 keeps more of the latent under the noise."""
+    if not snr_shift_scale > 0:
+        raise ValueError(f"snr_shift_scale must be > 0 (1.0 leaves the schedule as is), got {snr_shift_scale}")
     return CogVideoXDDIMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         clip_sample=False, set_alpha_to_one=True, steps_offset=0, prediction_type="v_prediction",
-        rescale_betas_zero_snr=True, timestep_spacing="trailing", snr_shift_scale=1.0,
+        rescale_betas_zero_snr=True, timestep_spacing="trailing", snr_shift_scale=snr_shift_scale,
     )
 
 
-def make_pipeline(vae=None, transformer=None, text_encoder=None) -> CogVideoXImageToVideoPipeline:
+def make_pipeline(vae=None, transformer=None, text_encoder=None, scheduler=None) -> CogVideoXImageToVideoPipeline:
     """Assemble a (random or trained) toy pipeline from its parts."""
     return CogVideoXImageToVideoPipeline(
         tokenizer=make_tokenizer(),
         text_encoder=text_encoder if text_encoder is not None else make_text_encoder(),
         vae=vae if vae is not None else make_vae(),
         transformer=transformer if transformer is not None else make_transformer(),
-        scheduler=make_scheduler(),
+        scheduler=scheduler if scheduler is not None else make_scheduler(),
     )

@@ -26,7 +26,8 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
                      ``tr_high_share`` of each batch is drawn at high noise (t >= ``tr_high_from``):
                      this VAE's later latent frames change about 3x less with the motion than the
                      first model's did, and below that noise level z_t itself shows the motion, so
-                     with uniform t the direction word barely mattered to the loss.
+                     with uniform t the direction word barely mattered to the loss. The noise
+                     schedule is the scheduler's, with ``snr_shift_scale`` (exported with it).
 5. ``transformer_tune`` - a second cosine cycle (``tune_steps`` at peak ``tune_lr``) from stage 4's
                      weights, drawing ``tune_kind_weights``: at the end of stage 4 the validation
                      loss was still falling and the direction gap still rising (on the run of
@@ -110,6 +111,11 @@ class TrainConfig:
     # [0, 1000). Only where the noise hides the motion does the direction word carry information.
     tr_high_share: float = 0.5
     tr_high_from: int = 700
+    # the scheduler's snr_shift_scale (trained with, and exported in the pipeline's scheduler):
+    # the SNR at every timestep is divided by it. Below 1 the latent keeps more of its signal
+    # under the noise: a latent scaled to unit std over photographs leaves a small moving shape
+    # a weak signal, which the denoised video turns into copies.
+    snr_shift_scale: float = 1.0
     # stage 5: a second cosine cycle from the stage-4 weights (0 steps: skipped), with its own mix
     tune_steps: int = 9000
     tune_lr: float = 3e-4
@@ -131,6 +137,7 @@ class TrainConfig:
         if self.tune_steps < 0:
             raise ValueError(f"tune_steps must be >= 0 (0 skips the stage), got {self.tune_steps}")
         _check_timestep_draw(self.tr_high_share, self.tr_high_from)
+        C.make_scheduler(self.snr_shift_scale)  # raises on a value <= 0
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -442,7 +449,8 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     cache = torch.load(run_dir / "cache.pt")
     scaling = cache["scaling_factor"]
     text_encoder = C.make_text_encoder(cfg.seed)
-    pipe = C.make_pipeline(vae=C.make_vae(scaling, vae_channels(cfg)), text_encoder=text_encoder)
+    pipe = C.make_pipeline(vae=C.make_vae(scaling, vae_channels(cfg)), text_encoder=text_encoder,
+                           scheduler=C.make_scheduler(cfg.snr_shift_scale))
     tr = pipe.transformer
     sched = pipe.scheduler
     prompts = sorted(set(cache["prompts"]))
@@ -551,7 +559,8 @@ def _export(cfg, run_dir, out_dir: Path):
     vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
     tr = C.make_transformer()
     tr.load_state_dict(torch.load(run_dir / ("transformer_tune.pt" if cfg.tune_steps else "transformer.pt")))
-    pipe = C.make_pipeline(vae=vae, transformer=tr, text_encoder=C.make_text_encoder(cfg.seed))
+    pipe = C.make_pipeline(vae=vae, transformer=tr, text_encoder=C.make_text_encoder(cfg.seed),
+                           scheduler=C.make_scheduler(cfg.snr_shift_scale))
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     stages = {}
