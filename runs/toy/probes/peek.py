@@ -23,7 +23,8 @@ for name in ("transformer_tune", "transformer"):
     if (run / f"{name}.ckpt").exists():
         ck = torch.load(run / f"{name}.ckpt", weights_only=False)
         tr.load_state_dict(ck["model"]); print(name, "step", ck["step"]); break
-pipe = C.make_pipeline(vae=vae, transformer=tr, text_encoder=C.make_text_encoder(cfg.seed))
+pipe = C.make_pipeline(vae=vae, transformer=tr, text_encoder=C.make_text_encoder(cfg.seed),
+                       scheduler=C.make_scheduler(cfg.snr_shift_scale))
 out.mkdir(parents=True, exist_ok=True)
 pipe.save_pretrained(out, safe_serialization=True)
 (out / "cogviz_toy.json").write_text(json.dumps({"max_sequence_length": C.MAX_TEXT_LEN, "height": C.HEIGHT,
