@@ -9,7 +9,8 @@ from cogviz.toy import train as T
 from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
-            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, vae_channels="8,16,16,32", vae_latent_noise=0.05, snr_shift_scale=0.5, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
+            tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, vae_channels="8,16,16,32", vae_latent_noise=0.05, snr_shift_scale=0.5,
+            vae_clip_kind_weights="shapes:0.5,camera:0.5", ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
 
 
 @pytest.mark.slow
@@ -92,6 +93,28 @@ def test_eval_seeds_are_disjoint_from_training_seeds():
     assert T._train_scene_seeds(rng, 10000).max() < T.EVAL_SEED_BASE
 
 
+def test_vae_clip_kind_weights_choose_stage_2s_clips(monkeypatch):
+    from cogviz.toy.natural import SourcePool
+
+    with pytest.raises(ValueError, match="vae_clip_kind_weights"):
+        T.TrainConfig(vae_clip_kind_weights="shapes:1,moon:2")
+    pool = SourcePool(0, procedural=4)
+    seen, real = [], T.training_clip
+
+    def spy(seed, pool, **kw):
+        clip = real(seed, pool, **kw)
+        seen.append(clip.kind)
+        return clip
+
+    monkeypatch.setattr(T, "training_clip", spy)
+    x = T._clip_batch(np.random.default_rng(0), 6, pool, {"shapes": 1.0, "camera": 0.0})
+    assert x.shape == (6, 3, 17, 32, 48)
+    assert seen == ["shapes"] * 6
+    seen.clear()
+    T._clip_batch(np.random.default_rng(0), 40, pool)  # no weights: the mix's own shares
+    assert {"shapes", "camera"} <= set(seen)
+
+
 def test_snr_shift_scale_is_checked_and_shifts_the_schedule():
     with pytest.raises(ValueError, match="snr_shift_scale must be > 0"):
         T.TrainConfig(snr_shift_scale=0)
@@ -112,7 +135,8 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
                                                  tune_steps=77, tune_lr=1e-4, vae_channels="16,48,64,64",
-                                                 vae_latent_noise=0.1, snr_shift_scale=0.5))
+                                                 vae_latent_noise=0.1, snr_shift_scale=0.5,
+                                                 vae_clip_kind_weights="shapes:0.7,camera:0.3"))
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     speed = {"end_to_end_50_steps_s": 2.5, "one_step_s": 1.4, "per_step_ms": 22.0, "threads": 2,
              "baseline": "old", "baseline_s": 2.6, "model_s": 2.45, "ratio_to_baseline": 0.942}
@@ -124,6 +148,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     assert "a second cosine cycle from step 4's weights: 77 steps, AdamW 0.0001" in text
     assert "1. VAE with block channels (16,48,64,64)" in text
     assert "extra Gaussian noise of 0.1 x its std" in text
+    assert "The clips' kinds are drawn with weights shapes:0.7,camera:0.3." in text
     assert "snr_shift_scale is 0.5: the signal-to-noise ratio at every timestep is\n   2.00x" in text
     info["train_config"]["tune_steps"] = 0  # a run without the tune stage says nothing of it
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))

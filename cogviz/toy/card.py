@@ -92,6 +92,8 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         f"   random 32x48 crops, posterior mode + MSE, Adam {cfg['img_lr']} with warm-up and cosine decay).",
         f"2. VAE on 17-frame clips of the mix (batch {cfg['clip_batch']}) plus frames (batch {cfg['clip_img_batch']}), {cfg['clip_steps']} steps,",
         f"   sampled posterior, KL weight {cfg['kl_weight']}, Adam {cfg['clip_lr']} cosine.",
+        *([f"   The clips' kinds are drawn with weights {cfg['vae_clip_kind_weights']}."]
+          if cfg.get("vae_clip_kind_weights") else []),
         *([f"   The decoder reads the latent with extra Gaussian noise of {cfg['vae_latent_noise']} x its std, so a slightly wrong",
            "   latent still decodes to a clean picture."] if cfg.get("vae_latent_noise") else []),
         f"3. Latent cache of {cfg['cache_clips']} clips of the mix; frame 0 encoded after pixel noise sigma ~ exp(N(-3, 0.5));",

@@ -10,7 +10,8 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
 1. ``vae_images``  - single frames of the mix, random 32x48 crops (the VAE is fully
                      convolutional; its block widths are ``vae_channels``), posterior mode + MSE,
                      Adam with cosine decay. Teaches the frame-0 path fast.
-2. ``vae_clips``   - 17-frame clips of the mix (32x48 crops) *and* single frames, sampled
+2. ``vae_clips``   - 17-frame clips of the mix (32x48 crops; the kinds drawn with
+                     ``vae_clip_kind_weights`` when set) *and* single frames, sampled
                      posterior + a small KL term (and ``vae_latent_noise``), so the decoder
                      tolerates what the transformer will hand it and the temporal (4x) path
                      learns motion.
@@ -94,6 +95,10 @@ class TrainConfig:
     # the decoder learns to turn a slightly wrong latent (what the transformer hands it) into a
     # clean picture instead of fragments
     vae_latent_noise: float = 0.0
+    # stage 2's clips: "" draws the mix's own shares (cogviz.toy.data.MIX); KIND:WEIGHT,... draws
+    # the kinds with these weights, so that more of the clips the temporal path learns from hold a
+    # moving shape (the shipped shapes-world VAE saw nothing else)
+    vae_clip_kind_weights: str = ""
     # stage 3: latent cache
     cache_clips: int = 6000
     # stage 4: transformer
@@ -133,6 +138,8 @@ class TrainConfig:
         if not self.vae_latent_noise >= 0:
             raise ValueError(f"vae_latent_noise must be >= 0 (0 adds none), got {self.vae_latent_noise}")
         parse_kind_weights(self.tr_kind_weights)
+        if self.vae_clip_kind_weights:
+            parse_kind_weights(self.vae_clip_kind_weights, "vae_clip_kind_weights")
         parse_kind_weights(self.tune_kind_weights, "tune_kind_weights")
         if self.tune_steps < 0:
             raise ValueError(f"tune_steps must be >= 0 (0 skips the stage), got {self.tune_steps}")
@@ -197,8 +204,16 @@ def _image_batch(rng, n, pool):
     return to_pixels(np.stack(out))  # (B, 3, 1, 32, 48)
 
 
-def _clip_batch(rng, n, pool):
-    clips = [_crop(training_clip(int(s), pool).frames, rng) for s in _train_scene_seeds(rng, n)]
+def _clip_batch(rng, n, pool, kind_weights: dict[str, float] | None = None):
+    """``n`` random 32x48 crops of training clips: of the mix's own shares, or of kinds drawn with
+    ``kind_weights`` (``vae_clip_kind_weights``)."""
+    seeds = _train_scene_seeds(rng, n)
+    if kind_weights:
+        p = np.array(list(kind_weights.values()), dtype=float)
+        kinds = rng.choice(list(kind_weights), size=n, p=p / p.sum())
+    else:
+        kinds = [None] * n
+    clips = [_crop(training_clip(int(s), pool, kind=k and str(k)).frames, rng) for s, k in zip(seeds, kinds)]
     return to_pixels(np.stack(clips))  # (B, 3, 17, 32, 48)
 
 
@@ -286,7 +301,8 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
             g["lr"] = _cosine_lr(step, steps, lr)
         loss_parts = {}
         if clips_too:
-            x = _clip_batch(rng, cfg.clip_batch, pool)
+            x = _clip_batch(rng, cfg.clip_batch, pool, cfg.vae_clip_kind_weights
+                            and parse_kind_weights(cfg.vae_clip_kind_weights, "vae_clip_kind_weights"))
             post = vae.encode(x).latent_dist
             rec = vae.decode(_noisier(post.sample(), cfg.vae_latent_noise)).sample
             kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
