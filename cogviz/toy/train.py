@@ -293,6 +293,8 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
     torch.manual_seed(cfg.seed * 1000 + state["step"])
     val, photos = _val_clips(cfg), _val_photos()
     pool = SourcePool(cfg.seed, procedural=cfg.procedural)
+    clip_kinds = (parse_kind_weights(cfg.vae_clip_kind_weights, "vae_clip_kind_weights")
+                  if cfg.vae_clip_kind_weights else None)
     start = time.time()
     vae.train()
     bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, desc=stage_name)
@@ -301,8 +303,7 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
             g["lr"] = _cosine_lr(step, steps, lr)
         loss_parts = {}
         if clips_too:
-            x = _clip_batch(rng, cfg.clip_batch, pool, cfg.vae_clip_kind_weights
-                            and parse_kind_weights(cfg.vae_clip_kind_weights, "vae_clip_kind_weights"))
+            x = _clip_batch(rng, cfg.clip_batch, pool, clip_kinds)
             post = vae.encode(x).latent_dist
             rec = vae.decode(_noisier(post.sample(), cfg.vae_latent_noise)).sample
             kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
