@@ -8,8 +8,8 @@
 |             | 48 heads x 64, patch 2, learned + rotary | 4 heads x 32, patch 2, learned+rotary |
 | text        | T5-XXL (4096 wide), 226 tokens           | T5 encoder (64 wide), 16 tokens       |
 | tokenizer   | SentencePiece T5Tokenizer                | word-level PreTrainedTokenizerFast    |
-| scheduler   | CogVideoXDDIMScheduler, v-prediction,    | the same configuration                |
-|             | zero-SNR, trailing spacing               |                                       |
+| scheduler   | CogVideoXDDIMScheduler, v-prediction,    | the same configuration; the training  |
+|             | zero-SNR, trailing spacing               | recipe may set its snr_shift_scale    |
 | video       | 49 x 480 x 720 -> 13 x 60 x 90 latents   | 17 x 64 x 96 -> 5 x 8 x 12 latents    |
 """
 from __future__ import annotations

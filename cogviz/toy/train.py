@@ -210,10 +210,10 @@ def _clip_batch(rng, n, pool, kind_weights: dict[str, float] | None = None):
     seeds = _train_scene_seeds(rng, n)
     if kind_weights:
         p = np.array(list(kind_weights.values()), dtype=float)
-        kinds = rng.choice(list(kind_weights), size=n, p=p / p.sum())
+        kinds = [str(k) for k in rng.choice(list(kind_weights), size=n, p=p / p.sum())]
     else:
-        kinds = [None] * n
-    clips = [_crop(training_clip(int(s), pool, kind=k and str(k)).frames, rng) for s, k in zip(seeds, kinds)]
+        kinds = [None] * n  # training_clip draws the kind from the clip's seed
+    clips = [_crop(training_clip(int(s), pool, kind=k).frames, rng) for s, k in zip(seeds, kinds)]
     return to_pixels(np.stack(clips))  # (B, 3, 17, 32, 48)
 
 
