@@ -10,7 +10,7 @@ from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_sc
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
             tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, vae_channels="8,16,16,32", vae_latent_noise=0.05, snr_shift_scale=0.5,
-            vae_clip_kind_weights="shapes:0.5,camera:0.5", ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
+            vae_clip_kind_weights="shapes:0.5,camera:0.5", vae_crop_motion=0.5, ckpt_every=2, val_every=1000, val_scenes=2, procedural=4)
 
 
 @pytest.mark.slow
@@ -115,6 +115,33 @@ def test_vae_clip_kind_weights_choose_stage_2s_clips(monkeypatch):
     assert {"shapes", "camera"} <= set(seen)
 
 
+def test_vae_crop_motion_puts_the_moving_shape_inside_stage_2s_crops():
+    from cogviz.toy.natural import SourcePool
+
+    with pytest.raises(ValueError, match="vae_crop_motion is a share"):
+        T.TrainConfig(vae_crop_motion=1.5)
+    # a still frame with one bright square that moves right along the bottom-right corner
+    frames = np.zeros((17, 64, 96, 3), np.uint8)
+    for f in range(17):
+        frames[f, 50:58, 60 + f : 68 + f] = 255
+    rng = np.random.default_rng(0)
+    motion = [T._motion_crop(frames, rng) for _ in range(50)]
+    assert all(c.shape == (17, 32, 48, 3) for c in motion)
+    moving = lambda c: (c[1:] != c[:1]).any()
+    assert all(moving(c) for c in motion)  # every motion crop holds the square's motion
+    plain = [T._crop(frames, rng) for _ in range(50)]
+    assert sum(moving(c) for c in plain) < 40  # random crops often miss it
+    still = np.repeat(frames[:1], 17, axis=0)  # nothing moves: a random crop, no error
+    assert T._motion_crop(still, rng).shape == (17, 32, 48, 3)
+    # in a batch: share 0 leaves the random stream as it was, share 1 crops over what moves
+    pool = SourcePool(0, procedural=4)
+    a = T._clip_batch(np.random.default_rng(3), 4, pool, {"shapes": 1.0})
+    b = T._clip_batch(np.random.default_rng(3), 4, pool, {"shapes": 1.0}, 0.0)
+    assert torch.equal(a, b)
+    x = T._clip_batch(np.random.default_rng(3), 8, pool, {"shapes": 1.0}, 1.0)
+    assert ((x[:, :, 1:] - x[:, :, :1]).abs().amax(dim=(1, 2, 3, 4)) > 0.05).all()
+
+
 def test_snr_shift_scale_is_checked_and_shifts_the_schedule():
     with pytest.raises(ValueError, match="snr_shift_scale must be > 0"):
         T.TrainConfig(snr_shift_scale=0)
@@ -136,7 +163,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
                                                  tune_steps=77, tune_lr=1e-4, vae_channels="16,48,64,64",
                                                  vae_latent_noise=0.1, snr_shift_scale=0.5,
-                                                 vae_clip_kind_weights="shapes:0.7,camera:0.3"))
+                                                 vae_clip_kind_weights="shapes:0.7,camera:0.3", vae_crop_motion=0.5))
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     speed = {"end_to_end_50_steps_s": 2.5, "one_step_s": 1.4, "per_step_ms": 22.0, "threads": 2,
              "baseline": "old", "baseline_s": 2.6, "model_s": 2.45, "ratio_to_baseline": 0.942}
@@ -149,6 +176,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     assert "1. VAE with block channels (16,48,64,64)" in text
     assert "extra Gaussian noise of 0.1 x its std" in text
     assert "The clips' kinds are drawn with weights shapes:0.7,camera:0.3." in text
+    assert "50% of the clip crops are centred on a pixel that changes over the clip" in text
     assert "snr_shift_scale is 0.5: the signal-to-noise ratio at every timestep is\n   2.00x" in text
     info["train_config"]["tune_steps"] = 0  # a run without the tune stage says nothing of it
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))

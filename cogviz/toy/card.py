@@ -94,6 +94,8 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         f"   sampled posterior, KL weight {cfg['kl_weight']}, Adam {cfg['clip_lr']} cosine.",
         *([f"   The clips' kinds are drawn with weights {cfg['vae_clip_kind_weights']}."]
           if cfg.get("vae_clip_kind_weights") else []),
+        *([f"   {cfg['vae_crop_motion']:.0%} of the clip crops are centred on a pixel that changes over the clip (a moving",
+           "   shape is inside them); the rest are placed at random."] if cfg.get("vae_crop_motion") else []),
         *([f"   The decoder reads the latent with extra Gaussian noise of {cfg['vae_latent_noise']} x its std, so a slightly wrong",
            "   latent still decodes to a clean picture."] if cfg.get("vae_latent_noise") else []),
         f"3. Latent cache of {cfg['cache_clips']} clips of the mix; frame 0 encoded after pixel noise sigma ~ exp(N(-3, 0.5));",

@@ -10,11 +10,11 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
 1. ``vae_images``  - single frames of the mix, random 32x48 crops (the VAE is fully
                      convolutional; its block widths are ``vae_channels``), posterior mode + MSE,
                      Adam with cosine decay. Teaches the frame-0 path fast.
-2. ``vae_clips``   - 17-frame clips of the mix (32x48 crops; the kinds drawn with
-                     ``vae_clip_kind_weights`` when set) *and* single frames, sampled
-                     posterior + a small KL term (and ``vae_latent_noise``), so the decoder
-                     tolerates what the transformer will hand it and the temporal (4x) path
-                     learns motion.
+2. ``vae_clips``   - 17-frame clips of the mix (32x48 crops, a ``vae_crop_motion`` share of them
+                     over what moves; the kinds drawn with ``vae_clip_kind_weights`` when set)
+                     *and* single frames, sampled posterior + a small KL term (and
+                     ``vae_latent_noise``), so the decoder tolerates what the transformer will
+                     hand it and the temporal (4x) path learns motion.
 3. ``cache``       - the trained VAE encodes every training clip once: posterior mean / log-variance
                      of the video, and of frame 0 after the I2V recipe's small pixel noise
                      (sigma ~ exp(N(-3, 0.5))). The scaling factor is set to 1 / std of the latents.
@@ -99,6 +99,10 @@ class TrainConfig:
     # the kinds with these weights, so that more of the clips the temporal path learns from hold a
     # moving shape (the shipped shapes-world VAE saw nothing else)
     vae_clip_kind_weights: str = ""
+    # stage 2's crops: this share of the 32x48 clip crops is centred (with jitter) on a pixel that
+    # changes over the clip, so a moving shape is inside it; the rest are placed at random, and a
+    # random crop of a shapes-world clip often holds no motion at all
+    vae_crop_motion: float = 0.0
     # stage 3: latent cache
     cache_clips: int = 6000
     # stage 4: transformer
@@ -138,6 +142,8 @@ class TrainConfig:
         if not self.vae_latent_noise >= 0:
             raise ValueError(f"vae_latent_noise must be >= 0 (0 adds none), got {self.vae_latent_noise}")
         parse_kind_weights(self.tr_kind_weights)
+        if not 0 <= self.vae_crop_motion <= 1:
+            raise ValueError(f"vae_crop_motion is a share of the crops, from 0 to 1, got {self.vae_crop_motion}")
         if self.vae_clip_kind_weights:
             parse_kind_weights(self.vae_clip_kind_weights, "vae_clip_kind_weights")
         parse_kind_weights(self.tune_kind_weights, "tune_kind_weights")
@@ -199,21 +205,38 @@ def _crop(frames: np.ndarray, rng: np.random.Generator, h: int = 32, w: int = 48
     return frames[:, y : y + h, x : x + w]
 
 
+def _motion_crop(frames: np.ndarray, rng: np.random.Generator, h: int = 32, w: int = 48) -> np.ndarray:
+    """The same crop for every frame, centred (jittered by up to a quarter of its size) on a random
+    pixel that changes over the clip; a random crop when no pixel changes."""
+    moving = np.abs(frames.astype(np.int16) - frames[:1].astype(np.int16)).max(axis=(0, 3)) > 8
+    ys, xs = np.nonzero(moving)
+    if len(ys) == 0:
+        return _crop(frames, rng, h, w)
+    i = rng.integers(len(ys))
+    y = int(np.clip(ys[i] - h // 2 + rng.integers(-(h // 4), h // 4 + 1), 0, frames.shape[1] - h))
+    x = int(np.clip(xs[i] - w // 2 + rng.integers(-(w // 4), w // 4 + 1), 0, frames.shape[2] - w))
+    return frames[:, y : y + h, x : x + w]
+
+
 def _image_batch(rng, n, pool):
     out = [_crop(training_image(rng, pool)[None], rng) for _ in range(n)]
     return to_pixels(np.stack(out))  # (B, 3, 1, 32, 48)
 
 
-def _clip_batch(rng, n, pool, kind_weights: dict[str, float] | None = None):
-    """``n`` random 32x48 crops of training clips: of the mix's own shares, or of kinds drawn with
-    ``kind_weights`` (``vae_clip_kind_weights``)."""
+def _clip_batch(rng, n, pool, kind_weights: dict[str, float] | None = None, motion_share: float = 0.0):
+    """``n`` 32x48 crops of training clips: of the mix's own shares, or of kinds drawn with
+    ``kind_weights`` (``vae_clip_kind_weights``); a ``motion_share`` of them over what moves
+    (``vae_crop_motion``), the rest at random."""
     seeds = _train_scene_seeds(rng, n)
     if kind_weights:
         p = np.array(list(kind_weights.values()), dtype=float)
         kinds = [str(k) for k in rng.choice(list(kind_weights), size=n, p=p / p.sum())]
     else:
         kinds = [None] * n  # training_clip draws the kind from the clip's seed
-    clips = [_crop(training_clip(int(s), pool, kind=k).frames, rng) for s, k in zip(seeds, kinds)]
+    # no draw at all when motion_share is 0, so that the old recipe's random stream is unchanged
+    on_motion = rng.random(n) < motion_share if motion_share else np.zeros(n, bool)
+    clips = [(_motion_crop if m else _crop)(training_clip(int(s), pool, kind=k).frames, rng)
+             for s, k, m in zip(seeds, kinds, on_motion)]
     return to_pixels(np.stack(clips))  # (B, 3, 17, 32, 48)
 
 
@@ -303,7 +326,7 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
             g["lr"] = _cosine_lr(step, steps, lr)
         loss_parts = {}
         if clips_too:
-            x = _clip_batch(rng, cfg.clip_batch, pool, clip_kinds)
+            x = _clip_batch(rng, cfg.clip_batch, pool, clip_kinds, cfg.vae_crop_motion)
             post = vae.encode(x).latent_dist
             rec = vae.decode(_noisier(post.sample(), cfg.vae_latent_noise)).sample
             kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
