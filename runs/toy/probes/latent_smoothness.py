@@ -4,6 +4,7 @@ twice the variance (1.0 = no more alike than random cells), and the share of the
 8 of 16 channels that carry least of it; first, the std of the scaled latent (as the transformer sees it) on
 these clips and of its moving part (frames 1-4 minus frame 0). Usage: python latent_smoothness.py"""
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +16,9 @@ from cogviz.toy.train import to_pixels
 
 torch.set_num_threads(2)
 vaes = {"shipped": AutoencoderKLCogVideoX.from_pretrained("cogviz/toy/weights/vae").eval()}
-for run in ("runs/toy", "runs/toy-v2"):
+for run in ("runs/toy", "runs/toy-v2", "runs/toy-v3"):
+    if not Path(f"{run}/cache.done").exists():
+        print(f"{run}: no cache.done (its scaling factor), left out"); continue
     cfg = json.load(open(f"{run}/config.json"))
     v = C.make_vae(json.load(open(f"{run}/cache.done"))["scaling_factor"],
                    tuple(int(c) for c in cfg.get("vae_channels", "16,32,32,64").split(",")))
