@@ -16,7 +16,7 @@ from cogviz.toy.train import to_pixels
 
 torch.set_num_threads(2)
 vaes = {"shipped": AutoencoderKLCogVideoX.from_pretrained("cogviz/toy/weights/vae").eval()}
-for run in ("runs/toy", "runs/toy-v2", "runs/toy-v3"):
+for run in ("runs/toy", "runs/toy-v2", "runs/toy-v3", "runs/toy-v4"):
     if not Path(f"{run}/cache.done").exists():
         print(f"{run}: no cache.done (its scaling factor), left out"); continue
     cfg = json.load(open(f"{run}/config.json"))

@@ -1,0 +1,55 @@
+"""Fine-tune a model's VAE decoder (encoder frozen: latents, cache and transformer stay valid) on what
+its transformer hands it: training scenes (never the held-out ones) encoded, noised to t0 in 200-500,
+denoised with guidance 6, and decoded against the true clip; half of each batch is the true latent,
+so reconstruction is kept. Usage: python decoder_on_samples.py MODEL OUT_VAE.pt SAMPLES STEPS"""
+import sys, time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz.toy.train import EVAL_SEED_BASE, to_pixels
+from denoise import Probe
+
+torch.set_num_threads(2)
+model, out, n, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+p = Probe(model)
+rng = np.random.default_rng(2026)
+pairs, t_start = [], time.time()
+with torch.no_grad():
+    for i in range(n):
+        sc = sample_scene(int(rng.integers(0, EVAL_SEED_BASE))); x = to_pixels(render_scene(sc)[None])
+        x0 = p.vae.encode(x).latent_dist.mean.permute(0, 2, 1, 3, 4) * p.sf
+        zi = p.vae.encode(x[:, :, :1]).latent_dist.mean.permute(0, 2, 1, 3, 4) * p.sf
+        zi = torch.cat([zi, torch.zeros_like(x0[:, 1:])], 1)
+        emb = p.pipe.encode_prompt([prompt_for(sc)], negative_prompt=[""], do_classifier_free_guidance=True,
+                                   max_sequence_length=16, device="cpu")
+        pe = torch.cat([emb[1], emb[0]])
+        p.sch.set_timesteps(50)
+        ts = [t for t in p.sch.timesteps if t < int(rng.choice([200, 300, 400, 500]))]
+        z = p.sch.add_noise(x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(i)), torch.tensor([ts[0]]))
+        for t in ts:
+            v = p.tr(hidden_states=torch.cat([torch.cat([z, zi], 2)] * 2), encoder_hidden_states=pe,
+                     timestep=torch.tensor([t, t]), image_rotary_emb=p.rot, return_dict=False)[0]
+            vu, vc = v.chunk(2)
+            z = p.sch.step(vu + 6.0 * (vc - vu), t, z).prev_sample
+        pairs.append((z.permute(0, 2, 1, 3, 4) / p.sf, x0.permute(0, 2, 1, 3, 4) / p.sf, x))
+print(f"{n} samples in {time.time() - t_start:.0f} s", flush=True)
+vae = p.vae
+for q in vae.parameters():
+    q.requires_grad_(False)
+params = list(vae.decoder.parameters()) + (list(vae.post_quant_conv.parameters()) if vae.post_quant_conv is not None else [])
+for q in params:
+    q.requires_grad_(True)
+opt = torch.optim.Adam(params, lr=1e-4)
+vae.train()
+for step in range(steps):
+    for g in opt.param_groups:
+        g["lr"] = 1e-4 * 0.5 * (1 + np.cos(np.pi * step / steps))
+    a, b = (pairs[int(k)] for k in rng.integers(0, n, 2))
+    loss = F.mse_loss(vae.decode(a[0]).sample, a[2]) + F.mse_loss(vae.decode(b[1]).sample, b[2])
+    opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+    if step % 20 == 0:
+        print(step, round(loss.item(), 4), round(time.time() - t_start), flush=True)
+torch.save(vae.state_dict(), out)
