@@ -1,7 +1,8 @@
 """Fine-tune a model's VAE decoder (encoder frozen: latents, cache and transformer stay valid) on what
 its transformer hands it: training scenes (never the held-out ones) encoded, noised to t0 in 200-500,
 denoised with guidance 6, and decoded against the true clip; half of each batch is the true latent,
-so reconstruction is kept. Usage: python decoder_on_samples.py MODEL OUT_VAE.pt SAMPLES STEPS"""
+so reconstruction is kept. Each step decodes random 4x6-latent (32x48-pixel) crops, as stage 2 trains.
+Usage: python decoder_on_samples.py MODEL OUT_VAE.pt SAMPLES STEPS"""
 import sys, time
 
 import numpy as np
@@ -47,8 +48,12 @@ vae.train()
 for step in range(steps):
     for g in opt.param_groups:
         g["lr"] = 1e-4 * 0.5 * (1 + np.cos(np.pi * step / steps))
-    a, b = (pairs[int(k)] for k in rng.integers(0, n, 2))
-    loss = F.mse_loss(vae.decode(a[0]).sample, a[2]) + F.mse_loss(vae.decode(b[1]).sample, b[2])
+    zs, xs = [], []
+    for j, k in enumerate(rng.integers(0, n, 4)):  # two denoised latents, two true ones
+        y, x = int(rng.integers(0, 5)), int(rng.integers(0, 7))
+        zs.append(pairs[k][0 if j < 2 else 1][..., y : y + 4, x : x + 6])
+        xs.append(pairs[k][2][..., 8 * y : 8 * y + 32, 8 * x : 8 * x + 48])
+    loss = F.mse_loss(vae.decode(torch.cat(zs)).sample, torch.cat(xs))
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
     if step % 20 == 0:
         print(step, round(loss.item(), 4), round(time.time() - t_start), flush=True)
