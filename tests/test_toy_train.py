@@ -133,7 +133,7 @@ def test_vae_crop_motion_puts_the_moving_shape_inside_stage_2s_crops():
     assert sum(moving(c) for c in plain) < 40  # random crops often miss it
     still = np.repeat(frames[:1], 17, axis=0)  # nothing moves: a random crop, no error
     assert T._motion_crop(still, rng).shape == (17, 32, 48, 3)
-    # in a batch: share 0 leaves the random stream as it was, share 1 crops over what moves
+    # in a batch: share 0 is the default (no extra draw), share 1 crops over what moves
     pool = SourcePool(0, procedural=4)
     a = T._clip_batch(np.random.default_rng(3), 4, pool, {"shapes": 1.0})
     b = T._clip_batch(np.random.default_rng(3), 4, pool, {"shapes": 1.0}, 0.0)
