@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz.toy.scenes import sample_scene
 from cogviz.toy.train import EVAL_SEED_BASE, to_pixels
 from denoise import Probe
 
@@ -20,21 +20,9 @@ rng = np.random.default_rng(2026)
 pairs, t_start = [], time.time()
 with torch.no_grad():
     for i in range(n):
-        sc = sample_scene(int(rng.integers(0, EVAL_SEED_BASE))); x = to_pixels(render_scene(sc)[None])
-        x0 = p.vae.encode(x).latent_dist.mean.permute(0, 2, 1, 3, 4) * p.sf
-        zi = p.vae.encode(x[:, :, :1]).latent_dist.mean.permute(0, 2, 1, 3, 4) * p.sf
-        zi = torch.cat([zi, torch.zeros_like(x0[:, 1:])], 1)
-        emb = p.pipe.encode_prompt([prompt_for(sc)], negative_prompt=[""], do_classifier_free_guidance=True,
-                                   max_sequence_length=16, device="cpu")
-        pe = torch.cat([emb[1], emb[0]])
-        p.sch.set_timesteps(50)
-        ts = [t for t in p.sch.timesteps if t < int(rng.choice([200, 300, 400, 500]))]
-        z = p.sch.add_noise(x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(i)), torch.tensor([ts[0]]))
-        for t in ts:
-            v = p.tr(hidden_states=torch.cat([torch.cat([z, zi], 2)] * 2), encoder_hidden_states=pe,
-                     timestep=torch.tensor([t, t]), image_rotary_emb=p.rot, return_dict=False)[0]
-            vu, vc = v.chunk(2)
-            z = p.sch.step(vu + 6.0 * (vc - vu), t, z).prev_sample
+        sc, fr, x0, zi, pe = p.encode(sample_scene(int(rng.integers(0, EVAL_SEED_BASE))))
+        z = p.denoise(x0, zi, pe, int(rng.choice([200, 300, 400, 500])), 6.0, seed=i)
+        x = to_pixels(fr[None])
         pairs.append((z.permute(0, 2, 1, 3, 4) / p.sf, x0.permute(0, 2, 1, 3, 4) / p.sf, x))
 print(f"{n} samples in {time.time() - t_start:.0f} s", flush=True)
 vae = p.vae

@@ -22,7 +22,12 @@ class Probe:
     @torch.no_grad()
     def scene(self, k: int):
         """Held-out scene k: (scene, frames, true video latent, image latent zero-padded, CFG embeddings)."""
-        sc = sample_scene(EVAL_SEED_BASE + k); fr = render_scene(sc); x = to_pixels(fr[None])
+        return self.encode(sample_scene(EVAL_SEED_BASE + k))
+
+    @torch.no_grad()
+    def encode(self, sc):
+        """A scene's (scene, frames, true video latent, image latent zero-padded, CFG embeddings)."""
+        fr = render_scene(sc); x = to_pixels(fr[None])
         x0 = self.vae.encode(x).latent_dist.mean.permute(0, 2, 1, 3, 4) * self.sf
         zi = self.vae.encode(x[:, :, :1]).latent_dist.mean.permute(0, 2, 1, 3, 4) * self.sf
         zi = torch.cat([zi, torch.zeros_like(x0[:, 1:])], 1)
@@ -31,11 +36,11 @@ class Probe:
         return sc, fr, x0, zi, torch.cat([emb[1], emb[0]])
 
     @torch.no_grad()
-    def denoise(self, x0, zi, pe, t0: int, guidance: float, steps: int = 50):
-        """50 DDIM steps below t0 (t0 = 1000: from pure noise), noise seed 0; the final latent."""
+    def denoise(self, x0, zi, pe, t0: int, guidance: float, steps: int = 50, seed: int = 0):
+        """50 DDIM steps below t0 (t0 = 1000: from pure noise), noise seed ``seed``; the final latent."""
         self.sch.set_timesteps(steps)
         ts = [t for t in self.sch.timesteps if t < t0]
-        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
         z = self.sch.add_noise(x0, noise, torch.tensor([ts[0]])) if t0 < 1000 else noise
         for t in ts:
             v = self.tr(hidden_states=torch.cat([torch.cat([z, zi], 2)] * 2), encoder_hidden_states=pe,
