@@ -154,6 +154,24 @@ def test_snr_shift_scale_is_checked_and_shifts_the_schedule():
     assert shifted[-1] < 1e-6  # zero terminal SNR kept: the last step is pure noise
 
 
+def test_transformer_size_overrides_change_the_model_and_unknown_settings_fail():
+    from cogviz.toy.components import TRANSFORMER_SIZE, make_transformer
+
+    base, deeper = make_transformer(), make_transformer(num_layers=TRANSFORMER_SIZE["num_layers"] + 2)
+    assert len(deeper.transformer_blocks) == len(base.transformer_blocks) + 2
+    assert base.config.in_channels == deeper.config.in_channels == 32  # the I2V concat is kept
+    with pytest.raises(ValueError, match="unknown size setting.*num_layers"):
+        make_transformer(layers=8)
+    # the training recipe's settings reach the model, and a size of 0 fails before any stage runs
+    from cogviz.toy.train import TrainConfig, make_transformer as run_transformer
+
+    wide = run_transformer(TrainConfig(tr_layers=2, tr_heads=6))
+    assert len(wide.transformer_blocks) == 2 and wide.config.num_attention_heads == 6
+    assert wide.config.attention_head_dim == TRANSFORMER_SIZE["attention_head_dim"]
+    with pytest.raises(ValueError, match="tr_layers and tr_heads must be >= 1"):
+        TrainConfig(tr_layers=0)
+
+
 def test_model_card_states_the_transformer_recipe(tmp_path):
     from dataclasses import asdict
 
@@ -163,13 +181,15 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
                                                  tune_steps=77, tune_lr=1e-4, vae_channels="16,48,64,64",
                                                  vae_latent_noise=0.1, snr_shift_scale=0.5,
-                                                 vae_clip_kind_weights="shapes:0.7,camera:0.3", vae_crop_motion=0.5))
+                                                 vae_clip_kind_weights="shapes:0.7,camera:0.3", vae_crop_motion=0.5,
+                                                 tr_layers=8, tr_heads=5))
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     speed = {"end_to_end_50_steps_s": 2.5, "one_step_s": 1.4, "per_step_ms": 22.0, "threads": 2,
              "baseline": "old", "baseline_s": 2.6, "model_s": 2.45, "ratio_to_baseline": 0.942}
     (tmp_path / "speed.json").write_text(json.dumps(speed))
     text = write_model_card(tmp_path).read_text()
     assert "2.45 s vs 2.6 s, ratio 0.942 (target <= 1.2)" in text  # the same-run comparison
+    assert "4. Transformer of 8 blocks, 5 heads x 32 channels" in text
     assert "The first 123 steps draw shapes-world clips alone" in text
     assert "Timesteps: 25% of each batch uniform over t >= 800" in text
     assert "a second cosine cycle from step 4's weights: 77 steps, AdamW 0.0001" in text

@@ -25,7 +25,7 @@ from .scenes import COLOURS, DIRECTIONS, SHAPES
 
 __all__ = [
     "HEIGHT", "WIDTH", "NUM_FRAMES", "MAX_TEXT_LEN", "VOCAB",
-    "VAE_CHANNELS", "check_vae_channels", "make_vae", "make_transformer", "make_text_encoder", "make_tokenizer", "make_scheduler", "make_pipeline",
+    "VAE_CHANNELS", "TRANSFORMER_SIZE", "check_vae_channels", "make_vae", "make_transformer", "make_text_encoder", "make_tokenizer", "make_scheduler", "make_pipeline",
 ]
 
 HEIGHT, WIDTH, NUM_FRAMES = 64, 96, 17
@@ -68,15 +68,20 @@ def make_vae(scaling_factor: float = 1.0, block_out_channels: tuple[int, ...] = 
     )
 
 
-def make_transformer() -> CogVideoXTransformer3DModel:
+#: The transformer's size; ``make_transformer(**overrides)`` changes it (e.g. ``num_layers=8``).
+TRANSFORMER_SIZE: dict[str, int] = {"num_attention_heads": 4, "attention_head_dim": 32, "num_layers": 6}
+
+
+def make_transformer(**size: int) -> CogVideoXTransformer3DModel:
+    unknown = set(size) - set(TRANSFORMER_SIZE)
+    if unknown:
+        raise ValueError(f"make_transformer: unknown size setting(s) {sorted(unknown)}; accepted: {sorted(TRANSFORMER_SIZE)}")
     return CogVideoXTransformer3DModel(
-        num_attention_heads=4,
-        attention_head_dim=32,
+        **{**TRANSFORMER_SIZE, **size},
         in_channels=32,  # 16 noisy-video channels + 16 image-latent channels, as 5b-I2V
         out_channels=16,
         time_embed_dim=128,
         text_embed_dim=64,
-        num_layers=6,
         sample_width=WIDTH // 8,
         sample_height=HEIGHT // 8,
         sample_frames=NUM_FRAMES,

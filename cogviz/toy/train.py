@@ -106,6 +106,9 @@ class TrainConfig:
     # stage 3: latent cache
     cache_clips: int = 6000
     # stage 4: transformer
+    # its size (cogviz.toy.components.TRANSFORMER_SIZE): blocks and attention heads of 32 channels
+    tr_layers: int = C.TRANSFORMER_SIZE["num_layers"]
+    tr_heads: int = C.TRANSFORMER_SIZE["num_attention_heads"]
     tr_steps: int = 15000
     tr_batch: int = 16
     tr_lr: float = 6e-4
@@ -151,6 +154,8 @@ class TrainConfig:
             raise ValueError(f"tune_steps must be >= 0 (0 skips the stage), got {self.tune_steps}")
         _check_timestep_draw(self.tr_high_share, self.tr_high_from)
         C.make_scheduler(self.snr_shift_scale)  # raises on a value <= 0
+        if self.tr_layers < 1 or self.tr_heads < 1:
+            raise ValueError(f"tr_layers and tr_heads must be >= 1, got {self.tr_layers} and {self.tr_heads}")
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -161,6 +166,11 @@ def vae_channels(cfg: TrainConfig) -> tuple[int, ...]:
     except ValueError:
         raise ValueError(f"vae_channels {cfg.vae_channels!r} is not 4 comma-separated integers "
                          "(e.g. 16,32,32,64)") from None
+
+
+def make_transformer(cfg: TrainConfig):
+    """The transformer at the run's size (``tr_layers``, ``tr_heads``)."""
+    return C.make_transformer(num_layers=cfg.tr_layers, num_attention_heads=cfg.tr_heads)
 
 
 def _log(run_dir: Path, **record) -> None:
@@ -489,8 +499,8 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     cache = torch.load(run_dir / "cache.pt")
     scaling = cache["scaling_factor"]
     text_encoder = C.make_text_encoder(cfg.seed)
-    pipe = C.make_pipeline(vae=C.make_vae(scaling, vae_channels(cfg)), text_encoder=text_encoder,
-                           scheduler=C.make_scheduler(cfg.snr_shift_scale))
+    pipe = C.make_pipeline(vae=C.make_vae(scaling, vae_channels(cfg)), transformer=make_transformer(cfg),
+                           text_encoder=text_encoder, scheduler=C.make_scheduler(cfg.snr_shift_scale))
     tr = pipe.transformer
     sched = pipe.scheduler
     prompts = sorted(set(cache["prompts"]))
@@ -597,7 +607,7 @@ def _export(cfg, run_dir, out_dir: Path):
     cache_info = json.loads((run_dir / "cache.done").read_text())
     vae = C.make_vae(cache_info["scaling_factor"], vae_channels(cfg))
     vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
-    tr = C.make_transformer()
+    tr = make_transformer(cfg)
     tr.load_state_dict(torch.load(run_dir / ("transformer_tune.pt" if cfg.tune_steps else "transformer.pt")))
     pipe = C.make_pipeline(vae=vae, transformer=tr, text_encoder=C.make_text_encoder(cfg.seed),
                            scheduler=C.make_scheduler(cfg.snr_shift_scale))

@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 
 from cogviz.toy import components as C
-from cogviz.toy.train import TrainConfig, vae_channels
+from cogviz.toy.train import TrainConfig, make_transformer, vae_channels
 
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
 cfg = TrainConfig(**{**json.loads((run / "config.json").read_text())})
 scaling = json.loads((run / "cache.done").read_text())["scaling_factor"]
 vae = C.make_vae(scaling, vae_channels(cfg))
 vae.load_state_dict(torch.load(run / "vae_clips.pt"))
-tr = C.make_transformer()
+tr = make_transformer(cfg)
 for name in ("transformer_tune", "transformer"):
     if (run / f"{name}.pt").exists() and name == "transformer" and (run / "transformer_tune.ckpt").exists():
         continue
