@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .components import VOCAB
+from .components import TRANSFORMER_SIZE, VOCAB
 
 __all__ = ["write_model_card"]
 
@@ -100,7 +100,9 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
            "   latent still decodes to a clean picture."] if cfg.get("vae_latent_noise") else []),
         f"3. Latent cache of {cfg['cache_clips']} clips of the mix; frame 0 encoded after pixel noise sigma ~ exp(N(-3, 0.5));",
         "   scaling factor = 1 / std of the latents.",
-        f"4. Transformer of {cfg.get('tr_layers', 6)} blocks, {cfg.get('tr_heads', 4)} heads x 32 channels; {cfg['tr_steps']} steps of batch {cfg['tr_batch']},",
+        f"4. Transformer of {cfg.get('tr_layers', TRANSFORMER_SIZE['num_layers'])} blocks, "
+        f"{cfg.get('tr_heads', TRANSFORMER_SIZE['num_attention_heads'])} heads x {TRANSFORMER_SIZE['attention_head_dim']} channels; "
+        f"{cfg['tr_steps']} steps of batch {cfg['tr_batch']},",
         f"   AdamW {cfg['tr_lr']} cosine: z_img (frame 0,",
         "   zeros over later latent frames) concatenated on channels with the noisy latent, v-prediction MSE,",
         f"   image-latent dropout {cfg['image_dropout']}, prompt dropout {cfg['prompt_dropout']} (for CFG).",
