@@ -180,8 +180,9 @@ def test_anchor_attention_is_opt_in_scoped_and_exact(toy, run):
         cogviz.generate(toy, run.fitted, PROMPT, steps=2, progress=False, attention_layers="all",
                         interventions=[Intervention("step/1/pred", boom)])
     assert {type(b.attn1.processor).__name__ for b in toy.transformer.transformer_blocks} == procs
-    with pytest.raises(CogvizError, match="layers 0-5"):
-        cogviz.generate(toy, run.fitted, PROMPT, steps=2, progress=False, attention_layers=[9])
+    last = len(toy.transformer.transformer_blocks) - 1
+    with pytest.raises(CogvizError, match=f"layers 0-{last}"):
+        cogviz.generate(toy, run.fitted, PROMPT, steps=2, progress=False, attention_layers=[last + 1])
 
 
 def test_heatmap_renders_attention(run):

@@ -12,6 +12,9 @@ from cogviz import ModelLoadError
 from cogviz.testing import TINY_SIZE, tiny_random_pipeline
 from cogviz.toy.evaluate import evaluate, zeroed_image_latents
 
+#: Bounds for the held-out photographs at 12 steps (the model card has the 50-step figures).
+PHOTO_VAE_DB, PHOTO_FRAME0_DB, PHOTO_DROP_DB = 21.0, 19.5, 6.0
+
 
 @pytest.fixture(scope="module")
 def toy():
@@ -106,6 +109,21 @@ def test_bad_folders_and_options(tmp_path):
 def test_memory_options_use_diffusers_mechanisms():
     pipe = M.load_pipeline("toy", memory=["vae_tiling", "vae_slicing"])
     assert pipe.vae.use_tiling and pipe.vae.use_slicing
+
+
+def test_toy_anchors_heldout_photographs(toy):
+    """The three held-out photographs (packages no training stage reads), fitted whole, 12 steps:
+    the VAE keeps them, frame 0 is the photo, and zeroing z_img loses it. Bounds sit well below the
+    model card's 50-step figures, so only a broken model or loader fails them."""
+    from cogviz.toy.evaluate import evaluate_photos
+    from cogviz.toy.natural import heldout_views
+
+    report = evaluate_photos(toy, heldout_views(per_photo=1), steps=12, progress=False)
+    s = report.summary()
+    assert s["photos"] == 3
+    assert s["vae_psnr_median"] >= PHOTO_VAE_DB, s
+    assert s["frame0_psnr_median"] >= PHOTO_FRAME0_DB, s
+    assert s["anchor_drop_db"] >= PHOTO_DROP_DB, s
 
 
 def test_auto_device_on_this_machine():

@@ -202,3 +202,22 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     assert "second cosine cycle" not in write_model_card(tmp_path).read_text()
     assert "Not evaluated yet." in text  # no eval.json beside it
+    # the shipped recipe: shapes world alone from the start, uniform timesteps
+    info["train_config"].update(tr_shapes_first=0, tr_high_share=0.0, tr_kind_weights="shapes:0.6,shapes_full:0.4")
+    (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
+    text = write_model_card(tmp_path).read_text()
+    assert "The kinds are drawn with weights shapes:0.6,shapes_full:0.4." in text and "The first 0 steps" not in text
+    assert "Timesteps uniform over [0, 1000)." in text and "0% of each batch" not in text
+
+
+def test_model_card_reads_its_bars_from_the_evaluation(tmp_path):
+    from cogviz.toy.card import WEIGHTS, write_model_card
+    from cogviz.toy.evaluate import PHOTO_BAR, QUALITY_BAR
+
+    (tmp_path / "cogviz_toy.json").write_text((WEIGHTS / "cogviz_toy.json").read_text())
+    (tmp_path / "eval.json").write_text((WEIGHTS / "eval.json").read_text())
+    text = write_model_card(tmp_path).read_text()
+    assert f"| >= {QUALITY_BAR['frame0_psnr_median']} dB |" in text and QUALITY_BAR["frame0_psnr_median"] == 30.9
+    assert f"| >= {QUALITY_BAR['anchor_drop_db']} dB |" in text and QUALITY_BAR["anchor_drop_db"] == 16.0
+    assert f"| >= {PHOTO_BAR['vae_psnr_median']} dB |" in text
+    assert ">= 24 dB | True" not in text  # the earlier, lower shapes bar is gone

@@ -107,16 +107,17 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
         "   zeros over later latent frames) concatenated on channels with the noisy latent, v-prediction MSE,",
         f"   image-latent dropout {cfg['image_dropout']}, prompt dropout {cfg['prompt_dropout']} (for CFG).",
         *([f"   The first {cfg['tr_shapes_first']} steps draw shapes-world clips alone, then the kinds are drawn "
-           f"with weights {cfg['tr_kind_weights']}."] if "tr_shapes_first" in cfg else []),
+           f"with weights {cfg['tr_kind_weights']}."] if cfg.get("tr_shapes_first") else
+          [f"   The kinds are drawn with weights {cfg['tr_kind_weights']}."] if "tr_kind_weights" in cfg else []),
         *([f"   Timesteps: {cfg['tr_high_share']:.0%} of each batch uniform over t >= {cfg['tr_high_from']} (where the noise hides",
            "   the motion and only the prompt tells the direction), the rest uniform over [0, 1000)."]
-          if "tr_high_share" in cfg else []),
+          if cfg.get("tr_high_share") else ["   Timesteps uniform over [0, 1000)."] if "tr_high_share" in cfg else []),
         *([f"   The scheduler's snr_shift_scale is {cfg['snr_shift_scale']}: the signal-to-noise ratio at every timestep is",
            f"   {1 / cfg['snr_shift_scale']:.2f}x the 5b-I2V schedule's, in training and in the shipped scheduler."]
           if cfg.get("snr_shift_scale", 1.0) != 1.0 else []),
         *([f"5. Transformer, a second cosine cycle from step 4's weights: {cfg['tune_steps']} steps, AdamW {cfg['tune_lr']}",
            f"   ({cfg['tune_warmup']} warm-up steps), the kinds drawn with weights {cfg['tune_kind_weights']}, timesteps as",
-           "   in step 4. At the end of step 4 the validation loss was still falling and the direction gap rising."]
+           "   in step 4."]
           if cfg.get("tune_steps") else []),
         "",
         f"Training time: {info['training_seconds'] / 60:.1f} min on {info['hardware']}.",
@@ -126,17 +127,20 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
     if ev is None:
         lines.append("Not evaluated yet.")
     else:
+        from .evaluate import PHOTO_BAR as pb, QUALITY_BAR as qb
+
         s, meets = ev["summary"], ev["meets"]
         lines += [
-            f"{s['scenes']} held-out scenes, {s['steps']} steps, guidance {s['guidance']}, CPU.",
+            f"{s['scenes']} held-out scenes, {s['steps']} steps, guidance {s['guidance']}, CPU. The bars: no worse than the",
+            "shapes-world-only model this one replaced (30.86 dB, 100 %, 100 %, 16.03 dB on 32 scenes).",
             "",
             "| figure | value | bar | met |",
             "|---|---|---|---|",
-            f"| frame-0 PSNR vs the conditioning image (median) | {s['frame0_psnr_median']} dB | >= 24 dB | {meets['frame0_psnr_median']} |",
-            f"| shape colour present in the last frame | {100 * s['colour_kept_rate']:.0f} % | >= 90 % | {meets['colour_kept_rate']} |",
-            f"| centroid moves in the prompted direction | {100 * s['moved_ok_rate']:.0f} % | >= 80 % | {meets['moved_ok_rate']} |",
-            f"| frame-0 PSNR drop with z_img zeroed | {s['anchor_drop_db']} dB (to {s['frame0_psnr_no_image_median']} dB) | >= 6 dB | {meets['anchor_drop_db']} |",
-            *([f"| the shape stays one piece (no copies, smears or fragments; frames 4-16) | {100 * s['stays_whole_rate']:.0f} % | >= 90 % | {meets['stays_whole_rate']} |"]
+            f"| frame-0 PSNR vs the conditioning image (median) | {s['frame0_psnr_median']} dB | >= {qb['frame0_psnr_median']} dB | {meets['frame0_psnr_median']} |",
+            f"| shape colour present in the last frame | {100 * s['colour_kept_rate']:.0f} % | >= {qb['colour_kept_rate']:.0%} | {meets['colour_kept_rate']} |",
+            f"| centroid moves in the prompted direction | {100 * s['moved_ok_rate']:.0f} % | >= {qb['moved_ok_rate']:.0%} | {meets['moved_ok_rate']} |",
+            f"| frame-0 PSNR drop with z_img zeroed | {s['anchor_drop_db']} dB (to {s['frame0_psnr_no_image_median']} dB) | >= {qb['anchor_drop_db']} dB | {meets['anchor_drop_db']} |",
+            *([f"| the shape stays one piece (no copies, smears or fragments; frames 4-16) | {100 * s['stays_whole_rate']:.0f} % | >= {qb['stays_whole_rate']:.0%} | {meets['stays_whole_rate']} |"]
               if s.get("stays_whole_rate") is not None else []),
         ]
         if "photos" in ev:
@@ -149,13 +153,13 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
                 "",
                 "| figure | value | bar | met |",
                 "|---|---|---|---|",
-                f"| VAE reconstruction PSNR (median) | {p['vae_psnr_median']} dB | >= 26 dB | {pm['vae_psnr_median']} |",
+                f"| VAE reconstruction PSNR (median) | {p['vae_psnr_median']} dB | >= {pb['vae_psnr_median']} dB | {pm['vae_psnr_median']} |",
                 *([f"| reference: a JPEG-like block-DCT code with the latent's budget (16 numbers per 8 x 8 block, unquantized) | {p['dct_psnr_median']} dB | | |"]
                   if p.get("dct_psnr_median") is not None else []),
-                f"| frame-0 PSNR vs the fitted photo (median) | {p['frame0_psnr_median']} dB | >= 24 dB | {pm['frame0_psnr_median']} |",
-                f"| frame-0 PSNR drop with z_img zeroed | {p['anchor_drop_db']} dB (to {p['frame0_psnr_no_image_median']} dB) | >= 6 dB | {pm['anchor_drop_db']} |",
-                f"| global motion first -> last frame matches the camera prompt | {100 * p['camera_ok_rate']:.0f} % | >= 80 % | {pm['camera_ok_rate']} |",
-                f"| last frame still shows the photo (aligned PSNR >= 17 dB; median {p['last_frame_psnr_median']} dB) | {100 * p['last_frame_ok_rate']:.0f} % | >= 80 % | {pm['last_frame_ok_rate']} |",
+                f"| frame-0 PSNR vs the fitted photo (median) | {p['frame0_psnr_median']} dB | >= {pb['frame0_psnr_median']} dB | {pm['frame0_psnr_median']} |",
+                f"| frame-0 PSNR drop with z_img zeroed | {p['anchor_drop_db']} dB (to {p['frame0_psnr_no_image_median']} dB) | >= {pb['anchor_drop_db']} dB | {pm['anchor_drop_db']} |",
+                f"| global motion first -> last frame matches the camera prompt | {100 * p['camera_ok_rate']:.0f} % | >= {pb['camera_ok_rate']:.0%} | {pm['camera_ok_rate']} |",
+                f"| last frame still shows the photo (aligned PSNR >= 17 dB; median {p['last_frame_psnr_median']} dB) | {100 * p['last_frame_ok_rate']:.0f} % | >= {pb['last_frame_ok_rate']:.0%} | {pm['last_frame_ok_rate']} |",
                 "",
                 "Motion is measured by phase correlation (scikit-image) jointly with a zoom search about the",
                 "centre; \"still shows the photo\" compares the last frame with the photo moved by that measured",

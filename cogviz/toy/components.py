@@ -3,8 +3,8 @@
 | part        | CogVideoX-5b-I2V                         | toy                                   |
 |-------------|------------------------------------------|---------------------------------------|
 | VAE         | AutoencoderKLCogVideoX, 16 latent ch.,   | same class, 16 latent channels,       |
-|             | widths (128, 256, 256, 512), 8x / 4x     | widths (16, 32, 32, 64), 8x / 4x      |
-| transformer | in_channels=32 (16 + 16), 42 layers,     | in_channels=32 (16 + 16), 6 layers,   |
+|             | widths (128, 256, 256, 512), 8x / 4x     | widths (16, 48, 64, 64), 8x / 4x      |
+| transformer | in_channels=32 (16 + 16), 42 layers,     | in_channels=32 (16 + 16), 8 layers,   |
 |             | 48 heads x 64, patch 2, learned + rotary | 4 heads x 32, patch 2, learned+rotary |
 | text        | T5-XXL (4096 wide), 226 tokens           | T5 encoder (64 wide), 16 tokens       |
 | tokenizer   | SentencePiece T5Tokenizer                | word-level PreTrainedTokenizerFast    |
@@ -43,7 +43,7 @@ VOCAB: tuple[str, ...] = ("<pad>", "</s>", "<unk>") + tuple(
 
 
 #: The VAE's channels per block (4 blocks -> 8x spatial, as the real VAE).
-VAE_CHANNELS: tuple[int, ...] = (16, 32, 32, 64)
+VAE_CHANNELS: tuple[int, ...] = (16, 48, 64, 64)
 
 
 def check_vae_channels(block_out_channels: tuple[int, ...]) -> None:
@@ -68,8 +68,8 @@ def make_vae(scaling_factor: float = 1.0, block_out_channels: tuple[int, ...] = 
     )
 
 
-#: The transformer's size; ``make_transformer(**overrides)`` changes it (e.g. ``num_layers=8``).
-TRANSFORMER_SIZE: dict[str, int] = {"num_attention_heads": 4, "attention_head_dim": 32, "num_layers": 6}
+#: The transformer's size; ``make_transformer(**overrides)`` changes it (e.g. ``num_layers=6``).
+TRANSFORMER_SIZE: dict[str, int] = {"num_attention_heads": 4, "attention_head_dim": 32, "num_layers": 8}
 
 
 def make_transformer(**size: int) -> CogVideoXTransformer3DModel:

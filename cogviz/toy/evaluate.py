@@ -32,8 +32,10 @@ __all__ = ["SceneResult", "EvalReport", "evaluate", "zeroed_image_latents", "col
            "PHOTO_BAR", "DCT_KEEP", "dct_reference", "PhotoResult", "PhotoReport", "evaluate_photos", "global_motion", "motion_matches",
            "aligned_psnr", "vae_psnr", "shape_stays_whole", "WHOLE_FRAMES"]
 
-#: The issue's quality bar for the shipped model (the eval benchmark checks against it).
-QUALITY_BAR = {"frame0_psnr_median": 24.0, "colour_kept_rate": 0.90, "moved_ok_rate": 0.80, "anchor_drop_db": 6.0,
+#: The shapes-world bar for the shipped model (the eval benchmark and the card check against it):
+#: no worse than the shapes-world-only model the natural-image one replaced (its card: 32 held-out
+#: scenes, 50 steps, guidance 6: 30.86 dB, 100 %, 100 %, 16.03 dB), the shape one piece in >= 90 %.
+QUALITY_BAR = {"frame0_psnr_median": 30.9, "colour_kept_rate": 1.0, "moved_ok_rate": 1.0, "anchor_drop_db": 16.0,
                "stays_whole_rate": 0.90}
 #: The frames :func:`shape_stays_whole` inspects.
 WHOLE_FRAMES = (4, 8, 12, 16)
@@ -298,7 +300,7 @@ def aligned_psnr(frame: np.ndarray, photo: np.ndarray, motion: tuple[float, floa
 
 def vae_psnr(pipe, image: np.ndarray) -> float:
     """PSNR of the VAE's reconstruction (posterior mode) of ``image`` (``uint8 (H, W, 3)``)."""
-    x = torch.from_numpy(image).float().div(127.5).sub(1).permute(2, 0, 1)[None, :, None]
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).div(127.5).sub(1).permute(2, 0, 1)[None, :, None]
     with torch.no_grad():
         vae = pipe.vae
         rec = vae.decode(vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mode()).sample
