@@ -229,14 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--size", type=_size, help="HEIGHTxWIDTH instead of a preset")
     f.add_argument("--mode", choices=["crop", "pad", "stretch"], default="crop")
     f.add_argument("--out", required=True, help="where to write the fitted image (PNG/JPEG by suffix)")
-    t = sub.add_parser("train-toy", help="train the embedded toy model (python -m cogviz.toy.train)")
-    from .toy.train import build_parser as toy_parser
-
-    toy_parser(t)
+    # listed for --help only: main() hands `train-toy ...` to cogviz.toy.train before parsing, so that
+    # the other commands (and their errors) never import torch and diffusers just to build this parser
+    sub.add_parser("train-toy", help="train the embedded toy model (python -m cogviz.toy.train; "
+                                     "cogviz train-toy --help lists its options)")
     return p
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train-toy"]:
+        from .toy.train import main as train_main
+
+        return train_main(argv[1:], prog="cogviz train-toy")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -256,10 +261,6 @@ def main(argv=None) -> int:
             fitted.image.save(args.out)
             print(fitted.report.summary())
             return 0
-        if args.command == "train-toy":
-            from .toy.train import main as train_main
-
-            return train_main([a for a in (argv if argv is not None else sys.argv[1:]) if a != "train-toy"])
     except CogvizError as e:
         sys.stderr.write(f"cogviz: error: {e}\n")
         return 2

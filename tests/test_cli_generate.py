@@ -65,6 +65,20 @@ def test_help_explains_each_command():
     for command in ("generate", "fit", "train-toy"):
         assert command in r.stdout
     assert "--trace" in run_cli("generate", "--help").stdout
+    toy = run_cli("train-toy", "--help")
+    assert toy.returncode == 0 and toy.stdout.startswith("usage: cogviz train-toy")
+    assert "--tune-steps" in toy.stdout and "--run-dir" in toy.stdout  # the training command's own options
+
+
+def test_argument_errors_come_before_torch_is_imported():
+    # building the parser and rejecting bad flags must not pay for importing torch and diffusers
+    code = ("import sys\nfrom cogviz.cli import main\n"
+            "for argv in (['generate', '--prompt', 'x'], ['generate', '--image', 'a.png', '--prompt', 'x', '--steps', '0'], "
+            "['fit', 'a.png']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as e:\n        print('exit', e.code)\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.split("\n")[:4] == ["exit 2", "exit 2", "exit 2", "torch imported: False"], r.stdout + r.stderr
 
 
 def test_the_readme_first_command_works_as_written(tmp_path):

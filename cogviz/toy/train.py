@@ -659,8 +659,8 @@ def train(cfg: TrainConfig, run_dir: Path, out_dir: Path = DEFAULT_OUT) -> Path:
     return Path(out_dir)
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="python -m cogviz.toy.train", description=__doc__.split("\n")[0])
+def build_parser(prog: str = "python -m cogviz.toy.train") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--run-dir", type=Path, default=Path("runs/toy"), help="checkpoints and log (default runs/toy)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
     for name, value in asdict(TrainConfig()).items():
@@ -668,8 +668,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog: str = "python -m cogviz.toy.train") -> int:
+    args = build_parser(prog).parse_args(argv)
     fields = {k: getattr(args, k) for k in asdict(TrainConfig())}
     out = train(TrainConfig(**fields), args.run_dir, args.out)
     print(f"exported the toy pipeline to {out}")
