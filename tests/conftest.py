@@ -72,13 +72,29 @@ def rng():
     return np.random.default_rng(0)
 
 
+def _deselect(config, items, drop) -> None:
+    gone = [i for i in items if drop(i)]
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = [i for i in items if not drop(i)]
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected theirs
 def pytest_collection_modifyitems(config, items):
-    """GPU tests run where CUDA is; elsewhere they are deselected (and counted as such), not skipped."""
+    """Two deselections, each counted as such in the summary (never a skip):
+
+    * GPU tests run where CUDA is; elsewhere they are deselected.
+    * Each lesson runs once. ``test_browser.py::test_lesson_shows_everything_in_jupyterlab[L]`` runs
+      lesson L in JupyterLab, saves it and applies every check of
+      ``test_notebooks.py::test_notebook_runs_and_shows_its_pictures[L]`` to the saved notebook
+      (no error output, the lesson's picture count, no figure shown as text) before its own
+      checks of the page; where it is collected, the headless run of L is deselected. Without
+      the browser tests (``-m "not browser"``), the headless runs stay.
+    """
     import torch
 
-    if torch.cuda.is_available():
-        return
-    gpu = [i for i in items if i.get_closest_marker("gpu")]
-    if gpu:
-        config.hook.pytest_deselected(items=gpu)
-        items[:] = [i for i in items if not i.get_closest_marker("gpu")]
+    if not torch.cuda.is_available():
+        _deselect(config, items, lambda i: i.get_closest_marker("gpu"))
+    in_lab = {i.callspec.id for i in items if i.originalname == "test_lesson_shows_everything_in_jupyterlab"}
+    _deselect(config, items, lambda i: i.originalname == "test_notebook_runs_and_shows_its_pictures"
+              and i.callspec.id in in_lab)

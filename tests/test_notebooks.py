@@ -5,6 +5,10 @@ What a reader sees is checked on the executed notebook: no output is a figure sh
 ``<Figure size ...>`` line where a picture should be), and each lesson shows exactly the number of
 pictures (``image/png`` outputs) it is written to show. The kernel runs as a user's does: no
 ``MPLBACKEND`` is forced, so nothing passes only because of a test-only backend.
+
+Each lesson runs once per test session: where ``tests/test_browser.py`` runs it in JupyterLab, that
+test applies :func:`check_executed` to the notebook JupyterLab saved, and the headless run here is
+deselected (``conftest.py``); with ``-m "not browser"`` the headless runs below take over.
 """
 import os
 import re
@@ -62,8 +66,8 @@ def test_figure_as_text_is_detected():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_shows_its_pictures(path, tmp_path):
+    # deselected where test_browser.py runs the same lesson in JupyterLab (see conftest.py)
     nb = nbformat.read(path, as_version=4)
-    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), "no cell tagged 'parameters'"
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     old = os.environ.pop("MPLBACKEND", None)
@@ -72,11 +76,41 @@ def test_notebook_runs_and_shows_its_pictures(path, tmp_path):
     finally:
         if old is not None:
             os.environ["MPLBACKEND"] = old
+    check_executed(nb, path.stem)
+
+
+def check_executed(nb, stem: str) -> None:
+    """What a run of lesson ``stem`` must show: no error, its pictures, none of them as text."""
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
+    assert not errors, f"{stem}: {errors[0]}"
+    unrun = [c.source[:60] for c in nb.cells if c.cell_type == "code" and c.source.strip()
+             and not c.get("execution_count")]
+    assert not unrun, f"{stem}: cells that did not run: {unrun}"
     pictures, as_text = shown(nb)
-    assert not as_text, f"{path.name} shows pictures as text: {as_text}"
-    assert pictures == PICTURES[path.stem], f"{path.name} shows {pictures} pictures, expected {PICTURES[path.stem]}"
+    assert not as_text, f"{stem} shows pictures as text: {as_text}"
+    assert pictures == PICTURES[stem], f"{stem} shows {pictures} pictures, expected {PICTURES[stem]}"
+
+
+def test_parameters_cell_is_tagged():
+    for path in NOTEBOOKS:  # the one cell a reader edits to rerun the lesson with other settings
+        nb = nbformat.read(path, as_version=4)
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{path.name}: no cell tagged 'parameters'"
+
+
+def test_check_executed_catches_errors_unrun_cells_and_missing_pictures():
+    nb = nbformat.v4.new_notebook()
+    ok = nbformat.v4.new_code_cell("x")
+    ok.execution_count = 1
+    nb.cells = [ok]
+    with pytest.raises(AssertionError, match="shows 0 pictures"):
+        check_executed(nb, "04_i2v_generation")
+    nb.cells = [nbformat.v4.new_code_cell("y")]
+    with pytest.raises(AssertionError, match="did not run"):
+        check_executed(nb, "04_i2v_generation")
+    ok.outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=[])]
+    nb.cells = [ok]
+    with pytest.raises(AssertionError, match="ValueError"):
+        check_executed(nb, "04_i2v_generation")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
