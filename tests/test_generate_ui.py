@@ -63,7 +63,7 @@ def test_frame_choices_follow_the_model_family():
 
 def test_rgb_map_fits_the_toy_decoder_and_reads_colours(toy):
     m = fit_rgb_map(toy)
-    assert m.weight.shape == (16, 3) and m.rmse < 0.06  # measured 0.043 (27.4 dB)
+    assert m.weight.shape == (16, 3) and m.rmse < 0.06  # measured 0.025 (32.2 dB) on the shipped VAE
     assert rgb_map_for(toy) is rgb_map_for(toy)  # fitted once per VAE
     # a red scene: the map of its latent is red where the decoder paints red
     frame = np.zeros((64, 96, 3), np.uint8)
