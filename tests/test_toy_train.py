@@ -212,7 +212,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
 
 def test_model_card_reads_its_bars_from_the_evaluation(tmp_path):
     from cogviz.toy.card import WEIGHTS, write_model_card
-    from cogviz.toy.evaluate import PHOTO_BAR, QUALITY_BAR
+    from cogviz.toy.evaluate import LAST_FRAME_DB, PHOTO_BAR, QUALITY_BAR
 
     (tmp_path / "cogviz_toy.json").write_text((WEIGHTS / "cogviz_toy.json").read_text())
     (tmp_path / "eval.json").write_text((WEIGHTS / "eval.json").read_text())
@@ -220,4 +220,5 @@ def test_model_card_reads_its_bars_from_the_evaluation(tmp_path):
     assert f"| >= {QUALITY_BAR['frame0_psnr_median']} dB |" in text and QUALITY_BAR["frame0_psnr_median"] == 30.9
     assert f"| >= {QUALITY_BAR['anchor_drop_db']} dB |" in text and QUALITY_BAR["anchor_drop_db"] == 16.0
     assert f"| >= {PHOTO_BAR['vae_psnr_median']} dB |" in text
+    assert text.count(f"aligned PSNR >= {LAST_FRAME_DB:g} dB") == 2  # the table and the limits
     assert ">= 24 dB | True" not in text  # the earlier, lower shapes bar is gone
