@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml | $(PY)
 	@touch $(STAMP)
 
 # JupyterLab reads <prefix>/share/jupyter/lab/settings/overrides.json: no news prompt, no update check.
-$(LAB_OVERRIDES): lab/overrides.json | $(STAMP)
-	@mkdir -p $(dir $@) && cp lab/overrides.json $@
+$(LAB_OVERRIDES): lab-settings/overrides.json | $(STAMP)
+	@mkdir -p $(dir $@) && cp lab-settings/overrides.json $@
 
 LAB_FLAGS = --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 

@@ -41,8 +41,8 @@ def main(argv=None) -> int:
 
     import cogviz.ablations as A
     import cogviz.models as M
+    from cogviz.experiment import generate
     from cogviz.metrics import anchor_metrics
-    from cogviz.sampler import generate
     from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
 
     pipe = M.load_pipeline("toy", device="cpu")
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         met = target is None or ratio <= target
         ok &= met
         print(f"{a.label()[:44]:44s} {t['plain']:8.3f} {t['ablated']:9.3f} {ratio:6.3f}  "
-              f"{'<= %.2f ' % target + ('met' if met else 'MISSED') if target else '(pixel space: fits a 2nd image)'}")
+              f"{f'<= {target:.2f} ' + ('met' if met else 'MISSED') if target else '(pixel space: fits a 2nd image)'}")
 
     from skimage.metrics import structural_similarity
 
@@ -78,11 +78,11 @@ def main(argv=None) -> int:
         base = rng.integers(0, 256, (h + 4 * n, w + 4 * n, 3), dtype=np.uint8)
         frames = np.stack([base[2 * t:2 * t + h, 3 * t:3 * t + w] for t in range(n)])  # a panning texture
 
-        def ssim_only():
+        def ssim_only(frames=frames):
             ref = frames[0].astype(np.float32)
             return [structural_similarity(ref, f.astype(np.float32), channel_axis=-1, data_range=255) for f in frames]
 
-        t = interleaved({"ssim": ssim_only, "metrics": lambda: anchor_metrics(frames, frames[0])},
+        t = interleaved({"ssim": ssim_only, "metrics": lambda frames=frames: anchor_metrics(frames, frames[0])},
                         max(1, args.repeats // 3))
         met = t["metrics"] <= target
         ok &= met

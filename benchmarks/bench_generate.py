@@ -31,9 +31,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
 
     import cogviz.models as M
+    from cogviz.experiment import generate
     from cogviz.fit import fit_image
     from cogviz.samples import load_sample
-    from cogviz.sampler import generate
 
     pipe = M.load_pipeline("toy", device="cpu")
     fitted = fit_image(load_sample("shapes"), "cogviz-toy")
@@ -69,8 +69,8 @@ def full_5b(args) -> int:
     if not torch.cuda.is_available():
         print("--full-5b needs a CUDA GPU (the 5.6 B-parameter transformer in bf16 takes 11 GB); none here")
         return 2
+    from cogviz.experiment import generate
     from cogviz.samples import load_sample
-    from cogviz.sampler import generate
     from cogviz.testing import full_size_random_pipeline
 
     steps = args.steps if args.steps != 50 else 4

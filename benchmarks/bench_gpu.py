@@ -68,7 +68,7 @@ def measure(name, pipe, call, device, repeats: int) -> dict:
     """Time ``call(clock)`` (returns uint8 frames): a warm-up run (compile time), then the median."""
     cuda = torch.device(device).type == "cuda"
     runs, frames = [], None
-    for k in range(repeats + 1):
+    for _ in range(repeats + 1):
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -91,7 +91,7 @@ def bench_model(folder: Path, label: str, args, device, image, num_frames, size)
     import cogviz
     import cogviz.ablations as A
     from cogviz.errors import CogvizError
-    from cogviz.sampler import generate, generate_variants
+    from cogviz.experiment import generate, generate_variants
 
     height, width = size
     prompt = "a red circle moves right"

@@ -36,8 +36,8 @@ def main(argv=None) -> int:
 
     import cogviz.ablations as A
     import cogviz.models as M
+    from cogviz.experiment import generate_variants
     from cogviz.fit import fit_image
-    from cogviz.sampler import generate_variants
     from cogviz.samples import load_sample, sample_path
     from cogviz.sweep import sweep
 

@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
 
     import cogviz.models as M
-    from cogviz.samples import load_sample
     from cogviz.fit import fit_image
+    from cogviz.samples import load_sample
 
     pipe = M.load_pipeline(args.model, device="cpu")
     base = M.load_pipeline(args.baseline, device="cpu") if args.baseline else None

@@ -1,13 +1,51 @@
 """cogviz: see, run and test the image conditioning of CogVideoX image-to-video.
 
-The public names, in the order of the data flow::
+The public names, in the order of the data flow (each step is one module)::
 
-    load_image -> fit_image -> load_pipeline -> generate (encode -> concatenate -> denoise -> decode)
+    1 prepare      load_image -> fit_image (FittedImage, FitReport)           image, fit, presets
+    2 encode       load_pipeline, encode_image -> z_img, decode                models, encode, family
+    3 concatenate  concat_condition(z_t, z_img): 16 + 16 channels              condition
+    4 generate     generate / generate_variants -> Generation (frames, Trace)  experiment, sampler, points
+                   Settings, Intervention at named points (NAMES)
+    5 ablate       ablations as data: ZeroImage, SwapImage, ... from_dict      ablations
+    6 measure      anchor_metrics, summarize, half_life                        metrics
+    7 sweep        sweep -> SweepResult (durable, local or Ray)                sweep
+    views          viz (pictures), video (show/save), widgets (ImageFitter, GenerateUI, LatentExplorer, AblationLab)
+
+``import cogviz`` stays light: torch, diffusers and the rest load when a name that needs them is
+first used.
 """
-from .errors import CogvizError, FetchError, FitError, ImageLoadError, ImageTooLargeError, ModelLoadError, PresetError
-from .image import load_image
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import (
+    AblationError,
+    CogvizError,
+    FetchError,
+    FitError,
+    ImageLoadError,
+    ImageTooLargeError,
+    ModelLoadError,
+    PointError,
+    PresetError,
+)
 from .fit import FitReport, FitSource, FittedImage, fit_image
+from .image import load_image
 from .presets import PRESETS, Preset, best_size, get_preset
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time these load on first use
+    from . import ablations, sweep, video, viz, widgets
+    from .ablations import from_dict
+    from .condition import concat_condition
+    from .encode import decode, encode_image
+    from .experiment import generate, generate_variants
+    from .family import FAMILIES, Family, family_of
+    from .metrics import anchor_metrics, half_life, summarize
+    from .models import load_pipeline
+    from .points import NAMES, Intervention, Trace
+    from .sampler import Generation, Settings
+    from .sweep import SweepResult
 
 __version__ = "0.1.0"
 
@@ -32,25 +70,48 @@ def _quiet_torchao_import_notes() -> None:
 
 _quiet_torchao_import_notes()
 __all__ = [
-    "load_image", "fit_image", "FitSource", "FittedImage", "FitReport", "load_pipeline", "generate", "Generation", "Trace", "encode_image", "decode",
-    "Preset", "PRESETS", "get_preset", "best_size",
+    # 1 prepare
+    "load_image", "fit_image", "FitSource", "FittedImage", "FitReport", "Preset", "PRESETS", "get_preset", "best_size",
+    # 2 encode
+    "load_pipeline", "encode_image", "decode", "Family", "FAMILIES", "family_of",
+    # 3 concatenate
+    "concat_condition",
+    # 4 generate
+    "generate", "generate_variants", "Settings", "Generation", "Trace", "Intervention", "NAMES",
+    # 5 ablate
+    "ablations", "from_dict",
+    # 6 measure
+    "anchor_metrics", "summarize", "half_life",
+    # 7 sweep (cogviz.sweep.sweep runs one)
+    "sweep", "SweepResult",
+    # views
+    "viz", "video", "widgets",
+    # errors
     "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
-    "ModelLoadError",
+    "ModelLoadError", "AblationError", "PointError",
 ]
+
+#: where each lazily loaded public name lives (torch and diffusers load only when one is used)
+_LAZY = {
+    "load_pipeline": "models", "encode_image": "encode", "decode": "encode",
+    "Family": "family", "FAMILIES": "family", "family_of": "family", "concat_condition": "condition",
+    "generate": "experiment", "generate_variants": "experiment", "Settings": "sampler", "Generation": "sampler",
+    "Trace": "points", "Intervention": "points", "NAMES": "points", "from_dict": "ablations",
+    "anchor_metrics": "metrics", "summarize": "metrics", "half_life": "metrics",
+    "SweepResult": "sweep",
+}
+_MODULES = ("ablations", "sweep", "viz", "video", "widgets")
 
 
 def __getattr__(name):
-    # torch and diffusers load only when a model is asked for: `import cogviz` stays fast for images.
-    if name == "load_pipeline":
-        from .models import load_pipeline
+    import importlib
 
-        return load_pipeline
-    if name in ("generate", "Generation", "Trace"):
-        from . import sampler
-
-        return getattr(sampler, name)
-    if name in ("encode_image", "decode"):
-        from . import encode
-
-        return getattr(encode, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'cogviz' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -36,35 +36,20 @@ import numpy as np
 import torch
 
 from .errors import AblationError, CogvizError
+from .family import SPATIAL
+from .points import Intervention
+from .sampler import Conditioning, Setup
 
-__all__ = ["Ablation", "Setup", "ImageRef", "KINDS", "from_dict", "resolve", "label",
+__all__ = ["Ablation", "Setup", "ImageRef", "KINDS", "from_dict", "resolve", "compile_ablations", "label",
            "Baseline", "ZeroImage", "SwapImage", "ScaleImage", "NoiseImage", "MaskImage", "ShiftImage",
            "FlipImage", "StepWindow", "FillFrames", "LowPassImage", "ImageGuidance"]
 
-KINDS: dict[str, type["Ablation"]] = {}
-SPATIAL = 8  #: pixels per latent cell in every CogVideoX VAE
+KINDS: dict[str, type[Ablation]] = {}
 
 
 def _register(cls):
     KINDS[cls.kind] = cls
     return cls
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What an ablation is told about the call it changes (built by ``generate`` before any compute)."""
-
-    pipe: Any
-    height: int
-    width: int
-    steps: int
-    fit: str
-    do_cfg: bool
-
-    @property
-    def channels(self) -> int:
-        """Where the image channels start in ``step/{i}/input`` (16: after z_t's)."""
-        return self.pipe.transformer.config.in_channels // 2
 
 
 def _is_number(v) -> bool:
@@ -128,6 +113,10 @@ class Ablation:
         """The sampler interventions that carry this ablation out for one call."""
         return []
 
+    def image_guidance(self) -> float | None:
+        """The image-guidance scale this ablation sets (None: it sets none)."""
+        return None
+
 
 # -- image references -------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -138,7 +127,7 @@ class ImageRef:
     png: bytes
 
     @classmethod
-    def of(cls, image) -> "ImageRef":
+    def of(cls, image) -> ImageRef:
         from PIL import Image
 
         from .fit import FittedImage
@@ -156,7 +145,7 @@ class ImageRef:
         return {"sha256": self.sha256, "png_base64": base64.b64encode(self.png).decode("ascii")}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ImageRef":
+    def from_dict(cls, d: dict) -> ImageRef:
         try:
             data = base64.b64decode(d["png_base64"], validate=True)
         except (KeyError, TypeError, ValueError):
@@ -200,8 +189,6 @@ class ZeroImage(Ablation):
     in_distribution: ClassVar[str] = "yes: the image latent is dropped 5% of the time in training"
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         return [Intervention("z_img", lambda z, ctx: torch.zeros_like(z))]
 
 
@@ -246,8 +233,6 @@ class SwapImage(Ablation):
         from .encode import image_to_tensor
         from .fit import fit_image
         from .image import load_image
-        from .sampler import Intervention
-
         other = fit_image(load_image(self.source()), (setup.height, setup.width), setup.fit).image
 
         def swap(pixels, ctx):
@@ -277,8 +262,6 @@ class ScaleImage(Ablation):
         self._number("alpha", -10.0, 10.0)
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         a = self.alpha
         return [Intervention("z_img", lambda z, ctx: z * a)]
 
@@ -310,8 +293,6 @@ class NoiseImage(Ablation):
         self._number("seed", 0, 2**63 - 1, integer=True)
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         def noise(shape, like):
             g = torch.Generator().manual_seed(self.seed)  # on the CPU: the same numbers on any device
             return torch.randn(shape, generator=g).to(like.device, like.dtype) * self.sigma
@@ -369,8 +350,6 @@ class MaskImage(Ablation):
                                               f"0 <= x0 < x1 <= {setup.width} and 0 <= y0 < y1 <= {setup.height}")
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         c0, r0, c1, r1 = _cells(self.box, setup.height, setup.width)
 
         def mask(z, ctx):
@@ -405,8 +384,6 @@ class ShiftImage(Ablation):
                        f"the shift moves the whole {setup.width}x{setup.height} image out of view")
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         cx, cy = self.dx // SPATIAL, self.dy // SPATIAL
 
         def shift(z, ctx):
@@ -435,8 +412,6 @@ class FlipImage(Ablation):
         self._choice("axis", self.choices["axis"])
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         dim = -1 if self.axis == "horizontal" else -2
         return [Intervention("z_img", lambda z, ctx: torch.flip(z, dims=(dim,)))]
 
@@ -481,8 +456,6 @@ class StepWindow(Ablation):
                                         "steps: widen it or use more steps")
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         def window(x, ctx):
             if _in_window(ctx.step, setup.steps, self.start, self.end):
                 return x
@@ -502,8 +475,6 @@ class FillFrames(Ablation):
     in_distribution: ClassVar[str] = "no: the training code has the option and keeps it off"
 
     def interventions(self, setup):
-        from .sampler import Intervention
-
         return [Intervention("z_img", lambda z, ctx: z[:, :1].expand_as(z).clone())]
 
 
@@ -527,9 +498,6 @@ class LowPassImage(Ablation):
     def interventions(self, setup):
         from einops import rearrange
         from torch.nn import functional as F
-
-        from .sampler import Intervention
-
         def blur(img):  # (B, F, C, h, w)
             b, f, c, h, w = img.shape
             x = rearrange(img.float(), "b f c h w -> (b f) c h w")
@@ -565,6 +533,9 @@ class ImageGuidance(Ablation):
 
     def __post_init__(self):
         self._number("scale", 0.0, 50.0)
+
+    def image_guidance(self) -> float | None:
+        return self.scale
 
 
 def from_dict(d: dict) -> Ablation:
@@ -614,6 +585,17 @@ def resolve(ablations=(), *, image_strength=None, image_noise=None, image_window
     if sum(isinstance(a, ImageGuidance) for a in out) > 1:
         raise AblationError("image_guidance given more than once: one call has one image guidance scale")
     return tuple(out)
+
+
+def compile_ablations(ablations, setup: Setup) -> Conditioning:
+    """Ablations (objects or dicts, in order) -> what the sampler accepts for one call: each is checked
+    against the call's size and steps, then turned into interventions and an image-guidance scale."""
+    ablations = resolve(ablations)
+    for a in ablations:
+        a.check(setup)
+    scales = [s for a in ablations if (s := a.image_guidance()) is not None]
+    return Conditioning(tuple(iv for a in ablations for iv in a.interventions(setup)),
+                        scales[0] if scales else None, tuple(a.to_dict() for a in ablations))
 
 
 def label(ablations) -> str:

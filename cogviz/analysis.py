@@ -93,7 +93,7 @@ class PCABasis:
     explained: np.ndarray   # (3,) share of variance of each component
 
     @classmethod
-    def fit(cls, *latents, max_samples: int = 200_000, seed: int = 0) -> "PCABasis":
+    def fit(cls, *latents, max_samples: int = 200_000, seed: int = 0) -> PCABasis:
         """Fit on one or more ``(..., C, h, w)`` latents (all-zero pixels, e.g. z_img padding, are ignored)."""
         cols = []
         for lat in latents:

@@ -71,8 +71,9 @@ def _generate(args) -> int:
 
     from . import video
     from .errors import CogvizError
+    from .experiment import generate
     from .models import load_pipeline
-    from .sampler import DEFAULT_RECORD, generate
+    from .points import DEFAULT_RECORD
 
     out = Path(args.out)
     if out.suffix.lower() not in (".mp4", ".gif", ".png"):

@@ -5,17 +5,21 @@ encoding of the image (a posterior *sample*, scaled), every later latent frame i
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+from .family import family_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["latent_frames", "image_to_tensor", "encode_pixels", "encode_image", "decode_latents", "decode"]
 
 
 def latent_frames(pipe, num_frames: int) -> tuple[int, int]:
     """(latent frames the transformer sees, padding frames added in front for CogVideoX 1.5)."""
-    f = (num_frames - 1) // pipe.vae_scale_factor_temporal + 1
-    p_t = pipe.transformer.config.patch_size_t
-    pad = 0 if p_t is None or f % p_t == 0 else p_t - f % p_t
-    return f + pad, pad
+    return family_of(pipe).latent_frames(num_frames)
 
 
 def image_to_tensor(pipe, image, height: int, width: int, device, dtype) -> torch.Tensor:
@@ -34,8 +38,7 @@ def encode_pixels(pipe, pixels: torch.Tensor, num_latent_frames: int, *, generat
     dist = pipe.vae.encode(pixels.unsqueeze(2)).latent_dist  # one-frame video (B, C, 1, H, W)
     z = dist.sample(generator) if sample else dist.mode()
     z = z.to(dtype).permute(0, 2, 1, 3, 4)  # (B, 1, C, h, w)
-    scale = pipe.vae_scaling_factor_image
-    z = (1 / scale) * z if pipe.vae.config.invert_scale_latents else scale * z  # 1.5 divides (sic); same rounding as diffusers
+    z = family_of(pipe).scale_latent(z, pipe.vae_scaling_factor_image)  # 1.5 divides (sic)
     pad = torch.zeros((z.shape[0], num_latent_frames - 1, *z.shape[2:]), device=z.device, dtype=dtype)
     return torch.cat([z, pad], dim=1)  # (B, F, C, h, w): the image on frame 0, zeros after
 
@@ -59,10 +62,15 @@ def encode_image(pipe, image, *, num_frames: int | None = None, generator=None, 
     it and the later latent frames, 1.5's padding included, are zeros. With ``generator=seed`` it
     equals the ``z_img`` that ``cogviz.generate(..., seed=seed)`` feeds the transformer, bit for bit.
     """
+    from .family import accepts_any_size, default_size
     from .fit import FittedImage, fit_image
-    from .sampler import resolve_size
 
-    height, width = resolve_size(pipe, image, size)
+    if size is not None:
+        height, width = int(size[0]), int(size[1])
+    elif isinstance(image, FittedImage) and accepts_any_size(pipe):
+        height, width = image.size
+    else:
+        height, width = default_size(pipe)
     fitted = image if isinstance(image, FittedImage) else fit_image(image, (height, width), fit)
     device = pipe._execution_device
     if isinstance(generator, int):
@@ -74,7 +82,7 @@ def encode_image(pipe, image, *, num_frames: int | None = None, generator=None, 
 
 
 @torch.no_grad()
-def decode(pipe, latents: torch.Tensor, *, drop: int = 0) -> "np.ndarray":
+def decode(pipe, latents: torch.Tensor, *, drop: int = 0) -> np.ndarray:
     """``[1, F, C, h, w]`` latents (``z_t``, ``latents.final``, ``z_img``...) -> uint8 frames ``(F', H, W, 3)``.
 
     The pair of :func:`encode_image`: latents are unscaled by the VAE's factor and decoded as the

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 __all__ = ["names_in", "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
-           "ModelLoadError", "OutOfMemoryError", "AblationError", "SpeedPresetError"]
+           "ModelLoadError", "OutOfMemoryError", "AblationError", "SpeedPresetError", "PointError",
+           "NotRecordedError"]
 
 
 def names_in(value, accepted: tuple, label: str, error: type) -> list[str]:
@@ -56,3 +57,14 @@ class AblationError(CogvizError):
 class SpeedPresetError(CogvizError):
     """An unknown or conflicting speed preset, one this machine cannot run, or a recording that a
     preset would make wrong (interventions on reused steps, attention that a preset bypasses)."""
+
+
+class PointError(CogvizError):
+    """A point name, record pattern or CFG half that matches nothing in a call; the message names the
+    closest valid names. Raised before any compute."""
+
+
+class NotRecordedError(PointError, KeyError):
+    """A name asked of a :class:`~cogviz.points.Trace` that the trace did not record (also a ``KeyError``)."""
+
+    __str__ = Exception.__str__  # the message as written, not KeyError's repr of it

@@ -181,11 +181,11 @@ class FitSource:
 
 def fit_image(
     image: Any,
-    size: "tuple[int, int] | str | Preset" = "CogVideoX-5b-I2V",
+    size: tuple[int, int] | str | Preset = "CogVideoX-5b-I2V",
     mode: str = "crop",
     *,
     focus: tuple[float, float] = (0.5, 0.5),
-    fill: "str | tuple[int, int, int]" = (0, 0, 0),
+    fill: str | tuple[int, int, int] = (0, 0, 0),
     blur_radius: float = 24.0,
 ) -> FittedImage:
     """Fit ``image`` to exactly ``size`` with an explicit ``mode``; see the module doc for the modes.
@@ -207,6 +207,24 @@ def fit_image(
     >>> fitted.image.size, round(fitted.report.cropped_pct, 1)
     ((720, 480), 33.3)
     """
+    fx, fy = _check_fit_args(mode, focus, fill)
+    sw, sh, (th, tw), resample = _source(image, size)
+    crop_box = fill_name = None
+    if mode == "stretch":
+        out = resample((tw, th))
+        scale = (th / sh, tw / sw)
+        image_box = (0, 0, tw, th)
+    elif mode == "crop":
+        crop_box = _cover_box(sw, sh, tw, th, (fx, fy))
+        out = resample((tw, th), crop_box)
+        scale = (th / (crop_box[3] - crop_box[1]), tw / (crop_box[2] - crop_box[0]))
+        image_box = (0, 0, tw, th)
+    else:
+        out, scale, image_box, fill_name = _pad(resample, (sw, sh), (tw, th), (fx, fy), fill, blur_radius)
+    return FittedImage(out, _report(mode, (sh, sw), (th, tw), scale, crop_box, image_box, (fx, fy), fill_name))
+
+
+def _check_fit_args(mode, focus, fill) -> tuple[float, float]:
     if mode not in MODES:
         raise FitError(f"mode must be one of {MODES}, got {mode!r}")
     try:
@@ -217,7 +235,12 @@ def fit_image(
         raise FitError(f"focus must be (x, y) with both in [0, 1], got {focus!r}")
     if isinstance(fill, str) and fill not in ("edge", "blur"):
         raise FitError(f"fill must be an (r, g, b) colour, 'edge' or 'blur', got {fill!r}")
+    return fx, fy
 
+
+def _source(image, size):
+    """(source width, height, target (h, w), resample(size_wh, box=None)): the pixels to resample, maybe
+    a reduced copy, with boxes given in full-resolution coordinates."""
     if isinstance(image, FitSource):
         sw, sh = image.size
         th, tw = _parse_size(size, (sh, sw))
@@ -236,55 +259,43 @@ def fit_image(
         l, t, r, b = (0.0, 0.0, sw, sh) if box is None else box
         return pixels.resize(size_wh, RESAMPLE, box=(l * kx, t * ky, r * kx, b * ky), reducing_gap=REDUCING_GAP)
 
-    crop_box = None
-    fill_name = None
-    if mode == "stretch":
-        out = resample((tw, th))
-        scale = (th / sh, tw / sw)
-        image_box = (0, 0, tw, th)
-    elif mode == "crop":
-        crop_box = _cover_box(sw, sh, tw, th, (fx, fy))
-        out = resample((tw, th), crop_box)
-        s = tw / (crop_box[2] - crop_box[0])
-        scale = (th / (crop_box[3] - crop_box[1]), s)
-        image_box = (0, 0, tw, th)
-    else:  # pad
-        s = min(tw / sw, th / sh)
-        iw, ih = max(1, min(tw, round(sw * s))), max(1, min(th, round(sh * s)))
-        left, top = round((tw - iw) * fx), round((th - ih) * fy)
-        inner = resample((iw, ih))
-        if fill == "edge":
-            a = np.asarray(inner)
-            a = np.pad(a, ((top, th - ih - top), (left, tw - iw - left), (0, 0)), mode="edge")
-            out = Image.fromarray(a)
-            fill_name = "edge"
-        elif fill == "blur":
-            back = resample((tw, th), _cover_box(sw, sh, tw, th, (0.5, 0.5)))
-            back = back.filter(ImageFilter.GaussianBlur(blur_radius))
-            back.paste(inner, (left, top))
-            out = back
-            fill_name = "blur"
-        else:
-            try:
-                colour = tuple(int(c) for c in fill)
-                assert len(colour) == 3 and all(0 <= c <= 255 for c in colour)
-            except (TypeError, ValueError, AssertionError):
-                raise FitError(f"fill must be an (r, g, b) colour with values 0-255, 'edge' or 'blur', "
-                               f"got {fill!r}") from None
-            out = Image.new("RGB", (tw, th), colour)
-            out.paste(inner, (left, top))
-            fill_name = f"rgb{colour}"
-        scale = (ih / sh, iw / sw)
-        image_box = (left, top, left + iw, top + ih)
+    return sw, sh, (th, tw), resample
 
+
+def _pad(resample, source_wh, target_wh, focus, fill, blur_radius):
+    """Pad mode: the whole image, scaled to fit, on a canvas of ``fill``. -> (out, scale, image_box, fill name)."""
+    (sw, sh), (tw, th), (fx, fy) = source_wh, target_wh, focus
+    s = min(tw / sw, th / sh)
+    iw, ih = max(1, min(tw, round(sw * s))), max(1, min(th, round(sh * s)))
+    left, top = round((tw - iw) * fx), round((th - ih) * fy)
+    inner = resample((iw, ih))
+    if fill == "edge":
+        a = np.pad(np.asarray(inner), ((top, th - ih - top), (left, tw - iw - left), (0, 0)), mode="edge")
+        out, fill_name = Image.fromarray(a), "edge"
+    elif fill == "blur":
+        out = resample((tw, th), _cover_box(sw, sh, tw, th, (0.5, 0.5))).filter(ImageFilter.GaussianBlur(blur_radius))
+        out.paste(inner, (left, top))
+        fill_name = "blur"
+    else:
+        try:
+            colour = tuple(int(c) for c in fill)
+            assert len(colour) == 3 and all(0 <= c <= 255 for c in colour)
+        except (TypeError, ValueError, AssertionError):
+            raise FitError(f"fill must be an (r, g, b) colour with values 0-255, 'edge' or 'blur', "
+                           f"got {fill!r}") from None
+        out = Image.new("RGB", (tw, th), colour)
+        out.paste(inner, (left, top))
+        fill_name = f"rgb{colour}"
+    return out, (ih / sh, iw / sw), (left, top, left + iw, top + ih), fill_name
+
+
+def _report(mode, source_hw, target_hw, scale, crop_box, image_box, focus, fill_name) -> FitReport:
+    (sh, sw), (th, tw) = source_hw, target_hw
     distortion = abs(scale[1] / scale[0] - 1.0) * 100.0
     kept = (crop_box[2] - crop_box[0]) * (crop_box[3] - crop_box[1]) if crop_box else sw * sh
     cropped = max(0.0, (1.0 - kept / (sw * sh)) * 100.0)
     ib = image_box
     padded = max(0.0, (1.0 - (ib[2] - ib[0]) * (ib[3] - ib[1]) / (tw * th)) * 100.0)
-    report = FitReport(
-        mode=mode, source_size=(sh, sw), target_size=(th, tw), scale=scale, crop_box=crop_box,
-        image_box=image_box, distortion_pct=distortion, cropped_pct=cropped, padded_pct=padded,
-        focus=(fx, fy), fill=fill_name,
-    )
-    return FittedImage(out, report)
+    return FitReport(mode=mode, source_size=(sh, sw), target_size=(th, tw), scale=scale, crop_box=crop_box,
+                     image_box=image_box, distortion_pct=distortion, cropped_pct=cropped, padded_pct=padded,
+                     focus=focus, fill=fill_name)

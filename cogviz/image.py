@@ -362,6 +362,27 @@ def _open_bytes(data: bytes, what: str, max_pixels: int, draft_size: tuple[int, 
 
 
 # ---------------------------------------------------------------------------------- the entry
+def _read_path_or_url(source, what: str, *, timeout, max_bytes, cache_dir) -> bytes:
+    """The bytes of a local path, or of an http(s) URL (any other scheme is refused)."""
+    text = str(source)
+    looks_like_url = "://" in text[:12] or text.lower().startswith("data:")
+    if isinstance(source, str) and looks_like_url:
+        scheme = text.split(":", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise FetchError(f"cannot load {what}: the {scheme}: scheme is not supported; use an "
+                             "http(s) URL, or a plain path for local files")
+        return fetch_url(text, timeout=timeout, max_bytes=max_bytes, cache_dir=cache_dir)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ImageLoadError(f"cannot load {what}: no such file")
+    if path.is_dir():
+        raise ImageLoadError(f"cannot load {what}: it is a directory, not an image file")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ImageLoadError(f"cannot load {what}: {e.strerror or e}") from None
+
+
 def load_image(
     source: Any,
     *,
@@ -428,24 +449,7 @@ def load_image(
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _open_bytes(bytes(source), what, max_pixels, draft_size, background)
     if isinstance(source, (str, Path)):
-        text = str(source)
-        looks_like_url = "://" in text[:12] or text.lower().startswith("data:")
-        if isinstance(source, str) and looks_like_url:
-            scheme = text.split(":", 1)[0].lower()
-            if scheme not in ("http", "https"):
-                raise FetchError(f"cannot load {what}: the {scheme}: scheme is not supported; use an "
-                                 "http(s) URL, or a plain path for local files")
-            data = fetch_url(text, timeout=timeout, max_bytes=max_bytes, cache_dir=cache_dir)
-            return _open_bytes(data, what, max_pixels, draft_size, background)
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise ImageLoadError(f"cannot load {what}: no such file")
-        if path.is_dir():
-            raise ImageLoadError(f"cannot load {what}: it is a directory, not an image file")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ImageLoadError(f"cannot load {what}: {e.strerror or e}") from None
+        data = _read_path_or_url(source, what, timeout=timeout, max_bytes=max_bytes, cache_dir=cache_dir)
         return _open_bytes(data, what, max_pixels, draft_size, background)
     if hasattr(source, "read"):
         try:

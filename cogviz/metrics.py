@@ -28,10 +28,14 @@ half-life, mean motion and VBench's dynamic flag.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import CogvizError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["anchor_metrics", "summarize", "half_life", "METRICS", "PSNR_CAP"]
 
@@ -120,7 +124,7 @@ def _flow_magnitude(prev: np.ndarray, cur: np.ndarray, k: int) -> np.ndarray:
     return np.hypot(v, u) * k  # reduced pixels -> frame pixels
 
 
-def anchor_metrics(frames, image) -> "pd.DataFrame":
+def anchor_metrics(frames, image) -> pd.DataFrame:
     """One row per frame of ``frames`` ((F, H, W, 3) uint8, or floats in [0, 1]) measured against
     ``image``, the fitted conditioning image (a :class:`~cogviz.FittedImage`, PIL image or
     (H, W, 3) array of the frames' size). Columns: ``frame`` and :data:`METRICS` (see the module doc).
@@ -189,7 +193,7 @@ def half_life(values, floor: float = 0.0) -> float:
     return float(t - 1 + (a - target) / (a - b))
 
 
-def summarize(df, *, fps: float = 8.0, floor: float = 0.0) -> "pd.Series":
+def summarize(df, *, fps: float = 8.0, floor: float = 0.0) -> pd.Series:
     """One video's anchor in a few numbers (a pandas Series; stack several with ``pd.DataFrame``):
 
     ``frame0_psnr``, ``frame0_ssim``  fidelity of frame 0 to the image

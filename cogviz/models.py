@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
@@ -40,8 +40,10 @@ def max_sequence_length(pipe) -> int:
 
 def preset_for(pipe) -> Preset:
     """The preset whose rules apply to ``pipe`` (by architecture: toy, 1.0 at 480x720, or 1.5)."""
+    from .family import family_of
+
     cfg = pipe.transformer.config
-    if cfg.patch_size_t is not None:
+    if family_of(pipe).name == "1.5":
         return PRESETS["CogVideoX1.5-5B-I2V"]
     if cfg.sample_height * 8 == PRESETS["cogviz-toy"].height and cfg.sample_width * 8 == PRESETS["cogviz-toy"].width:
         return PRESETS["cogviz-toy"]
@@ -82,8 +84,8 @@ def load_pipeline(
     *,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
-    memory: "str | Iterable[str] | None" = None,
-    speed: "str | Iterable[str] | None" = None,
+    memory: str | Iterable[str] | None = None,
+    speed: str | Iterable[str] | None = None,
     compile_kwargs: dict | None = None,
 ):
     """Load a CogVideoX image-to-video pipeline.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import PresetError
+from .family import FAMILIES, Family
 
 __all__ = ["Preset", "PRESETS", "get_preset", "best_size"]
 
@@ -27,7 +28,6 @@ class Preset:
     num_frames: int          # default frame count
     fps: int
     fixed_resolution: bool   # True: only height x width (learned positional embeddings)
-    frame_multiple: int      # valid frame counts are frame_multiple * k + 1
     short_side: int | None = None    # 1.5: the short side is fixed ...
     max_long_side: int | None = None  # ... and the long side may grow to this
     size_multiple: int = 16
@@ -36,21 +36,31 @@ class Preset:
     def size(self) -> tuple[int, int]:
         return (self.height, self.width)
 
+    @property
+    def rules(self) -> Family:
+        """The family's rules (frame counts, latent frames, scaling): :mod:`cogviz.family`."""
+        return FAMILIES[self.family]
+
+    @property
+    def frame_multiple(self) -> int:
+        """Valid frame counts are ``frame_multiple * k + 1`` (the family's rule)."""
+        return self.rules.frame_multiple
+
 
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("CogVideoX-5b-I2V", "THUDM/CogVideoX-5b-I2V", "1.0", 480, 720, 49, 8, True, 8),
-        Preset("CogVideoX1.5-5B-I2V", "THUDM/CogVideoX1.5-5B-I2V", "1.5", 768, 1360, 81, 16, False, 16,
+        Preset("CogVideoX-5b-I2V", "THUDM/CogVideoX-5b-I2V", "1.0", 480, 720, 49, 8, True),
+        Preset("CogVideoX1.5-5B-I2V", "THUDM/CogVideoX1.5-5B-I2V", "1.5", 768, 1360, 81, 16, False,
                short_side=768, max_long_side=1360),
-        Preset("cogviz-toy", None, "1.0", 64, 96, 17, 8, True, 4),
+        Preset("cogviz-toy", None, "1.0", 64, 96, 17, 8, True),
     )
 }
 _ALIASES = {k.lower(): k for k in PRESETS} | {p.repo_id.lower(): k for k, p in PRESETS.items() if p.repo_id} | {
     "toy": "cogviz-toy"}
 
 
-def get_preset(name: "str | Preset") -> Preset:
+def get_preset(name: str | Preset) -> Preset:
     """Look a preset up by name or hub id (case-insensitive).
 
     >>> get_preset("thudm/cogvideox-5b-i2v").size
@@ -64,7 +74,7 @@ def get_preset(name: "str | Preset") -> Preset:
     return PRESETS[key]
 
 
-def best_size(preset: "str | Preset", image_size: tuple[int, int]) -> tuple[int, int]:
+def best_size(preset: str | Preset, image_size: tuple[int, int]) -> tuple[int, int]:
     """The (height, width) a preset should use for an image of ``image_size`` = (height, width).
 
     Fixed-resolution presets always answer their one size. CogVideoX 1.5 keeps its short side at

@@ -74,9 +74,9 @@ def fit_rgb_map(pipe, images=None, *, size: tuple[int, int] | None = None) -> RG
     colour patches, at ``size`` or the model's sample size). Costs one encode and one single-frame decode per image.
     """
     from .encode import image_to_tensor
-    from .sampler import resolve_size
+    from .family import default_size
 
-    height, width = size or resolve_size(pipe)
+    height, width = size or default_size(pipe)
     vae = pipe.vae
     s = pipe.vae_scale_factor_spatial
     scale = pipe.vae_scaling_factor_image
@@ -99,7 +99,7 @@ def fit_rgb_map(pipe, images=None, *, size: tuple[int, int] | None = None) -> RG
                   bool(getattr(vae.config, "invert_scale_latents", False)))
 
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def rgb_map_for(pipe) -> RGBMap:

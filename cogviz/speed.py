@@ -30,7 +30,7 @@ attention that they bypass or replace).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -116,7 +116,7 @@ def _compile(pipe, compile_kwargs: dict) -> None:
             block.compile(**compile_kwargs)
 
 
-def apply_speed(pipe, speed: "str | Iterable[str] | None", *, compile_kwargs: dict | None = None) -> tuple[str, ...]:
+def apply_speed(pipe, speed: str | Iterable[str] | None, *, compile_kwargs: dict | None = None) -> tuple[str, ...]:
     """Apply speed presets to a loaded pipeline, in a fixed order (quantize, fuse, cache, compile).
 
     ``compile_kwargs`` go to ``torch.compile`` (default: ``fullgraph=False``, inductor). Returns the

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ablations import Ablation, Baseline, Setup, from_dict, label
+from .ablations import Ablation, Baseline, from_dict, label
 from .errors import CogvizError
 
 __all__ = ["sweep", "SweepResult", "plan", "load_config", "model_fingerprint", "image_fingerprint", "run_id",
@@ -142,7 +142,7 @@ def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: 
     missing image or a bad ablation."""
     from .fit import fit_image
     from .image import load_image
-    from .sampler import resolve_size, validate
+    from .sampler import Settings, prepare, resolve_size
 
     if isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple)):
         images = [images]
@@ -169,10 +169,10 @@ def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: 
         img = load_image(src)
         fitted.append(fit_image(img, resolve_size(pipe, None, None), fit))
     height, width = fitted[0].size
+    call = Settings(negative_prompt=negative_prompt, num_frames=num_frames, steps=steps, guidance=guidance, fit=fit,
+                    record=())
     for prompt in prompts:
-        validate(pipe, num_frames=num_frames, steps=steps, guidance=guidance, prompt=prompt, height=height,
-                 width=width)
-    setup = Setup(pipe, height, width, steps, fit, guidance > 1.0)
+        setup = prepare(pipe, fitted[0], prompt, call)
     for v in variants:
         for a in v:
             a.check(setup)
@@ -267,7 +267,7 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
           num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "", metrics: bool = True,
           save_latents: bool = False, include_baseline: bool = True, backend: str = "local",
           progress: bool = True, model_id: str | None = None, fps: float = 8.0, batch="auto",
-          callback=None, ray_options: dict | None = None) -> "SweepResult":
+          callback=None, ray_options: dict | None = None) -> SweepResult:
     """Run ``images x prompts x seeds x ablations`` (plus the baseline), writing each run into
     ``out_dir`` as it finishes; runs already there (same content hash, files intact) are skipped.
 
@@ -349,16 +349,17 @@ def _as_dict(r: Run) -> dict:
 def _run_group(pipe, run_dicts: list[dict], fitted, job: dict, *, done=None, text_cache=None) -> list[str]:
     """Generate the variants of one (image, prompt, seed) together and write each run: the local
     loop and the Ray actors both call this."""
-    from .sampler import generate_variants
+    from .experiment import generate_variants
+    from .sampler import Settings
 
     s = job["settings"]
     runs = [Run(d["run_id"], 0, d["image_name"], d["config"]["prompt"], d["config"]["seed"],
                 tuple(from_dict(a) for a in d["config"]["ablations"]), d["config"]) for d in run_dicts]
-    gens = generate_variants(pipe, fitted, runs[0].prompt, [list(r.ablations) for r in runs],
-                             negative_prompt=s["negative_prompt"], num_frames=s["num_frames"], steps=s["steps"],
-                             guidance=s["guidance"], seed=runs[0].seed, fit=s["fit"], progress=False,
-                             record=("latents.final",) if job["save_latents"] else (), batch=job["batch"],
-                             text_cache=text_cache)
+    settings = Settings(negative_prompt=s["negative_prompt"], num_frames=s["num_frames"], steps=s["steps"],
+                        guidance=s["guidance"], seed=runs[0].seed, fit=s["fit"],
+                        record=("latents.final",) if job["save_latents"] else ())
+    gens = generate_variants(pipe, fitted, runs[0].prompt, [list(r.ablations) for r in runs], settings=settings,
+                             progress=False, batch=job["batch"], text_cache=text_cache)
     for run, g in zip(runs, gens):
         _write_run(Path(job["out_dir"]), run, g, metrics=job["metrics"], save_latents=job["save_latents"],
                    fps=job["fps"])
@@ -448,7 +449,7 @@ def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=
             if pending:
                 submit(actor)
     finally:
-        for ref, (actor, _, _) in in_flight.items():
+        for ref in in_flight:
             ray.cancel(ref, force=True)
 
 
@@ -546,7 +547,7 @@ class SweepResult:
         self.frames = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     @classmethod
-    def load(cls, out_dir, *, run_ids=None) -> "SweepResult":
+    def load(cls, out_dir, *, run_ids=None) -> SweepResult:
         """Every intact run in ``out_dir`` (or only ``run_ids``), finished or from a partial sweep."""
         out_dir = Path(out_dir)
         if not (out_dir / "manifest.json").exists():

@@ -23,8 +23,12 @@ def tiny_random_pipeline(family: str = "1.0", seed: int = 0, num_layers: int = 1
     >>> pipe.transformer.config.in_channels, pipe.vae.config.latent_channels
     (32, 16)
     """
-    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline,
-                           CogVideoXTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
     from transformers import T5Config, T5EncoderModel
 
     from .toy.components import VOCAB, make_tokenizer

@@ -141,7 +141,7 @@ def _wrap(draw, text: str, width: int) -> list[str]:
     return lines or [""]
 
 
-def grid(videos: "dict[str, np.ndarray]", *, title_height: int = 14, gap: int = 4) -> np.ndarray:
+def grid(videos: dict[str, np.ndarray], *, title_height: int = 14, gap: int = 4) -> np.ndarray:
     """Titled videos side by side -> one uint8 (F, H', W', 3) video (shorter ones hold their last frame).
     A title wider than its video wraps onto more lines (the header grows by ``title_height - 2`` a line)."""
     if not videos:

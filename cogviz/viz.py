@@ -127,7 +127,7 @@ def _pictured(fn):
     return wrapper
 
 
-def to_png(image: "Image.Image | np.ndarray") -> bytes:
+def to_png(image: Image.Image | np.ndarray) -> bytes:
     """PNG bytes of a PIL image or a uint8 (H, W[, 3]) array."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
@@ -390,7 +390,7 @@ def denoising_film(trace, *, frame: int = 0, channels=slice(0, 16), norm: str = 
         left = channel_mosaic(z, norm="symmetric", cols=cols, labels=False, vmax=m,
                               title=f"z_t, step {i + 1}/{len(steps)} (latent frame {frame})")
         h = max(left.shape[0], right.shape[0])
-        pad = lambda x: np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=255)  # noqa: E731
+        pad = lambda x, h=h: np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=255)  # noqa: E731
         out.append(np.concatenate([pad(left), np.full((h, 8, 3), 255, np.uint8), pad(right)], axis=1))
     return np.stack(out)
 

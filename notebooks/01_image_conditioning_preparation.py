@@ -93,7 +93,7 @@ viz.rgb_tiles([np.asarray(im) for im in (source, badge, naive)],
 
 # %%
 fits = {mode: cogviz.fit_image(source, PRESET, mode) for mode in ("crop", "pad", "stretch")}
-for mode, fitted in fits.items():
+for fitted in fits.values():
     display(viz.picture(fitted.image, title=fitted.report.summary(), width=480))
 for mode, fitted in fits.items():
     r = fitted.report

@@ -146,7 +146,7 @@ for step in (0, STEPS - 1):
 layers = range(pipe.transformer.config.num_layers)
 anchor = np.stack([g.trace[f"step/{STEPS - 1}/attention/{l}"][1, :, 1].numpy() for l in layers])
 show(viz.heatmap(anchor, row_labels=[f"layer {l}" for l in layers], col_labels=[f"f{i}" for i in range(5)],
-                 title=f"share of attention on latent frame 0, last step"), width=480)
+                 title="share of attention on latent frame 0, last step"), width=480)
 uniform = 1 / (1 + anchor.shape[1])
 print(f"a uniform spread would give each key frame about {uniform:.2f} (text counted as one group)")
 

@@ -44,7 +44,7 @@ import torch
 import cogviz
 from cogviz import video, viz
 from cogviz.condition import concat_condition
-from cogviz.sampler import NAMES, Intervention
+from cogviz.points import NAMES, Intervention
 from cogviz.samples import sample_path
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
 
@@ -71,7 +71,7 @@ print(g.frames.shape, g.frames.dtype)
 # %% [markdown]
 # ## 2. The trace and its names
 #
-# Every stage has one stable name, listed in `cogviz.sampler.NAMES` (`{i}` is the step). A trace
+# Every stage has one stable name, listed in `cogviz.points.NAMES` (`{i}` is the step). A trace
 # is a dictionary of CPU copies: recording never keeps tensors on the GPU. It saves to
 # safetensors with its settings as JSON metadata (never pickle).
 

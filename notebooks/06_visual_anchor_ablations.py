@@ -49,10 +49,9 @@ from IPython.display import display
 import cogviz
 from cogviz import ablations as A
 from cogviz import viz
+from cogviz.experiment import generate_variants
 from cogviz.metrics import anchor_metrics, summarize
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
-
-from cogviz.sampler import generate_variants
 
 pipe = cogviz.load_pipeline("toy")
 scenes = [sample_scene(s) for s in SCENES]

@@ -67,7 +67,7 @@ for r in runs[:5]:
 # ## 2. Controlled and batched
 #
 # The variants of one (image, prompt, seed) run **together**: one call of
-# `cogviz.sampler.generate_variants`. They share the initial noise and the posterior draw of
+# `cogviz.generate_variants`. They share the initial noise and the posterior draw of
 # `z_img`; the prompt is encoded once, the image once, and at every step the transformer reads
 # the rows of all variants in one forward (as many as fit the device's memory). Here: five
 # variants under classifier-free guidance, plus image guidance's extra branch, are 11 rows a step.
@@ -76,7 +76,7 @@ for r in runs[:5]:
 rows = []
 hook = pipe.transformer.register_forward_hook(lambda m, args, kw, o: rows.append(kw["hidden_states"].shape[0]),
                                               with_kwargs=True)
-gens = cogviz.sampler.generate_variants(pipe, image, prompt, [None, *variants], steps=STEPS, seed=0, progress=False)
+gens = cogviz.generate_variants(pipe, image, prompt, [None, *variants], steps=STEPS, seed=0, progress=False)
 hook.remove()
 print(f"{len(rows)} transformer forwards of {set(rows)} rows for {len(gens)} videos")
 for k in (3, 4):  # step_window and image_guidance leave z_img itself alone

@@ -1,5 +1,4 @@
 """AblationLab: a thin view over cogviz.sweep, driven through its traits and buttons (no browser)."""
-import numpy as np
 import pytest
 
 import cogviz.ablations as A

@@ -11,8 +11,8 @@ import cogviz.ablations as A
 import cogviz.models as M
 from cogviz.encode import encode_image
 from cogviz.errors import AblationError, CogvizError
+from cogviz.experiment import generate
 from cogviz.metrics import anchor_metrics
-from cogviz.sampler import generate
 from cogviz.testing import tiny_random_pipeline
 from cogviz.toy.evaluate import psnr_uint8
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
@@ -289,7 +289,7 @@ def test_swapped_image_pulls_frame_zero_towards_itself(toy):
 def test_growing_pixel_noise_lowers_mean_fidelity(toy):
     # measured mean SSIM over seeds 0-2 (shipped model): 0.805, 0.618, 0.340, 0.142 for sigma 0, 0.5, 1, 2
     # (the four sigmas of a seed go through the transformer together: generate_variants)
-    from cogviz.sampler import generate_variants
+    from cogviz.experiment import generate_variants
 
     sigmas = (0.0, 0.5, 1.0, 2.0)
     ssim = []

@@ -221,7 +221,7 @@ def lessons_lab(tmp_path_factory):
 
 def test_make_lab_turns_off_the_news_prompt():
     # the prompt appears while the notification setting fetchNews is "none": `make install` copies
-    # lab/overrides.json into the venv's JupyterLab settings; the lesson tests check the page itself
+    # lab-settings/overrides.json into the venv's JupyterLab settings; the lesson tests check the page itself
     assert "--LabApp.news_url=None" in LAB_FLAGS
     overrides = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
     assert json.loads(overrides.read_text())["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cogviz
 from cogviz import FitSource, ImageLoadError, fit_image, load_image
 from cogviz.image import LAZY_MIN_PIXELS, DeferredImage
 from cogviz.widgets import ImageFitter

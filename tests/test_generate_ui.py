@@ -6,10 +6,10 @@ import torch
 import cogviz.models as M
 from cogviz import FittedImage
 from cogviz.preview import fit_rgb_map, rgb_map_for
+from cogviz.testing import tiny_random_pipeline
 from cogviz.toy.scenes import render_scene, sample_scene
 from cogviz.widgets import GenerateUI, ImageFitter
 from cogviz.widgets.generate_ui import valid_frame_counts
-from cogviz.testing import tiny_random_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,9 @@ def test_rgb_map_fits_the_toy_decoder_and_reads_colours(toy):
     # a red scene: the map of its latent is red where the decoder paints red
     frame = np.zeros((64, 96, 3), np.uint8)
     frame[..., 0] = 220
-    from cogviz.encode import encode_pixels, image_to_tensor
     from PIL import Image
+
+    from cogviz.encode import encode_pixels, image_to_tensor
 
     pixels = image_to_tensor(toy, Image.fromarray(frame), 64, 96, "cpu", torch.float32)
     z = encode_pixels(toy, pixels, 1, sample=False)[0, 0]

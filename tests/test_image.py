@@ -1,16 +1,15 @@
 """load_image: every source kind, every PIL mode, the odd-file corpus, and URLs on loopback."""
 import io
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import png_bytes
 from PIL import Image
 
 import cogviz
 from cogviz import FetchError, ImageLoadError, ImageTooLargeError, load_image
-from conftest import png_bytes
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -40,7 +39,7 @@ def test_bytes_bytearray_memoryview_and_file_object():
 def test_text_mode_file_object_is_rejected_with_hint(tmp_path):
     p = tmp_path / "a.png"
     p.write_bytes(png_bytes())
-    with open(p, "r", encoding="latin-1") as f, pytest.raises(ImageLoadError, match="binary mode"):
+    with open(p, encoding="latin-1") as f, pytest.raises(ImageLoadError, match="binary mode"):
         load_image(f)
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import cogviz
+from cogviz.samples import sample_path
 from cogviz.widgets import LatentExplorer
 from cogviz.widgets.latent_explorer import VIEWS
-from cogviz.samples import sample_path
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ import warnings
 
 import numpy as np
 import pytest
+from image_corpus import dds_unsupported, psd_layered, tiff_without_dimensions, valid_files
 from PIL import Image
 
 import cogviz
 from cogviz import CogvizError, ImageLoadError
-
-from image_corpus import dds_unsupported, psd_layered, tiff_without_dimensions, valid_files
 
 
 def test_pillow_itself_fails_on_these_files():

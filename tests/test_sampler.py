@@ -8,7 +8,8 @@ from PIL import Image
 import cogviz.models as M
 from cogviz.condition import concat_condition
 from cogviz.errors import CogvizError
-from cogviz.sampler import Trace, generate
+from cogviz.experiment import generate
+from cogviz.sampler import Trace
 from cogviz.testing import tiny_random_pipeline
 
 PROMPT = "a red circle moves left"
@@ -291,7 +292,7 @@ def test_works_on_a_quantized_transformer():
 def test_variants_batched_equal_separate_calls(family, frames, scheduler):
     """generate_variants: each variant equals its own generate call (DPM's per-step draws included)."""
     import cogviz.ablations as A
-    from cogviz.sampler import generate_variants
+    from cogviz.experiment import generate_variants
 
     pipe = tiny_random_pipeline(family)
     if scheduler == "dpm":
@@ -317,7 +318,8 @@ def test_variants_batched_equal_separate_calls(family, frames, scheduler):
 
 
 def test_variants_per_forward_follows_the_memory_budget():
-    from cogviz.sampler import generate_variants, variants_per_forward
+    from cogviz.experiment import generate_variants
+    from cogviz.sampler import variants_per_forward
 
     pipe = M.load_pipeline("toy")
     # the toy at 17 frames: 5 x 4 x 6 + 16 = 136 tokens x 128 wide x 4 B x 12 = 835,584 B a row

@@ -7,7 +7,8 @@ import torch
 import cogviz.ablations as A
 import cogviz.models as M
 from cogviz.errors import ModelLoadError, SpeedPresetError
-from cogviz.sampler import Intervention, generate
+from cogviz.experiment import generate
+from cogviz.points import Intervention
 from cogviz.speed import CACHE_PRESETS, SPEED_OPTIONS, apply_speed, cache_preset, speed_of
 from cogviz.toy.scenes import render_scene, sample_scene
 

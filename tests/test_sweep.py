@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,7 +15,7 @@ import cogviz.ablations as A
 import cogviz.models as M
 from cogviz.errors import CogvizError
 from cogviz.samples import sample_path
-from cogviz.sweep import SweepResult, plan, sweep
+from cogviz.sweep import SweepResult, sweep
 
 PROMPT = "a red circle moves left"
 VARIANTS = [A.ZeroImage(), A.NoiseImage(0.3), [A.FlipImage(), A.ScaleImage(0.5)]]
@@ -209,7 +208,7 @@ def test_sigkilled_sweeps_resume_to_exactly_the_uninterrupted_rows(reference, tm
     def finished():
         return len([d for d in (out / "runs").glob("*") if not d.name.startswith(".")]) if out.exists() else 0
 
-    for attempt in range(20):
+    for _ in range(20):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         target = finished() + rng.choice([0, 1, 2])  # 0: killed before or during its first run
         while p.poll() is None and finished() < target:

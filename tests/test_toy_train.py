@@ -163,7 +163,8 @@ def test_transformer_size_overrides_change_the_model_and_unknown_settings_fail()
     with pytest.raises(ValueError, match="unknown size setting.*num_layers"):
         make_transformer(layers=8)
     # the training recipe's settings reach the model, and a size of 0 fails before any stage runs
-    from cogviz.toy.train import TrainConfig, make_transformer as run_transformer
+    from cogviz.toy.train import TrainConfig
+    from cogviz.toy.train import make_transformer as run_transformer
 
     wide = run_transformer(TrainConfig(tr_layers=2, tr_heads=6))
     assert len(wide.transformer_blocks) == 2 and wide.config.num_attention_heads == 6
@@ -222,3 +223,29 @@ def test_model_card_reads_its_bars_from_the_evaluation(tmp_path):
     assert f"| >= {PHOTO_BAR['vae_psnr_median']} dB |" in text
     assert text.count(f"aligned PSNR >= {LAST_FRAME_DB:g} dB") == 2  # the table and the limits
     assert ">= 24 dB | True" not in text  # the earlier, lower shapes bar is gone
+
+
+def test_training_writes_outside_the_tree_and_the_card_keeps_what_was_tried(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from cogviz.toy.card import TRIED, write_model_card
+    from cogviz.toy.train import build_parser, default_run_dir
+
+    root = Path(__file__).resolve().parents[1]
+    assert not (root / "runs").exists()  # the lab is out of the product tree
+    run_dir = build_parser().parse_args([]).run_dir
+    assert root not in run_dir.resolve().parents
+    monkeypatch.setenv("COGVIZ_RUNS", str(tmp_path))
+    assert default_run_dir() == tmp_path / "toy"
+    training = root / "cogviz" / "toy" / "weights" / "training"
+    for stage in ("transformer", "tune"):  # the shipped model's own configs and logs, beside its card
+        json.loads((training / f"{stage}.config.json").read_text())
+        first = json.loads((training / f"{stage}.log.jsonl").read_text().splitlines()[1])
+        assert first["stage"].startswith("transformer")
+    (tmp_path / "w").mkdir()
+    for name in ("cogviz_toy.json", "eval.json", "speed.json"):
+        (tmp_path / "w" / name).write_bytes((training.parent / name).read_bytes())
+    card = write_model_card(tmp_path / "w").read_text()
+    assert card == (training.parent / "README.md").read_text()  # the committed card is the generated one
+    assert "## What was tried" in card and all(t in card for t in TRIED)

@@ -64,7 +64,7 @@ def test_grid_wraps_a_title_wider_than_its_video_instead_of_cutting_it():
     rows = np.flatnonzero((header < 128).any(axis=(1, 2)))
     assert rows.max() > 14  # ink below the first line: the title went on
     assert not (g[0, :top, 96 * 2 + 4 - 2:] < 128).any()  # and nothing runs off the right edge
-    from PIL import ImageDraw, Image
+    from PIL import Image, ImageDraw
 
     lines = video._wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), long, 92)
     assert "".join(lines).replace(" ", "") == long.replace(" ", "") and len(lines) >= 2

@@ -2,10 +2,10 @@
 import datetime
 
 import numpy as np
+from conftest import png_bytes
 
 from cogviz import FittedImage
 from cogviz.widgets import ImageFitter
-from conftest import png_bytes
 
 
 def test_defaults_to_a_sample_and_exposes_fitted():
@@ -37,7 +37,7 @@ def test_controls_refit_and_notify():
 def test_upload_trait_loads_the_file():
     w = ImageFitter()
     w.upload.value = ({"name": "g.png", "type": "image/png", "size": 1, "content": memoryview(png_bytes((90, 60))),
-                       "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+                       "last_modified": datetime.datetime.now(datetime.UTC)},)
     assert w.fitted.report.source_size == (60, 90) and w.sample.value == "(none)"
     assert np.asarray(w.fitted.image)[240, 360].tolist() == [10, 200, 30]
 

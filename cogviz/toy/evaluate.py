@@ -368,7 +368,7 @@ class PhotoReport:
         return {"summary": self.summary(), "photos": [asdict(p) for p in self.photos]}
 
 
-def evaluate_photos(pipe, views: "list[tuple[str, np.ndarray]] | None" = None, *, steps: int = 50,
+def evaluate_photos(pipe, views: list[tuple[str, np.ndarray]] | None = None, *, steps: int = 50,
                     guidance: float = 6.0, ablate: bool = True, seed: int = 0,
                     progress: bool = True) -> PhotoReport:
     """Held-out photographs through the model: VAE reconstruction, frame 0 with and without the

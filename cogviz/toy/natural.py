@@ -82,7 +82,7 @@ def _as_rgb(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3].astype(np.uint8))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo(name: str) -> np.ndarray:
     """One photograph of :data:`PHOTOS` as ``uint8 (H, W, 3)``, at most 640 px on its long side."""
     if name == "grace_hopper":

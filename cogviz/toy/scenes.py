@@ -161,7 +161,7 @@ def _coverage(scene: Scene, cy: float, cx: float, ss: int = 4) -> np.ndarray:
     return inside.reshape(h, ss, w, ss).mean(axis=(1, 3))
 
 
-def render_scene(scene: Scene, frames: "list[int] | range | None" = None,
+def render_scene(scene: Scene, frames: list[int] | range | None = None,
                  background: np.ndarray | None = None) -> np.ndarray:
     """Render a scene to ``uint8 (F, H, W, 3)`` frames (all of them, or the indices in ``frames``).
 

@@ -28,8 +28,8 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
                      ``tr_high_from``). The noise schedule is the scheduler's with
                      ``snr_shift_scale`` 0.5 (exported with it): with the latent scaled to unit std
                      over photographs, a small moving shape is a weak signal, which the 5b schedule
-                     drowned early and the denoised video turned into copies (``runs/toy/README.md``
-                     has the runs that showed it).
+                     drowned early and the denoised video turned into copies (the model card's
+                     "What was tried" has the runs that showed it).
 5. ``transformer_tune`` - a second cosine cycle (``tune_steps`` at peak ``tune_lr``) from stage 4's
                      weights, drawing ``tune_kind_weights``: the natural-image kinds (shapes over
                      photographs, camera moves) join shapes world on a transformer that already
@@ -51,11 +51,11 @@ reads.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import json
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -492,6 +492,75 @@ def draw_timesteps(b: int, gen: torch.Generator, total: int = 1000, high_share: 
     return t
 
 
+class _Objective:
+    """Stage 4/5's v-prediction loss over the latent cache, and its validation figures."""
+
+    def __init__(self, cfg, pipe, cache, n_val: int):
+        self.cfg, self.tr, self.cache, self.n_val = cfg, pipe.transformer, cache, n_val
+        self.scaling = cache["scaling_factor"]
+        self.acp = pipe.scheduler.alphas_cumprod
+        self.num_train_timesteps = pipe.scheduler.config.num_train_timesteps
+        prompts = sorted(set(cache["prompts"]))
+        with torch.no_grad():  # frozen text encoder: embed every prompt once, plus the empty prompt
+            self.emb = pipe.encode_prompt(prompts + [""], do_classifier_free_guidance=False,
+                                          max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
+            # the validation clips' prompts with the direction flipped
+            self.emb_opposite = pipe.encode_prompt([opposite_prompt(p) for p in cache["prompts"][:n_val]],
+                                                   do_classifier_free_guidance=False,
+                                                   max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
+        self.prompt_index = torch.tensor([prompts.index(p) for p in cache["prompts"]])
+        self.empty = len(prompts)
+        self.rot = pipe._prepare_rotary_positional_embeddings(C.HEIGHT, C.WIDTH, 5, "cpu")
+
+    def latents(self, idx, g):
+        """Clean video latents and the image latent, zero-padded over later latent frames."""
+        x0 = _sample(self.cache["video"][idx], g).permute(0, 2, 1, 3, 4) * self.scaling  # (B, F=5, 16, 8, 12)
+        z_img = _sample(self.cache["image"][idx], g).permute(0, 2, 1, 3, 4) * self.scaling  # (B, 1, 16, 8, 12)
+        return x0, torch.cat([z_img, torch.zeros_like(x0[:, 1:])], dim=1)
+
+    def later_frame_error(self, idx, g, encoder_hidden_states, t=950):
+        """x0 error over latent frames 1-4 at a high noise level, per clip."""
+        x0, z_img = self.latents(idx, g)
+        a = self.acp[torch.full((len(idx),), t)].view(-1, 1, 1, 1, 1).float()
+        z_t = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=g)
+        v = self.tr(hidden_states=torch.cat([z_t, z_img], dim=2), encoder_hidden_states=encoder_hidden_states,
+                    timestep=torch.full((len(idx),), t), image_rotary_emb=self.rot, return_dict=False)[0]
+        return (a.sqrt() * z_t - (1 - a).sqrt() * v - x0).pow(2)[:, 1:].mean(dim=(1, 2, 3, 4))
+
+    def loss(self, idx, g, train=True):
+        cfg = self.cfg
+        x0, z_img = self.latents(idx, g)
+        b = x0.shape[0]
+        pidx = self.prompt_index[idx].clone()
+        if train:
+            drop_img = torch.rand(b, generator=g) < cfg.image_dropout
+            z_img[drop_img] = 0
+            pidx[torch.rand(b, generator=g) < cfg.prompt_dropout] = self.empty
+        t = draw_timesteps(b, g, self.num_train_timesteps,  # validation: uniform t
+                           cfg.tr_high_share if train else 0.0, cfg.tr_high_from)
+        noise = torch.randn(x0.shape, generator=g)
+        a = self.acp[t].view(b, 1, 1, 1, 1).float()
+        z_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        v = a.sqrt() * noise - (1 - a).sqrt() * x0
+        model_input = torch.cat([z_t, z_img], dim=2)  # (B, 5, 32, 8, 12): the I2V concatenation
+        pred = self.tr(hidden_states=model_input, encoder_hidden_states=self.emb[pidx], timestep=t,
+                       image_rotary_emb=self.rot, return_dict=False)[0]
+        return F.mse_loss(pred, v)
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        n_val = self.n_val
+        vg = torch.Generator().manual_seed(1234)
+        rec = {"val_v_mse": round(float(np.mean([self.loss(torch.arange(k, min(k + 16, n_val)), vg, False).item()
+                                                 for k in range(0, n_val, 16)])), 6)}
+        # Does the direction word matter? (1.0 = ignored; the model then cannot follow prompts.)
+        vi = torch.arange(n_val)
+        right = self.later_frame_error(vi, torch.Generator().manual_seed(99), self.emb[self.prompt_index[vi]])
+        wrong = self.later_frame_error(vi, torch.Generator().manual_seed(99), self.emb_opposite)
+        rec["val_prompt_gap"] = round(prompt_gap(right, wrong), 4)
+        return rec
+
+
 def _train_transformer(cfg, run_dir, stage="transformer"):
     """Stage 4 (``transformer``: from scratch, shapes world first, then ``tr_kind_weights``) or
     stage 5 (``transformer_tune``: from stage 4's weights, a second cosine cycle of ``tune_steps``
@@ -499,28 +568,16 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     tune = stage == "transformer_tune"
     st = _Stage(run_dir, stage)
     cache = torch.load(run_dir / "cache.pt")
-    scaling = cache["scaling_factor"]
-    text_encoder = C.make_text_encoder(cfg.seed)
-    pipe = C.make_pipeline(vae=C.make_vae(scaling, vae_channels(cfg)), transformer=make_transformer(cfg),
-                           text_encoder=text_encoder, scheduler=C.make_scheduler(cfg.snr_shift_scale))
+    pipe = C.make_pipeline(vae=C.make_vae(cache["scaling_factor"], vae_channels(cfg)),
+                           transformer=make_transformer(cfg), text_encoder=C.make_text_encoder(cfg.seed),
+                           scheduler=C.make_scheduler(cfg.snr_shift_scale))
     tr = pipe.transformer
-    sched = pipe.scheduler
-    prompts = sorted(set(cache["prompts"]))
-    with torch.no_grad():  # frozen text encoder: embed every prompt once, plus the empty prompt
-        emb = pipe.encode_prompt(prompts + [""], do_classifier_free_guidance=False,
-                                 max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
-    prompt_index = torch.tensor([prompts.index(p) for p in cache["prompts"]])
-    empty = len(prompts)
-    n = len(prompt_index)
-    n_val = min(64, n // 4)  # held-out clips for the validation loss (never trained on)
-    with torch.no_grad():  # the validation clips' prompts with the direction flipped
-        emb_opposite = pipe.encode_prompt([opposite_prompt(p) for p in cache["prompts"][:n_val]],
-                                          do_classifier_free_guidance=False,
-                                          max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
-    rot = pipe._prepare_rotary_positional_embeddings(C.HEIGHT, C.WIDTH, 5, "cpu")
+    n_val = min(64, len(cache["prompts"]) // 4)  # held-out clips for the validation loss (never trained on)
+    objective = _Objective(cfg, pipe, cache, n_val)
     if tune:
         tr.load_state_dict(torch.load(run_dir / "transformer.pt"))
-    steps, peak, warmup = (cfg.tune_steps, cfg.tune_lr, cfg.tune_warmup) if tune else (cfg.tr_steps, cfg.tr_lr, cfg.tr_warmup)
+    steps, peak, warmup = ((cfg.tune_steps, cfg.tune_lr, cfg.tune_warmup) if tune
+                           else (cfg.tr_steps, cfg.tr_lr, cfg.tr_warmup))
     shapes_first = 0 if tune else cfg.tr_shapes_first
     weights = parse_kind_weights(cfg.tune_kind_weights if tune else cfg.tr_kind_weights)
     mixed = clip_probabilities(cache["kinds"], weights, first=n_val)
@@ -532,42 +589,6 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
         tr.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + state["step"] + (10**6 if tune else 0))
-    acp = sched.alphas_cumprod
-
-    def latents(idx, g):
-        """Clean video latents and the image latent, zero-padded over later latent frames."""
-        x0 = _sample(cache["video"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, F=5, 16, 8, 12)
-        z_img = _sample(cache["image"][idx], g).permute(0, 2, 1, 3, 4) * scaling  # (B, 1, 16, 8, 12)
-        return x0, torch.cat([z_img, torch.zeros_like(x0[:, 1:])], dim=1)
-
-    def later_frame_error(idx, g, encoder_hidden_states, t=950):
-        """x0 error over latent frames 1-4 at a high noise level, per clip."""
-        x0, z_img = latents(idx, g)
-        a = acp[torch.full((len(idx),), t)].view(-1, 1, 1, 1, 1).float()
-        z_t = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=g)
-        v = tr(hidden_states=torch.cat([z_t, z_img], dim=2), encoder_hidden_states=encoder_hidden_states,
-               timestep=torch.full((len(idx),), t), image_rotary_emb=rot, return_dict=False)[0]
-        return (a.sqrt() * z_t - (1 - a).sqrt() * v - x0).pow(2)[:, 1:].mean(dim=(1, 2, 3, 4))
-
-    def loss_on(idx, g, train=True):
-        x0, z_img = latents(idx, g)
-        b = x0.shape[0]
-        pidx = prompt_index[idx].clone()
-        if train:
-            drop_img = torch.rand(b, generator=g) < cfg.image_dropout
-            z_img[drop_img] = 0
-            pidx[torch.rand(b, generator=g) < cfg.prompt_dropout] = empty
-        t = draw_timesteps(b, g, sched.config.num_train_timesteps,  # validation: uniform t
-                           cfg.tr_high_share if train else 0.0, cfg.tr_high_from)
-        noise = torch.randn(x0.shape, generator=g)
-        a = acp[t].view(b, 1, 1, 1, 1).float()
-        z_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        v = a.sqrt() * noise - (1 - a).sqrt() * x0
-        model_input = torch.cat([z_t, z_img], dim=2)  # (B, 5, 32, 8, 12): the I2V concatenation
-        pred = tr(hidden_states=model_input, encoder_hidden_states=emb[pidx], timestep=t,
-                  image_rotary_emb=rot, return_dict=False)[0]
-        return F.mse_loss(pred, v)
-
     start = time.time()
     tr.train()
     bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, desc=stage)
@@ -575,8 +596,7 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
         for grp in opt.param_groups:
             grp["lr"] = _cosine_lr(step, steps, peak, warmup=warmup)
         probs = shapes_only if step < shapes_first else mixed
-        idx = torch.multinomial(probs, cfg.tr_batch, replacement=True, generator=gen)
-        loss = loss_on(idx, gen)
+        loss = objective.loss(torch.multinomial(probs, cfg.tr_batch, replacement=True, generator=gen), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(tr.parameters(), 1.0)
@@ -585,15 +605,7 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
         rec = {"v_mse": round(loss.item(), 6)}
         if (step + 1) % cfg.val_every == 0 or step + 1 == steps:
             tr.eval()
-            with torch.no_grad():
-                vg = torch.Generator().manual_seed(1234)
-                rec["val_v_mse"] = round(float(np.mean([loss_on(torch.arange(k, min(k + 16, n_val)), vg, False).item()
-                                                        for k in range(0, n_val, 16)])), 6)
-                # Does the direction word matter? (1.0 = ignored; the model then cannot follow prompts.)
-                vi = torch.arange(n_val)
-                right = later_frame_error(vi, torch.Generator().manual_seed(99), emb[prompt_index[vi]])
-                wrong = later_frame_error(vi, torch.Generator().manual_seed(99), emb_opposite)
-                rec["val_prompt_gap"] = round(prompt_gap(right, wrong), 4)
+            rec.update(objective.validate())
             tr.train()
             bar.write(f"{stage} step {step + 1}: {rec}")
         if (step + 1) % 10 == 0 or step + 1 == steps:
@@ -659,9 +671,17 @@ def train(cfg: TrainConfig, run_dir: Path, out_dir: Path = DEFAULT_OUT) -> Path:
     return Path(out_dir)
 
 
+def default_run_dir() -> Path:
+    """Where a training run writes by default: outside any checkout (``$COGVIZ_RUNS/toy``, else
+    ``~/.cache/cogviz/runs/toy``), so runs, checkpoints and logs never land in the source tree."""
+    root = os.environ.get("COGVIZ_RUNS")
+    return (Path(root) if root else Path.home() / ".cache" / "cogviz" / "runs") / "toy"
+
+
 def build_parser(prog: str = "python -m cogviz.toy.train") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-    p.add_argument("--run-dir", type=Path, default=Path("runs/toy"), help="checkpoints and log (default runs/toy)")
+    p.add_argument("--run-dir", type=Path, default=default_run_dir(),
+                   help="checkpoints and log (default $COGVIZ_RUNS/toy, else ~/.cache/cogviz/runs/toy)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
     for name, value in asdict(TrainConfig()).items():
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)

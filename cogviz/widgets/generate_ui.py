@@ -29,10 +29,10 @@ __all__ = ["GenerateUI", "valid_frame_counts"]
 def valid_frame_counts(pipe, up_to: int | None = None) -> list[int]:
     """Frame counts the pipeline's family accepts (8k+1 for 1.0, 16k+1 for 1.5), up to ``up_to``
     (default: twice the model's own length)."""
-    cfg = pipe.transformer.config
-    k = 16 if cfg.patch_size_t is not None else 8
-    top = up_to or 2 * (cfg.sample_frames - 1) + 1
-    return list(range(k + 1, top + 1, k))
+    from ..family import family_of
+
+    top = up_to or 2 * (pipe.transformer.config.sample_frames - 1) + 1
+    return [n for n in family_of(pipe).frame_counts(top) if n > 1]  # one frame is no video
 
 
 def image_source(pipe, image):
@@ -112,8 +112,8 @@ class GenerateUI(W.VBox):
 
     def run(self):
         """Generate with the current settings; returns the Generation (also set as ``generation``)."""
+        from ..experiment import generate
         from ..preview import rgb_map_for
-        from ..sampler import generate
 
         if self.running:
             return None

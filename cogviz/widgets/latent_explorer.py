@@ -18,8 +18,18 @@ import numpy as np
 import traitlets
 
 from ..analysis import PCABasis, contribution_maps
-from ..viz import (NORMS, channel_mosaic, colourise, figure_png, frames_overview, heatmap, mosaic_png, rgb_tiles,
-                   stats_figure, to_png)
+from ..viz import (
+    NORMS,
+    channel_mosaic,
+    colourise,
+    figure_png,
+    frames_overview,
+    heatmap,
+    mosaic_png,
+    rgb_tiles,
+    stats_figure,
+    to_png,
+)
 
 __all__ = ["LatentExplorer", "VIEWS", "TENSORS"]
 
@@ -55,7 +65,8 @@ class LatentExplorer(W.VBox):
 
     def __init__(self, source=None, *, pipe=None, image=None, prompt: str = "a red circle moves left",
                  steps: int = 20, seed: int = 0, attention_layers="all", cond_half: bool = True):
-        from ..sampler import Generation, Trace, generate
+        from ..experiment import generate
+        from ..sampler import Generation, Trace
 
         if source is None:
             if pipe is None or image is None:

@@ -1,0 +1,130 @@
+"""One home for the rules of a CogVideoX model family: frame counts, latent frames and 1.5's padding,
+the latent scaling (and 1.5's inversion of it), the channel split, and which sizes a model takes.
+
+Everything that needs one of these rules reads it here: validation, encoding, presets, ablations,
+views and widgets. A new family lands as one more :class:`Family`.
+
+========  ==========================  ====================  =================================
+family    frames                      latent scaling        tokens
+========  ==========================  ====================  =================================
+``1.0``   8k+1 (49; the toy 17)       ``z * scaling``       2x2 patches, one latent frame each
+``1.5``   16k+1 (81)                  ``z / scaling`` (sic)  2x2 patches, two latent frames each
+                                                            (a padding frame in front if odd)
+========  ==========================  ====================  =================================
+
+Why 8k+1 for both VAEs: the VAE compresses time 4x (``(F - 1) / 4 + 1`` latent frames) and its
+decoder only gives back ``F`` frames for an odd latent count (13 -> 49, 5 -> 17; an even count such
+as 4 decodes to 16 frames, not 13). 1.5's transformer reads two latent frames per token, so its
+latent count is padded to even and its frame rule doubles.
+
+>>> FAMILIES["1.0"].latent_frames(49)
+(13, 0)
+>>> FAMILIES["1.5"].latent_frames(81)
+(22, 1)
+>>> FAMILIES["1.0"].nearest_frames(10)
+(9, 17)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import CogvizError
+
+if TYPE_CHECKING:  # the rules are plain data: importing them (presets, the CLI's parser) never loads torch
+    import torch
+
+__all__ = ["Family", "FAMILIES", "family_of", "channels", "check_size", "default_size", "accepts_any_size", "TEMPORAL",
+           "SPATIAL"]
+
+TEMPORAL = 4  #: frames per latent frame in every CogVideoX VAE (the first frame has its own)
+SPATIAL = 8   #: pixels per latent cell in every CogVideoX VAE
+
+
+@dataclass(frozen=True)
+class Family:
+    """The rules one CogVideoX family imposes (plain data; see the module doc)."""
+
+    name: str
+    frame_multiple: int          # valid frame counts are frame_multiple * k + 1
+    patch_size_t: int            # latent frames per token (1.5 pads the latent count to a multiple)
+    invert_scale_latents: bool   # 1.5 divides the image latent by the VAE's scaling factor
+
+    # -- frames ----------------------------------------------------------------------------------
+    def valid_frames(self, n) -> bool:
+        return isinstance(n, int) and not isinstance(n, bool) and n >= 1 and (n - 1) % self.frame_multiple == 0
+
+    def nearest_frames(self, n: int) -> tuple[int, int]:
+        """The valid frame counts just below and above ``n``."""
+        k = self.frame_multiple
+        lo = max(1, (int(n) - 1) // k * k + 1) if int(n) > 0 else 1
+        return lo, lo + k
+
+    def frame_counts(self, up_to: int) -> list[int]:
+        """Every valid frame count from 1 to ``up_to``."""
+        return list(range(1, up_to + 1, self.frame_multiple))
+
+    def check_frames(self, n) -> None:
+        if not self.valid_frames(n):
+            lo, hi = self.nearest_frames(n if isinstance(n, int) and n > 0 else 1)
+            raise CogvizError(f"num_frames={n!r}: CogVideoX {self.name} models need {self.frame_multiple}k+1 frames "
+                              f"(other counts decode to a different length); nearest valid: {lo} or {hi}")
+
+    def latent_frames(self, num_frames: int) -> tuple[int, int]:
+        """(latent frames the transformer sees, padding frames added in front for 1.5)."""
+        f = (num_frames - 1) // TEMPORAL + 1
+        pad = 0 if f % self.patch_size_t == 0 else self.patch_size_t - f % self.patch_size_t
+        return f + pad, pad
+
+    # -- latents ---------------------------------------------------------------------------------
+    def scale_latent(self, z: torch.Tensor, scaling: float) -> torch.Tensor:
+        """The VAE's latent as the transformer reads it (1.5 divides: a training quirk its maintainers
+        confirmed; the same rounding as diffusers)."""
+        return (1 / scaling) * z if self.invert_scale_latents else scaling * z
+
+    def latent_gain(self, scaling: float) -> float:
+        """What :meth:`scale_latent` multiplies by."""
+        return 1 / scaling if self.invert_scale_latents else scaling
+
+
+FAMILIES: dict[str, Family] = {
+    "1.0": Family("1.0", frame_multiple=8, patch_size_t=1, invert_scale_latents=False),
+    "1.5": Family("1.5", frame_multiple=16, patch_size_t=2, invert_scale_latents=True),
+}
+
+
+def family_of(pipe) -> Family:
+    """The family of a loaded pipeline (or a transformer config), read from its transformer:
+    a temporal patch size means 1.5."""
+    cfg = pipe.transformer.config if hasattr(pipe, "transformer") else pipe
+    return FAMILIES["1.5" if getattr(cfg, "patch_size_t", None) else "1.0"]
+
+
+def channels(pipe) -> int:
+    """Where the image channels start in the transformer's input (16: after z_t's)."""
+    return pipe.transformer.config.in_channels // 2
+
+
+def check_size(pipe, height: int, width: int) -> None:
+    """Height and width this model takes: multiples of 16; the learned positional embeddings of 1.0
+    fix one size; 1.5's rotary table covers at most its sample size."""
+    cfg = pipe.transformer.config
+    sample = (cfg.sample_height * SPATIAL, cfg.sample_width * SPATIAL)
+    if height % 16 or width % 16:
+        raise CogvizError(f"size {height}x{width}: height and width must be multiples of 16")
+    if cfg.use_learned_positional_embeddings and (height, width) != sample:
+        raise CogvizError(f"size {height}x{width}: this model's learned positional embeddings fix it at "
+                          f"{sample[0]}x{sample[1]}; fit the image with fit_image first")
+    if cfg.patch_size_t is not None and (height > sample[0] or width > sample[1]):
+        raise CogvizError(f"size {height}x{width}: this model's rotary position table covers at most "
+                          f"{sample[0]}x{sample[1]}; fit the image to a size within it")
+
+
+def default_size(pipe) -> tuple[int, int]:
+    cfg = pipe.transformer.config
+    return cfg.sample_height * SPATIAL, cfg.sample_width * SPATIAL
+
+
+def accepts_any_size(pipe) -> bool:
+    """True where the model takes sizes other than its sample size (no learned positional embeddings: 1.5)."""
+    return not pipe.transformer.config.use_learned_positional_embeddings
