@@ -28,7 +28,7 @@ This module is the bottom of the core: it imports nothing else of cogviz but its
 >>> check_patterns(["z_image"], names, what="record pattern")
 Traceback (most recent call last):
 ...
-cogviz.errors.PointError: record pattern 'z_image' matches no point of this call; did you mean 'z_img'? ...
+cogviz.errors.PointError: record pattern 'z_image' matches no point of this call; did you mean 'z_img'...
 """
 from __future__ import annotations
 
@@ -85,8 +85,8 @@ def _generic(name: str) -> str:
 
 def _closest(pattern: str, names: list[str]) -> list[str]:
     shapes = list(dict.fromkeys(_generic(n) for n in names))
-    close = difflib.get_close_matches(_generic(pattern), shapes, n=3, cutoff=0.5)
-    return close or difflib.get_close_matches(pattern, names, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(_generic(pattern), shapes, n=3, cutoff=0.6)
+    return close or difflib.get_close_matches(pattern, names, n=3, cutoff=0.6)
 
 
 def _no_match(pattern: str, names: list[str], what: str) -> PointError:
