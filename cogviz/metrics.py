@@ -24,10 +24,17 @@ in the tests on patterns shifted by a known amount.
 
 :func:`summarize` turns the table into one row per video: frame-0 fidelity, the anchor's
 half-life, mean motion and VBench's dynamic flag.
+
+Each per-frame metric is one entry of :data:`REGISTRY` (name, per-frame function, axis label, how
+it summarizes), added with :func:`register`; :func:`anchor_metrics`, :func:`summarize`, the plots
+in :mod:`cogviz.viz`, sweeps' ``frames.parquet`` and AblationLab all read it, so a new metric is
+added in one place. :func:`psnr` is cogviz's one PSNR.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,14 +44,39 @@ from .errors import CogvizError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["anchor_metrics", "summarize", "half_life", "METRICS", "PSNR_CAP"]
+__all__ = ["psnr", "psnr_of_mse", "anchor_metrics", "summarize", "half_life", "Metric", "REGISTRY", "register", "METRICS",
+           "PSNR_CAP", "label"]
 
-METRICS = ("psnr", "ssim", "palette", "layout", "flicker", "motion", "motion_top5")
 PSNR_CAP = 100.0      #: dB reported for identical frames (the true value is infinite)
 REDUCED_SIDE = 128    #: palette and flow work on copies reduced to about this short side
 LAB_BINS = 8
 LAB_RANGE = ((0.0, 100.0), (-110.0, 110.0), (-110.0, 110.0))
 LAYOUT_CELLS = (12, 18)
+
+
+def psnr(a, b, *, data_range: float | None = None) -> float:
+    """PSNR in dB between two images or videos of one shape (scikit-image's ``peak_signal_noise_ratio``),
+    capped at :data:`PSNR_CAP` (identical inputs). ``data_range`` defaults to 255 for uint8 and 1
+    for floats; torch tensors are accepted. cogviz's one PSNR: metrics, the toy's evaluation and
+    training, the lessons.
+
+    >>> a = np.zeros((4, 4, 3), np.uint8)
+    >>> psnr(a, a), round(psnr(a, a + 16), 2)
+    (100.0, 24.05)
+    """
+    from skimage.metrics import mean_squared_error
+
+    a, b = (x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x) for x in (a, b))
+    if a.shape != b.shape:
+        raise CogvizError(f"psnr: shapes {a.shape} and {b.shape} differ; compare images of one size")
+    if data_range is None:
+        data_range = 255.0 if a.dtype == np.uint8 else 1.0
+    return psnr_of_mse(float(mean_squared_error(a.astype(np.float64), b.astype(np.float64))), data_range)
+
+
+def psnr_of_mse(mse: float, data_range: float = 1.0) -> float:
+    """The PSNR of a mean squared error (what :func:`psnr` reports), capped at :data:`PSNR_CAP`."""
+    return PSNR_CAP if mse <= 0 else min(PSNR_CAP, 10 * math.log10(data_range ** 2 / mse))
 
 
 def _as_video(frames) -> np.ndarray:
@@ -76,6 +108,133 @@ def _as_image(image, size) -> np.ndarray:
     return a
 
 
+class _Frame:
+    """One frame and the views of it that metrics share, each computed once on first use."""
+
+    def __init__(self, pixels: np.ndarray, k: int):
+        self.pixels, self.k = pixels, k
+        self._cache: dict = {}
+
+    def _get(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def floats(self) -> np.ndarray:  # (H, W, 3) float32 in [0, 255]
+        return self._get("floats", lambda: self.pixels.astype(np.float32))
+
+    @property
+    def small(self) -> np.ndarray:  # area-reduced copy, float in [0, 1]
+        return self._get("small", lambda: _reduced(self.pixels, self.k))
+
+    @property
+    def grey(self) -> np.ndarray:
+        from skimage.color import rgb2gray
+
+        return self._get("grey", lambda: rgb2gray(self.small).astype(np.float32))
+
+    @property
+    def palette(self) -> np.ndarray:
+        return self._get("palette", lambda: _palette(self.small))
+
+    @property
+    def layout(self) -> np.ndarray:
+        from skimage.transform import resize
+
+        return self._get("layout", lambda: resize(self.grey, LAYOUT_CELLS, anti_aliasing=True).ravel())
+
+    def flow_from(self, prev: _Frame) -> np.ndarray:
+        """Optical-flow magnitudes from ``prev`` to this frame, in the frame's pixels (flattened)."""
+        from skimage.registration import optical_flow_ilk
+
+        def make():
+            v, u = optical_flow_ilk(prev.grey, self.grey, radius=7, num_warp=3)
+            return (np.hypot(v, u) * self.k).ravel()  # reduced pixels -> frame pixels
+
+        return self._get(("flow", id(prev)), make)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-frame metric: ``fn(frame, image, previous)`` -> float, where each is a ``_Frame``
+    (``previous`` is None on frame 0; a ``pairwise`` metric is then NaN). ``summary`` names what
+    :func:`summarize` reports of it: ``"frame0"`` (``frame0_<name>``), ``"mean"`` (``mean_<name>``),
+    ``"value"`` (``<name>``: the mean over frames, over frame pairs if pairwise)."""
+
+    name: str
+    fn: Callable
+    label: str
+    pairwise: bool = False
+    summary: tuple[str, ...] = ("value",)
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register(name: str, label: str, *, pairwise: bool = False, summary: tuple[str, ...] = ("value",)):
+    """Add a metric to :data:`REGISTRY`: :func:`anchor_metrics`, :func:`summarize`, the plots, sweeps
+    and AblationLab all read it, so a new metric is this decorator on one function."""
+    def add(fn):
+        REGISTRY[name] = Metric(name, fn, label, pairwise, tuple(summary))
+        return fn
+
+    return add
+
+
+@register("psnr", "PSNR to the image (dB)", summary=("frame0", "mean"))
+def _psnr(f, ref, prev):
+    return psnr(ref.pixels, f.pixels)
+
+
+@register("ssim", "SSIM to the image", summary=("frame0", "mean"))
+def _ssim(f, ref, prev):
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(ref.floats, f.floats, channel_axis=-1, data_range=255))
+
+
+@register("palette", "palette distance (Lab)")
+def _palette_distance(f, ref, prev):
+    return 0.5 * float(np.abs(f.palette - ref.palette).sum())
+
+
+@register("layout", "layout similarity")
+def _layout_similarity(f, ref, prev):
+    return _correlation(f.layout, ref.layout)
+
+
+@register("flicker", "flicker (1 = still)", pairwise=True)
+def _flicker(f, ref, prev):
+    diff = np.abs(f.pixels.astype(np.int16) - prev.pixels.astype(np.int16))
+    return 1.0 - float(diff.mean()) / 255.0
+
+
+@register("motion", "motion (px / frame)", pairwise=True)
+def _motion(f, ref, prev):
+    return float(f.flow_from(prev).mean())
+
+
+@register("motion_top5", "top-5% motion (px / frame)", pairwise=True, summary=())
+def _motion_top5(f, ref, prev):
+    mag = f.flow_from(prev)
+    top = max(1, int(mag.size * 0.05))
+    return float(np.partition(mag, mag.size - top)[-top:].mean())
+
+
+METRICS = tuple(REGISTRY)  #: the per-frame columns of :func:`anchor_metrics`, in order
+
+
+def label(name: str) -> str:
+    """The axis label of a per-frame metric or of a :func:`summarize` key."""
+    if name in REGISTRY:
+        return REGISTRY[name].label
+    for prefix, what in (("frame0_", "frame-0 "), ("mean_", "mean ")):
+        if name.startswith(prefix) and name[len(prefix):] in REGISTRY:
+            return what + REGISTRY[name[len(prefix):]].label
+    return {"half_life": "anchor half-life (frames)", "dynamic": "dynamic (VBench)"}.get(name, name)
+
+
 def _reduction(height: int, width: int) -> int:
     return max(1, min(height, width) // REDUCED_SIDE)
 
@@ -91,12 +250,6 @@ def _reduced(frame: np.ndarray, k: int) -> np.ndarray:
     return downscale_local_mean(x[:h, :w], (k, k, 1))
 
 
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    from skimage.color import rgb2gray
-
-    return rgb2gray(rgb).astype(np.float32)
-
-
 def _palette(rgb: np.ndarray) -> np.ndarray:
     from skimage.color import rgb2lab
 
@@ -105,23 +258,10 @@ def _palette(rgb: np.ndarray) -> np.ndarray:
     return hist.ravel() / max(1, lab.shape[0])
 
 
-def _layout(grey: np.ndarray) -> np.ndarray:
-    from skimage.transform import resize
-
-    return resize(grey, LAYOUT_CELLS, anti_aliasing=True).ravel()
-
-
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     den = math.sqrt(float((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / den) if den > 1e-12 else float("nan")
-
-
-def _flow_magnitude(prev: np.ndarray, cur: np.ndarray, k: int) -> np.ndarray:
-    from skimage.registration import optical_flow_ilk
-
-    v, u = optical_flow_ilk(prev, cur, radius=7, num_warp=3)
-    return np.hypot(v, u) * k  # reduced pixels -> frame pixels
 
 
 def anchor_metrics(frames, image) -> pd.DataFrame:
@@ -136,42 +276,20 @@ def anchor_metrics(frames, image) -> pd.DataFrame:
     [100.0, 1.0, 1.0, 0.0]
     """
     import pandas as pd
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     video = _as_video(frames)
     n, h, w, _ = video.shape
-    ref = _as_image(image, (h, w))
     k = _reduction(h, w)
-    ref_f = ref.astype(np.float32)
-    ref_small = _reduced(ref, k)
-    ref_palette, ref_layout = _palette(ref_small), _layout(_grey(ref_small))
-
-    rows, prev_grey = [], None
-    for t, frame in enumerate(video):
-        small = _reduced(frame, k)
-        grey = _grey(small)
-        if np.array_equal(frame, ref):
-            psnr = PSNR_CAP
-        else:
-            psnr = min(PSNR_CAP, float(peak_signal_noise_ratio(ref, frame, data_range=255)))
-        row = {
-            "frame": t,
-            "psnr": psnr,
-            "ssim": float(structural_similarity(ref_f, frame.astype(np.float32), channel_axis=-1, data_range=255)),
-            "palette": 0.5 * float(np.abs(_palette(small) - ref_palette).sum()),
-            "layout": _correlation(_layout(grey), ref_layout),
-            "flicker": math.nan, "motion": math.nan, "motion_top5": math.nan,
-        }
-        if t:
-            diff = np.abs(frame.astype(np.int16) - video[t - 1].astype(np.int16))
-            row["flicker"] = 1.0 - float(diff.mean()) / 255.0
-            mag = _flow_magnitude(prev_grey, grey, k).ravel()
-            top = max(1, int(mag.size * 0.05))
-            row["motion"] = float(mag.mean())
-            row["motion_top5"] = float(np.partition(mag, mag.size - top)[-top:].mean())
+    ref = _Frame(_as_image(image, (h, w)), k)
+    rows, prev = [], None
+    for t, pixels in enumerate(video):
+        f = _Frame(pixels, k)
+        row = {"frame": t}
+        for m in REGISTRY.values():
+            row[m.name] = math.nan if m.pairwise and prev is None else m.fn(f, ref, prev)
         rows.append(row)
-        prev_grey = grey
-    df = pd.DataFrame(rows, columns=["frame", *METRICS])
+        prev = f
+    df = pd.DataFrame(rows, columns=["frame", *REGISTRY])
     df.attrs.update(height=h, width=w)
     return df
 
@@ -219,15 +337,26 @@ def summarize(df, *, fps: float = 8.0, floor: float = 0.0) -> pd.Series:
     pairs = df["motion_top5"].iloc[1:]
     threshold = 6.0 * max(1.0, 8.0 / fps) * min(h, w) / 256.0
     need = max(1, round(4 * len(df) / 16))
-    return pd.Series({
-        "frame0_psnr": float(df["psnr"].iloc[0]),
-        "frame0_ssim": float(df["ssim"].iloc[0]),
-        "mean_psnr": float(df["psnr"].mean()),
-        "mean_ssim": float(df["ssim"].mean()),
-        "palette": float(df["palette"].mean()),
-        "layout": float(df["layout"].mean()),
-        "half_life": half_life(df["ssim"].to_numpy(), floor),
-        "motion": float(df["motion"].iloc[1:].mean()) if len(df) > 1 else 0.0,
-        "flicker": float(df["flicker"].iloc[1:].mean()) if len(df) > 1 else 1.0,
-        "dynamic": bool((pairs > threshold).sum() >= need),
-    })
+    out = {}
+    for m in REGISTRY.values():
+        col = df[m.name] if m.name in df else None
+        if col is None:
+            continue
+        for kind in m.summary:
+            if kind == "frame0":
+                out[f"frame0_{m.name}"] = float(col.iloc[0])
+            elif kind == "mean":
+                out[f"mean_{m.name}"] = float(col.mean())
+            elif m.pairwise:
+                out[m.name] = float(col.iloc[1:].mean()) if len(df) > 1 else _STILL.get(m.name, math.nan)
+            else:
+                out[m.name] = float(col.mean())
+    out["half_life"] = half_life(df["ssim"].to_numpy(), floor)
+    out["dynamic"] = bool((pairs > threshold).sum() >= need)
+    order = ["frame0_psnr", "frame0_ssim", "mean_psnr", "mean_ssim", "palette", "layout", "half_life", "motion",
+             "flicker", "dynamic"]
+    return pd.Series({k: out[k] for k in [*order, *[k for k in out if k not in order]] if k in out})
+
+
+#: what a pairwise metric reads on a one-frame video (no pair to measure)
+_STILL = {"motion": 0.0, "flicker": 1.0}

@@ -35,7 +35,9 @@ class RGBMap:
     @property
     def psnr(self) -> float:
         """The fit error as PSNR in dB (peak 1.0)."""
-        return float(10 * np.log10(1.0 / max(self.rmse, 1e-12) ** 2))
+        from .metrics import psnr_of_mse
+
+        return psnr_of_mse(self.rmse ** 2, 1.0)
 
     def apply(self, latent, *, kind: str = "video") -> np.ndarray:
         """(..., C, h, w) latent (tensor or array) -> uint8 (..., h, w, 3).

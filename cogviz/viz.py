@@ -499,12 +499,6 @@ def frame_strip(frames, indices=None, *, titles=None, zoom: int | None = None, g
     return rgb_tiles([frames[i] for i in indices], titles, zoom=zoom, gap=gap)
 
 
-_METRIC_LABELS = {"psnr": "PSNR to the image (dB)", "ssim": "SSIM to the image", "palette": "palette distance (Lab)",
-                  "layout": "layout similarity", "flicker": "flicker (1 = still)", "motion": "motion (px / frame)",
-                  "motion_top5": "top-5% motion (px / frame)", "mean_ssim": "mean SSIM to the image",
-                  "frame0_psnr": "frame-0 PSNR (dB)", "frame0_ssim": "frame-0 SSIM", "mean_psnr": "mean PSNR (dB)"}
-
-
 def _runs(runs, by: str):
     """``{label: table or [tables]}`` or a long DataFrame with a ``by`` column -> [(label, [tables])]."""
     import pandas as pd
@@ -537,6 +531,10 @@ def anchor_decay(runs, metric: str = "ssim", *, by: str = "label", title: str | 
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from .metrics import REGISTRY, label
+
+    if metric not in REGISTRY:
+        raise ValueError(f"metric={metric!r}: not a per-frame metric; expected one of {', '.join(REGISTRY)}")
     groups = _runs(runs, by)
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()
@@ -548,8 +546,7 @@ def anchor_decay(runs, metric: str = "ssim", *, by: str = "label", title: str | 
                 label=lab if n == 1 else f"{lab} (n={n})")
         if n > 1:
             ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15, lw=0)
-    ax.set(xlabel="frame", ylabel=_METRIC_LABELS.get(metric, metric),
-           title=title or f"anchor decay: {_METRIC_LABELS.get(metric, metric)} per frame")
+    ax.set(xlabel="frame", ylabel=label(metric), title=title or f"anchor decay: {label(metric)} per frame")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=1 if len(groups) <= 6 else 2)
     return fig
@@ -568,7 +565,7 @@ def fidelity_motion(runs, *, by: str = "label", x: str = "motion", y: str = "mea
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from .metrics import summarize
+    from .metrics import label, summarize
 
     def point(t):
         if isinstance(t, pd.DataFrame) and "frame" in t.columns:
@@ -587,7 +584,7 @@ def fidelity_motion(runs, *, by: str = "label", x: str = "motion", y: str = "mea
         ax.scatter(pts[x], pts[y], s=22, color=colour, alpha=0.55, lw=0)
         ax.scatter([pts[x].mean()], [pts[y].mean()], s=90, color=colour, edgecolors="black", lw=1.0,
                    label=lab if len(pts) == 1 else f"{lab} (n={len(pts)})", zorder=3)
-    ax.set(xlabel=_METRIC_LABELS.get(x, x), ylabel=_METRIC_LABELS.get(y, y),
+    ax.set(xlabel=label(x), ylabel=label(y),
            title=title or "fidelity against motion: up = anchored, right = moving")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=1 if len(groups) <= 6 else 2)

@@ -139,9 +139,7 @@ show(viz.rgb_tiles(list(rgb.apply(z_video)), [f"RGB map f{i}" for i in range(5)]
 # scenes well and a photograph less well: the latent space is learned, not generic.
 
 # %%
-def psnr(a, b):
-    return 10 * np.log10(255 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
-
+from cogviz.metrics import psnr  # PSNR in dB; the one cogviz uses everywhere
 
 results = {}
 for name, img in [("scene", scene[0]), (SAMPLE, load_sample(SAMPLE))]:

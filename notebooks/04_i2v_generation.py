@@ -138,11 +138,7 @@ print(out.name, out.stat().st_size, "bytes")
 zeroed = cogviz.generate(pipe, truth[0], prompt, steps=STEPS, guidance=GUIDANCE, seed=SEED,
                          interventions=[Intervention("z_img", lambda z, ctx: torch.zeros_like(z))])
 
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255 ** 2 / max(mse, 1e-10))
-
+from cogviz.metrics import psnr  # PSNR in dB (capped at 100 for identical frames); the one cogviz uses
 
 with_image, without_image = psnr(g.frames[0], truth[0]), psnr(zeroed.frames[0], truth[0])
 print(f"frame 0 vs the conditioning image: {with_image:.1f} dB with z_img, {without_image:.1f} dB with z_img = 0")

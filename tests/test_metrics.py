@@ -133,3 +133,43 @@ def test_anchor_plots_are_pictures_with_one_line_or_point_per_ablation():
     assert isinstance(viz.fidelity_motion(summaries), viz.Picture)
     with pytest.raises(ValueError, match="no 'label' column"):
         viz.anchor_decay(runs["moving"])
+
+
+def test_a_new_metric_is_added_in_one_place(monkeypatch):
+    import cogviz.metrics as M
+    from cogviz import viz
+
+    monkeypatch.setattr(M, "REGISTRY", dict(M.REGISTRY))  # the registration below is undone after the test
+
+    @M.register("brightness", "mean brightness", summary=("frame0", "value"))
+    def _brightness(f, ref, prev):
+        return float(f.pixels.mean())
+
+    video = np.stack([np.full((32, 48, 3), v, np.uint8) for v in (10, 20, 30)])
+    df = M.anchor_metrics(video, video[0])
+    assert df["brightness"].tolist() == [10.0, 20.0, 30.0]
+    s = M.summarize(df)
+    assert s["frame0_brightness"] == 10.0 and s["brightness"] == 20.0
+    assert M.label("frame0_brightness") == "frame-0 mean brightness"
+    assert viz.anchor_decay({"a": df}, "brightness").shape[-1] == 3  # the plot reads it too
+    with pytest.raises(ValueError, match="metric='brightnes'"):
+        viz.anchor_decay({"a": df}, "brightnes")
+
+
+def test_one_psnr_everywhere():
+    import torch
+
+    from cogviz.metrics import PSNR_CAP, psnr
+    from cogviz.preview import RGBMap
+    from cogviz.toy.evaluate import psnr_uint8
+    from cogviz.toy.train import psnr as train_psnr
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 20, a.shape), 0, 255).astype(np.uint8)
+    ref = psnr(a, b)
+    assert psnr_uint8(a, b) == ref and psnr(a, a) == psnr_uint8(a, a) == PSNR_CAP
+    ta, tb = (torch.from_numpy(x).float() / 127.5 - 1 for x in (a, b))  # [-1, 1]
+    assert abs(train_psnr(ta, tb) - ref) < 1e-4
+    rmse = float(np.sqrt(np.mean((a / 255.0 - b / 255.0) ** 2)))
+    assert abs(RGBMap(np.zeros((16, 3)), np.zeros(3), rmse, 1.0).psnr - ref) < 1e-6

@@ -17,7 +17,6 @@ scene's first frame as the conditioning image and its prompt:
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..metrics import psnr
 from .scenes import COLOURS, DIRECTIONS, prompt_for, render_scene, sample_scene
 from .train import EVAL_SEED_BASE
 
@@ -105,8 +105,8 @@ class EvalReport:
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    """PSNR (dB) of two uint8 images: :func:`cogviz.metrics.psnr`, the one PSNR."""
+    return psnr(a, b, data_range=255.0)
 
 
 def colour_mask(frame: np.ndarray, colour: str, tol: float = 80.0) -> np.ndarray:

@@ -201,9 +201,10 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB between two tensors in [-1, 1]."""
-    mse = F.mse_loss(a.clamp(-1, 1), b.clamp(-1, 1)).item() / 4.0  # rescale to [0, 1] range
-    return 10 * math.log10(1.0 / max(mse, 1e-10))
+    """PSNR in dB between two tensors in [-1, 1] (clamped): :func:`cogviz.metrics.psnr`."""
+    from ..metrics import psnr as metrics_psnr
+
+    return metrics_psnr(a.clamp(-1, 1), b.clamp(-1, 1), data_range=2.0)
 
 
 def _train_scene_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
