@@ -63,8 +63,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=30)
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    from cogviz.viz import channel_mosaic, mosaic_png
+    from cogviz.viz import channel_mosaic
     from cogviz.widgets import LatentExplorer
+    from cogviz.widgets.transport import mosaic_png
 
     trace = synthetic_trace()
     ex = LatentExplorer(trace)

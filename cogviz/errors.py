@@ -3,7 +3,7 @@ from __future__ import annotations
 
 __all__ = ["names_in", "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
            "ModelLoadError", "OutOfMemoryError", "AblationError", "SpeedPresetError", "PointError",
-           "NotRecordedError"]
+           "NotRecordedError", "SweepError"]
 
 
 def names_in(value, accepted: tuple, label: str, error: type) -> list[str]:
@@ -68,3 +68,7 @@ class NotRecordedError(PointError, KeyError):
     """A name asked of a :class:`~cogviz.points.Trace` that the trace did not record (also a ``KeyError``)."""
 
     __str__ = Exception.__str__  # the message as written, not KeyError's repr of it
+
+
+class SweepError(CogvizError):
+    """A bad sweep configuration or results directory."""

@@ -11,6 +11,7 @@ from cogviz.errors import CogvizError
 from cogviz.sampler import Intervention
 from cogviz.testing import tiny_random_pipeline
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz.widgets.transport import mosaic_png
 
 SCENE = sample_scene(1_000_000_005)
 PROMPT = prompt_for(SCENE)
@@ -198,7 +199,7 @@ def test_mosaic_png_is_faithful(run):
     from PIL import Image
 
     m = viz.channel_mosaic(run.trace["step/3/input"][1, 1], split=16, zoom=3)
-    back = np.asarray(Image.open(io.BytesIO(viz.mosaic_png(m))).convert("RGB")).astype(int)
+    back = np.asarray(Image.open(io.BytesIO(mosaic_png(m))).convert("RGB")).astype(int)
     assert back.shape == m.shape
     diff = np.abs(back - m).max(-1)
     colour = ~((m[..., 0] == m[..., 1]) & (m[..., 1] == m[..., 2]))  # tiles; text and background are grey

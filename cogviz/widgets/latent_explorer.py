@@ -25,11 +25,11 @@ from ..viz import (
     figure_png,
     frames_overview,
     heatmap,
-    mosaic_png,
     rgb_tiles,
     stats_figure,
     to_png,
 )
+from .transport import mosaic_png
 
 __all__ = ["LatentExplorer", "VIEWS", "TENSORS"]
 

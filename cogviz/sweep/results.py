@@ -1,0 +1,102 @@
+"""A results directory read back: one row per run and one per run x frame (pandas), with plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SweepError
+from .store import _valid
+
+
+def _flatten(ablations: list[dict]) -> dict:
+    cols = {}
+    for a in ablations:
+        for k, v in a.items():
+            if k != "kind":
+                cols[f"{a['kind']}.{k}"] = json.dumps(v) if isinstance(v, (dict, list)) else v
+    return cols
+
+
+class SweepResult:
+    """The runs of a results directory: ``.runs`` (one row per run) and ``.frames`` (one row per run x
+    frame, with the per-frame metrics). Opens without a model."""
+
+    def __init__(self, out_dir: Path, records: list[dict]):
+        import pandas as pd
+
+        self.out_dir = Path(out_dir)
+        rows, frames = [], []
+        for rec in records:
+            c = rec["config"]
+            run_dir = self.out_dir / "runs" / rec["run_id"]
+            row = {"run_id": rec["run_id"], "image": rec["image_name"], "image_sha": c["image"],
+                   "prompt": c["prompt"], "seed": c["seed"], "label": rec["label"],
+                   "ablations": json.dumps(c["ablations"]), **_flatten(c["ablations"]), **rec["summary"],
+                   "steps": c["settings"]["steps"], "guidance": c["settings"]["guidance"],
+                   "model": c["model"]["id"], "model_fingerprint": c["model"]["fingerprint"],
+                   "video": str(run_dir / "video.mp4")}
+            names = {f["name"] for f in rec["files"]}
+            row["metrics"] = str(run_dir / "frames.parquet") if "frames.parquet" in names else None
+            row["latents"] = str(run_dir / "latents.safetensors") if "latents.safetensors" in names else None
+            rows.append(row)
+            if row["metrics"]:
+                df = pd.read_parquet(row["metrics"])
+                df["label"] = rec["label"]
+                frames.append(df)
+        self.runs = pd.DataFrame(rows)
+        self.frames = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @classmethod
+    def load(cls, out_dir, *, run_ids=None) -> SweepResult:
+        """Every intact run in ``out_dir`` (or only ``run_ids``), finished or from a partial sweep."""
+        out_dir = Path(out_dir)
+        if not (out_dir / "manifest.json").exists():
+            raise SweepError(f"{str(out_dir)!r} is not a sweep results directory (no manifest.json)")
+        dirs = ([out_dir / "runs" / r for r in run_ids] if run_ids is not None
+                else sorted(p for p in (out_dir / "runs").glob("*") if not p.name.startswith(".")))
+        records = [rec for rec in (_valid(d) for d in dirs) if rec is not None]
+        records.sort(key=lambda r: r["finished"])
+        return cls(out_dir, records)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __repr__(self) -> str:
+        return f"<SweepResult {len(self)} runs in {str(self.out_dir)!r}>"
+
+    def plot_decay(self, metric: str = "ssim", *, title: str | None = None):
+        """The anchor-decay curves of every ablation (mean over images, prompts and seeds)."""
+        from .. import viz
+
+        return viz.anchor_decay(self.frames, metric, by="label", title=title)
+
+    def plot_tradeoff(self, *, title: str | None = None):
+        """The fidelity-motion plane: each run a point, each ablation's mean ringed."""
+        from .. import viz
+
+        return viz.fidelity_motion(self.runs, by="label", title=title)
+
+    def video(self, run_id: str) -> np.ndarray:
+        """The frames of one run, read back from its mp4 (uint8 (F, H, W, 3))."""
+        from ..video import load
+
+        row = self.runs.set_index("run_id").loc[run_id]
+        return load(row["video"])
+
+    def grid(self, *, image: str | None = None, prompt: str | None = None, seed: int | None = None,
+             labels=None) -> np.ndarray:
+        """Baseline and variants of one (image, prompt, seed) side by side, as one titled video
+        (``cogviz.video.show`` plays it); the first image / prompt / seed when not given."""
+        from ..video import grid
+
+        df = self.runs
+        first = df.iloc[0]
+        df = df[(df["image"] == (image or first["image"])) & (df["prompt"] == (prompt or first["prompt"]))
+                & (df["seed"] == (first["seed"] if seed is None else seed))]
+        if labels is not None:
+            df = df[df["label"].isin(labels)]
+        if df.empty:
+            raise SweepError(f"no runs for image={image!r}, prompt={prompt!r}, seed={seed!r}, labels={labels!r}")
+        return grid({row.label: self.video(row.run_id) for row in df.itertuples()})
