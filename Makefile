@@ -44,7 +44,7 @@ figures: install
 
 train: install
 	@$(PY) -c 'import sklearn' 2>/dev/null || $(PY) -m pip install --progress-bar off -q -e '.[train]'
-	$(PY) -m cogviz.toy.train
+	$(PY) -m cogviz.trainer
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

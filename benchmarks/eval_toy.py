@@ -2,7 +2,7 @@
 
     python benchmarks/eval_toy.py [--scenes 32] [--steps 50] [--model DIR] [--no-photos] [--write-card]
 
-Shapes world (see cogviz/toy/evaluate.py): median frame-0 PSNR against the conditioning image, the
+Shapes world (see cogviz/trainer/evaluate.py): median frame-0 PSNR against the conditioning image, the
 share of scenes whose shape colour survives to the last frame, the share whose shape moves in the
 prompted direction, the frame-0 PSNR drop when the image latent is zeroed, and the share whose
 shape stays one piece. Bars (``QUALITY_BAR``: no worse than the shapes-world-only model this one
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
 
     import cogviz.models as M
-    from cogviz.toy.evaluate import PHOTO_BAR, QUALITY_BAR, evaluate, evaluate_photos
+    from cogviz.trainer.evaluate import PHOTO_BAR, QUALITY_BAR, evaluate, evaluate_photos
 
     pipe = M.load_pipeline(args.model, device="cpu")
     t = time.perf_counter()
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     if args.write_card:
         path = M.TOY_DIR / "eval.json"
         path.write_text(json.dumps(out, indent=2) + "\n")
-        from cogviz.toy.card import write_model_card
+        from cogviz.trainer.card import write_model_card
 
         print("wrote", write_model_card())
     return 0

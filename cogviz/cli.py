@@ -7,7 +7,7 @@
     cogviz sweep CONFIG.json|yaml --out DIR [--backend local|ray] [--ray-address ADDR] [--actors N]
                  [--gpus-per-actor G] [--batch N|auto]
     cogviz fit IMAGE [--preset NAME | --size HxW] [--mode crop|pad|stretch] --out PATH
-    cogviz train-toy [--run-dir DIR] ...      (same as python -m cogviz.toy.train)
+    cogviz train-toy [--run-dir DIR] ...      (same as python -m cogviz.trainer)
 """
 from __future__ import annotations
 
@@ -230,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--size", type=_size, help="HEIGHTxWIDTH instead of a preset")
     f.add_argument("--mode", choices=["crop", "pad", "stretch"], default="crop")
     f.add_argument("--out", required=True, help="where to write the fitted image (PNG/JPEG by suffix)")
-    # listed for --help only: main() hands `train-toy ...` to cogviz.toy.train before parsing, so that
+    # listed for --help only: main() hands `train-toy ...` to cogviz.trainer before parsing, so that
     # the other commands (and their errors) never import torch and diffusers just to build this parser
-    sub.add_parser("train-toy", help="train the embedded toy model (python -m cogviz.toy.train; "
+    sub.add_parser("train-toy", help="train the embedded toy model (python -m cogviz.trainer; "
                                      "cogviz train-toy --help lists its options)")
     return p
 
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train-toy"]:
-        from .toy.train import main as train_main
+        from .trainer.train import main as train_main
 
         return train_main(argv[1:], prog="cogviz train-toy")
     parser = build_parser()

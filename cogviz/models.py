@@ -119,7 +119,7 @@ def load_pipeline(
     if is_toy:
         if not (TOY_DIR / "model_index.json").exists():
             raise ModelLoadError(f"the embedded toy model is missing from {TOY_DIR}; reinstall cogviz, or "
-                                 "train it with `python -m cogviz.toy.train`")
+                                 "train it with `python -m cogviz.trainer`")
         source, kwargs = TOY_DIR, {}
     elif Path(model).expanduser().is_dir():
         source, kwargs = Path(model).expanduser(), {}

@@ -36,10 +36,10 @@ from PIL import Image
 import cogviz.models as M
 from cogviz import viz
 from cogviz.fit import fit_image
-from cogviz.toy.data import training_clip
-from cogviz.toy.evaluate import global_motion, psnr_uint8, vae_psnr, zeroed_image_latents
-from cogviz.toy.natural import SourcePool, photo
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz.trainer.data import training_clip
+from cogviz.trainer.evaluate import global_motion, psnr_uint8, vae_psnr, zeroed_image_latents
+from cogviz.trainer.natural import SourcePool, photo
 
 # %% [markdown]
 # ## 1. Shapes world

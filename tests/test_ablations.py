@@ -14,8 +14,8 @@ from cogviz.errors import AblationError, CogvizError
 from cogviz.experiment import generate
 from cogviz.metrics import anchor_metrics
 from cogviz.testing import tiny_random_pipeline
-from cogviz.toy.evaluate import psnr_uint8
 from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz.trainer.evaluate import psnr_uint8
 
 SEEDS = (0, 1, 2)
 STEPS = 20

@@ -161,8 +161,8 @@ def test_one_psnr_everywhere():
 
     from cogviz.metrics import PSNR_CAP, psnr
     from cogviz.preview import RGBMap
-    from cogviz.toy.evaluate import psnr_uint8
-    from cogviz.toy.train import psnr as train_psnr
+    from cogviz.trainer.evaluate import psnr_uint8
+    from cogviz.trainer.train import psnr as train_psnr
 
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)

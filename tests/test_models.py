@@ -10,7 +10,7 @@ from PIL import Image
 import cogviz.models as M
 from cogviz import ModelLoadError
 from cogviz.testing import TINY_SIZE, tiny_random_pipeline
-from cogviz.toy.evaluate import evaluate, zeroed_image_latents
+from cogviz.trainer.evaluate import evaluate, zeroed_image_latents
 
 #: Bounds for the held-out photographs at 12 steps (the model card has the 50-step figures).
 PHOTO_VAE_DB, PHOTO_FRAME0_DB, PHOTO_DROP_DB = 21.0, 19.5, 6.0
@@ -115,8 +115,8 @@ def test_toy_anchors_heldout_photographs(toy):
     """The three held-out photographs (packages no training stage reads), fitted whole, 12 steps:
     the VAE keeps them, frame 0 is the photo, and zeroing z_img loses it. Bounds sit well below the
     model card's 50-step figures, so only a broken model or loader fails them."""
-    from cogviz.toy.evaluate import evaluate_photos
-    from cogviz.toy.natural import heldout_views
+    from cogviz.trainer.evaluate import evaluate_photos
+    from cogviz.trainer.natural import heldout_views
 
     report = evaluate_photos(toy, heldout_views(per_photo=1), steps=12, progress=False)
     s = report.summary()

@@ -91,8 +91,8 @@ from cogviz.sampler import Intervention  # noqa: E402
 
 def test_zeroing_z_img_removes_the_anchor_on_the_toy():
     pipe = M.load_pipeline("toy")
-    from cogviz.toy.evaluate import psnr_uint8
     from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+    from cogviz.trainer.evaluate import psnr_uint8
 
     scene = sample_scene(1_000_000_001)  # a held-out scene
     truth = render_scene(scene)

@@ -113,3 +113,11 @@ def test_ruff_is_clean():
     r = subprocess.run([ruff, "check", "cogviz", "tests", "benchmarks", "notebooks"], cwd=ROOT, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+def test_the_trainer_stays_out_of_the_runtime():
+    graph = import_graph()
+    users = sorted(m for m, deps in graph.items() if any(d.startswith("cogviz.trainer") for d in deps)
+                   and not m.startswith("cogviz.trainer"))
+    assert users == ["cogviz.cli"]  # only `cogviz train-toy` hands over to it
+    assert not any(d.startswith("cogviz.trainer") for d in graph["cogviz.toy.components"])

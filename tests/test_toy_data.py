@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cogviz.toy import data as D
-from cogviz.toy import natural as N
 from cogviz.toy.components import VOCAB
-from cogviz.toy.evaluate import DCT_KEEP, aligned_psnr, dct_reference, global_motion, motion_matches, psnr_uint8
 from cogviz.toy.scenes import sample_scene
+from cogviz.trainer import data as D
+from cogviz.trainer import natural as N
+from cogviz.trainer.evaluate import DCT_KEEP, aligned_psnr, dct_reference, global_motion, motion_matches, psnr_uint8
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_opposite_prompt_flips_every_training_direction_and_the_gap_reads_it():
     only in its direction word, and the gap is 1.0 exactly when the word changes nothing."""
     import torch
 
-    from cogviz.toy.train import opposite_prompt, prompt_gap
+    from cogviz.trainer.train import opposite_prompt, prompt_gap
 
     pool = N.SourcePool(0, procedural=4)
     for seed in range(40):
@@ -185,7 +185,7 @@ def test_opposite_prompt_flips_every_training_direction_and_the_gap_reads_it():
 def test_transformer_clip_drawing_weights_kinds_and_never_draws_validation_clips():
     import torch
 
-    from cogviz.toy.train import TrainConfig, clip_probabilities, parse_kind_weights
+    from cogviz.trainer.train import TrainConfig, clip_probabilities, parse_kind_weights
 
     assert parse_kind_weights("shapes:1, camera:3") == {"shapes": 1.0, "camera": 3.0}
     parse_kind_weights(TrainConfig().tr_kind_weights)
@@ -208,7 +208,7 @@ def test_transformer_clip_drawing_weights_kinds_and_never_draws_validation_clips
 def test_training_timesteps_put_the_high_noise_share_where_asked():
     import torch
 
-    from cogviz.toy.train import draw_timesteps
+    from cogviz.trainer.train import draw_timesteps
 
     g = torch.Generator().manual_seed(0)
     t = torch.cat([draw_timesteps(16, g, 1000, 0.5, 700) for _ in range(400)])
@@ -221,7 +221,7 @@ def test_training_timesteps_put_the_high_noise_share_where_asked():
     for kwargs, says in [(dict(high_share=1.5), "tr_high_share"), (dict(high_share=0.5, high_from=1000), "tr_high_from")]:
         with pytest.raises(ValueError, match=says):
             draw_timesteps(4, g, 1000, **kwargs)
-    from cogviz.toy.train import TrainConfig
+    from cogviz.trainer.train import TrainConfig
 
     for bad, says in [(dict(tr_high_share=-0.1), "tr_high_share"), (dict(tr_high_from=1000), "tr_high_from"),
                       (dict(tr_kind_weights="shape:1"), "tr_kind_weights: 'shape:1' is not KIND:WEIGHT"),
@@ -238,8 +238,8 @@ def test_training_timesteps_put_the_high_noise_share_where_asked():
 def test_shape_stays_whole_passes_the_scene_and_fails_copies_smears_and_loss():
     from dataclasses import replace
 
-    from cogviz.toy.evaluate import WHOLE_FRAMES, colour_mask, shape_stays_whole
     from cogviz.toy.scenes import COLOURS, render_scene, sample_scene
+    from cogviz.trainer.evaluate import WHOLE_FRAMES, colour_mask, shape_stays_whole
 
     scene = sample_scene(1_000_000_001)
     truth = render_scene(scene)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from cogviz.toy import train as T
 from cogviz.toy.scenes import COLOURS, DIRECTIONS, SHAPES, prompt_for, render_scene, sample_scene
+from cogviz.trainer import train as T
 
 TINY = dict(img_steps=4, img_batch=4, clip_steps=2, clip_batch=1, clip_img_batch=2, cache_clips=16,
             tr_steps=4, tr_batch=4, tr_warmup=2, tr_shapes_first=2, tune_steps=2, tune_warmup=1, vae_channels="8,16,16,32", vae_latent_noise=0.05, snr_shift_scale=0.5,
@@ -94,7 +94,7 @@ def test_eval_seeds_are_disjoint_from_training_seeds():
 
 
 def test_vae_clip_kind_weights_choose_stage_2s_clips(monkeypatch):
-    from cogviz.toy.natural import SourcePool
+    from cogviz.trainer.natural import SourcePool
 
     with pytest.raises(ValueError, match="vae_clip_kind_weights"):
         T.TrainConfig(vae_clip_kind_weights="shapes:1,moon:2")
@@ -116,7 +116,7 @@ def test_vae_clip_kind_weights_choose_stage_2s_clips(monkeypatch):
 
 
 def test_vae_crop_motion_puts_the_moving_shape_inside_stage_2s_crops():
-    from cogviz.toy.natural import SourcePool
+    from cogviz.trainer.natural import SourcePool
 
     with pytest.raises(ValueError, match="vae_crop_motion is a share"):
         T.TrainConfig(vae_crop_motion=1.5)
@@ -163,8 +163,8 @@ def test_transformer_size_overrides_change_the_model_and_unknown_settings_fail()
     with pytest.raises(ValueError, match="unknown size setting.*num_layers"):
         make_transformer(layers=8)
     # the training recipe's settings reach the model, and a size of 0 fails before any stage runs
-    from cogviz.toy.train import TrainConfig
-    from cogviz.toy.train import make_transformer as run_transformer
+    from cogviz.trainer.train import TrainConfig
+    from cogviz.trainer.train import make_transformer as run_transformer
 
     wide = run_transformer(TrainConfig(tr_layers=2, tr_heads=6))
     assert len(wide.transformer_blocks) == 2 and wide.config.num_attention_heads == 6
@@ -176,7 +176,7 @@ def test_transformer_size_overrides_change_the_model_and_unknown_settings_fail()
 def test_model_card_states_the_transformer_recipe(tmp_path):
     from dataclasses import asdict
 
-    from cogviz.toy.card import WEIGHTS, write_model_card
+    from cogviz.trainer.card import WEIGHTS, write_model_card
 
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
@@ -212,8 +212,8 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
 
 
 def test_model_card_reads_its_bars_from_the_evaluation(tmp_path):
-    from cogviz.toy.card import WEIGHTS, write_model_card
-    from cogviz.toy.evaluate import LAST_FRAME_DB, PHOTO_BAR, QUALITY_BAR
+    from cogviz.trainer.card import WEIGHTS, write_model_card
+    from cogviz.trainer.evaluate import LAST_FRAME_DB, PHOTO_BAR, QUALITY_BAR
 
     (tmp_path / "cogviz_toy.json").write_text((WEIGHTS / "cogviz_toy.json").read_text())
     (tmp_path / "eval.json").write_text((WEIGHTS / "eval.json").read_text())
@@ -229,8 +229,8 @@ def test_training_writes_outside_the_tree_and_the_card_keeps_what_was_tried(tmp_
     import json
     from pathlib import Path
 
-    from cogviz.toy.card import TRIED, write_model_card
-    from cogviz.toy.train import build_parser, default_run_dir
+    from cogviz.trainer.card import TRIED, write_model_card
+    from cogviz.trainer.train import build_parser, default_run_dir
 
     root = Path(__file__).resolve().parents[1]
     assert not (root / "runs").exists()  # the lab is out of the product tree

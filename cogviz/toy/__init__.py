@@ -1,1 +1,2 @@
-"""The embedded toy CogVideoX I2V model: shapes-world data, architecture, training, weights."""
+"""The embedded toy CogVideoX I2V model at run time: its components, shapes-world scenes and shipped
+weights (the trainer is :mod:`cogviz.trainer`)."""

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from ..metrics import psnr
-from .scenes import COLOURS, DIRECTIONS, prompt_for, render_scene, sample_scene
+from ..toy.scenes import COLOURS, DIRECTIONS, prompt_for, render_scene, sample_scene
 from .train import EVAL_SEED_BASE
 
 __all__ = ["SceneResult", "EvalReport", "evaluate", "zeroed_image_latents", "colour_mask", "QUALITY_BAR",
@@ -374,7 +374,7 @@ def evaluate_photos(pipe, views: list[tuple[str, np.ndarray]] | None = None, *, 
     """Held-out photographs through the model: VAE reconstruction, frame 0 with and without the
     image latent, the camera move's direction, and whether the last frame still shows the photo.
 
-    ``views`` defaults to :func:`cogviz.toy.natural.heldout_views` (photographs from packages no
+    ``views`` defaults to :func:`cogviz.trainer.natural.heldout_views` (photographs from packages no
     training stage read). Each view gets one camera prompt, cycling through the six moves.
     """
     from tqdm.auto import tqdm

@@ -7,9 +7,9 @@
 | ``shapes_photo`` | 25 %  | a shape moving over a still natural image                    | "a red circle moves left"     |
 | ``camera``       | 45 %  | a camera move over a still natural image                     | "the camera pans left"        |
 
-Natural images come from :class:`cogviz.toy.natural.SourcePool` (training photographs and
+Natural images come from :class:`cogviz.trainer.natural.SourcePool` (training photographs and
 procedural canvases); every clip is reproducible from its seed and the pool's seed. Training clip
-seeds lie below :data:`cogviz.toy.train.EVAL_SEED_BASE`.
+seeds lie below :data:`cogviz.trainer.EVAL_SEED_BASE`.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..toy.scenes import prompt_for, render_scene, sample_scene
 from .natural import SourcePool, camera_prompt
-from .scenes import prompt_for, render_scene, sample_scene
 
 __all__ = ["MIX", "Clip", "training_clip", "training_image"]
 

@@ -1,9 +1,9 @@
-"""Train the embedded toy CogVideoX I2V model from a seed: ``python -m cogviz.toy.train``.
+"""Train the embedded toy CogVideoX I2V model from a seed: ``python -m cogviz.trainer``.
 
-The data is a mix (``cogviz/toy/data.py``): shapes world with muted and full-range backgrounds,
+The data is a mix (``cogviz/trainer/data.py``): shapes world with muted and full-range backgrounds,
 shapes moving over still natural images, and camera moves (pans, zooms) over natural images —
 training photographs from scikit-image, dead leaves, fractal noise and gradients
-(``cogviz/toy/natural.py``), randomly windowed, flipped and colour-jittered.
+(``cogviz/trainer/natural.py``), randomly windowed, flipped and colour-jittered.
 
 The recipe is staged, because a video VAE trained naively on clips on a CPU crawls:
 
@@ -64,16 +64,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import components as C
+from ..toy import components as C
+from ..toy.scenes import render_scene, sample_scene
 from .data import training_clip, training_image
 from .natural import SourcePool, heldout_views
-from .scenes import render_scene, sample_scene
 
 __all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "main"]
 
 EVAL_SEED_BASE = 1_000_000_000  #: scene seeds >= this are never used in training
 STAGES = ("vae_images", "vae_clips", "cache", "transformer", "transformer_tune", "export")
-DEFAULT_OUT = Path(__file__).parent / "weights"
+DEFAULT_OUT = Path(__file__).parents[1] / "toy" / "weights"
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class TrainConfig:
     # the decoder learns to turn a slightly wrong latent (what the transformer hands it) into a
     # clean picture instead of fragments
     vae_latent_noise: float = 0.1
-    # stage 2's clips: "" draws the mix's own shares (cogviz.toy.data.MIX); KIND:WEIGHT,... draws
+    # stage 2's clips: "" draws the mix's own shares (cogviz.trainer.data.MIX); KIND:WEIGHT,... draws
     # the kinds with these weights, so that more of the clips the temporal path learns from hold a
     # moving shape (the shipped shapes-world VAE saw nothing else)
     vae_clip_kind_weights: str = ""
@@ -426,7 +426,7 @@ SHAPES_KINDS = ("shapes", "shapes_full")
 
 def parse_kind_weights(text: str, name: str = "tr_kind_weights") -> dict[str, float]:
     """``"shapes:0.3,camera:0.7"`` -> ``{"shapes": 0.3, "camera": 0.7}``; kinds are the mix's
-    (``cogviz.toy.data.MIX``), weights non-negative with a positive sum."""
+    (``cogviz.trainer.data.MIX``), weights non-negative with a positive sum."""
     from .data import MIX
 
     out = {}
@@ -679,7 +679,7 @@ def default_run_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "cogviz" / "runs") / "toy"
 
 
-def build_parser(prog: str = "python -m cogviz.toy.train") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m cogviz.trainer") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--run-dir", type=Path, default=default_run_dir(),
                    help="checkpoints and log (default $COGVIZ_RUNS/toy, else ~/.cache/cogviz/runs/toy)")
@@ -689,7 +689,7 @@ def build_parser(prog: str = "python -m cogviz.toy.train") -> argparse.ArgumentP
     return p
 
 
-def main(argv=None, prog: str = "python -m cogviz.toy.train") -> int:
+def main(argv=None, prog: str = "python -m cogviz.trainer") -> int:
     args = build_parser(prog).parse_args(argv)
     fields = {k: getattr(args, k) for k in asdict(TrainConfig())}
     out = train(TrainConfig(**fields), args.run_dir, args.out)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .components import TRANSFORMER_SIZE, VOCAB
+from ..toy.components import TRANSFORMER_SIZE, VOCAB
 
 __all__ = ["write_model_card"]
 
-WEIGHTS = Path(__file__).parent / "weights"
+WEIGHTS = Path(__file__).parents[1] / "toy" / "weights"
 
 
 def _fmt_stage(name: str, info: dict) -> str:
@@ -26,7 +26,7 @@ def _data_section() -> list[str]:
     from .natural import PHOTOS
 
     lines = [
-        "A mix of 17-frame clips at 64 x 96 (`cogviz/toy/data.py`), every one reproducible from its seed:",
+        "A mix of 17-frame clips at 64 x 96 (`cogviz/trainer/data.py`), every one reproducible from its seed:",
         "",
         "| kind | share | what |",
         "|---|---|---|",
@@ -35,7 +35,7 @@ def _data_section() -> list[str]:
         f"| shapes_photo | {MIX['shapes_photo']:.0%} | a shape moving over a still natural image |",
         f"| camera | {MIX['camera']:.0%} | a camera move over a still natural image, travelling 15-30 % of the frame: \"the camera pans left / right / up / down\", \"the camera zooms in / out\" |",
         "",
-        "Natural images (`cogviz/toy/natural.py`): the training photographs below (and their mirror "
+        "Natural images (`cogviz/trainer/natural.py`): the training photographs below (and their mirror "
         "images), plus procedural canvases — the dead-leaves model (occluding disks with sizes ~ r^-3, "
         "each flat, striped, fractal-textured or graded), fractal noise with 1/f^a spectra and "
         "gradients — cut at random windows and scales and colour-jittered (brightness, contrast, "
@@ -77,7 +77,7 @@ def _card_header(info, cfg) -> list[str]:
         "## Data",
         *_data_section(),
         "",
-        "## Recipe (`python -m cogviz.toy.train`, seed {seed})".format(seed=cfg["seed"]),
+        "## Recipe (`python -m cogviz.trainer`, seed {seed})".format(seed=cfg["seed"]),
         "| stage | time | result |",
         "|---|---|---|",
     ]
@@ -141,7 +141,7 @@ def _card_evaluation(ev) -> list[str]:
         s, meets = ev["summary"], ev["meets"]
         lines += [
             f"{s['scenes']} held-out scenes, {s['steps']} steps, guidance {s['guidance']}, CPU. The bars: no worse than the",
-            "shapes-world-only model this one replaced (`QUALITY_BAR` in `cogviz/toy/evaluate.py`).",
+            "shapes-world-only model this one replaced (`QUALITY_BAR` in `cogviz/trainer/evaluate.py`).",
             "",
             "| figure | value | bar | met |",
             "|---|---|---|---|",
