@@ -142,10 +142,8 @@ def _sweep(args) -> int:
     result = sweep(pipe, images, prompts, ablations, seeds, out_dir=args.out, backend=args.backend,
                    progress=not args.quiet, metrics=config.get("metrics", True), batch=args.batch,
                    save_latents=config.get("save_latents", False), ray_options=ray_options, **settings)
-    cols = [c for c in ("frame0_psnr", "mean_ssim", "half_life", "motion") if c in result.runs.columns]
-    if cols:
-        table = result.runs.groupby("label", sort=False)[cols].mean()
-        table.insert(0, "runs", result.runs.groupby("label", sort=False).size())
+    table = result.summary()
+    if len(table) and len(table.columns) > 1:
         with pd.option_context("display.width", 160, "display.max_colwidth", 60):
             print(table.round(3).to_string())
     print(f"{len(result)} runs in {args.out}")

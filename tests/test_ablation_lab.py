@@ -77,6 +77,12 @@ def test_run_sweeps_shows_every_view_and_a_second_lab_reopens_it_without_compute
         assert label in lab.table.value
     assert lab.grid_seed.options == (0, 1) and lab.scrubber.max == 16
     assert all(len(w.value) > 1000 for w in (lab.grid_image, lab.decay, lab.tradeoff))
+    from cogviz.metrics import REGISTRY
+
+    assert [v for _, v in lab.decay_metric.options] == list(REGISTRY)  # the registry's metrics, in order
+    before = lab.decay.value
+    lab.decay_metric.value = "palette"
+    assert lab.decay.value != before and len(lab.decay.value) > 1000  # the curve of the chosen metric
     first = lab.grid_image.value
     lab.scrubber.value = 16
     assert lab.grid_image.value != first  # the scrubber moves the video

@@ -113,3 +113,18 @@ def test_results_display_what_is_in_them(pipe):
     t = Trace(("z_img",))
     t.add("z_img", torch.zeros(1, 3, 16, 4, 4))
     assert "z_img" in t._repr_html_() and "1 tensors" in t._repr_html_()
+
+
+def test_a_sweep_result_and_a_fitted_image_show_what_is_in_them(tmp_path):
+    from cogviz.models import load_pipeline
+    from cogviz.sweep import SweepResult, sweep
+
+    pipe = load_pipeline("toy")
+    r = sweep(pipe, [image(1)], ["a red circle moves left"], [{"kind": "zero_image"}], [0], out_dir=tmp_path,
+              steps=2, progress=False)
+    html = r._repr_html_()
+    assert "2 runs" in html and "zero_image" in html and "frame0_psnr" in html and "1 seed(s)" in html
+    assert list(r.summary()["runs"]) == [1, 1]
+    assert "0 runs" in SweepResult(tmp_path, [])._repr_html_()
+    fitted = cogviz.fit_image(image(), (64, 96))
+    assert "data:image/png;base64" in fitted._repr_html_()

@@ -66,6 +66,23 @@ class SweepResult:
     def __repr__(self) -> str:
         return f"<SweepResult {len(self)} runs in {str(self.out_dir)!r}>"
 
+    def summary(self):
+        """One row per ablation label: how many runs, and the mean of each summary figure."""
+        if not len(self.runs):
+            return self.runs
+        cols = [c for c in ("frame0_psnr", "mean_ssim", "half_life", "motion") if c in self.runs.columns]
+        table = self.runs.groupby("label", sort=False)[cols].mean()
+        table.insert(0, "runs", self.runs.groupby("label", sort=False).size())
+        return table
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = (f"<b>SweepResult</b>: {len(self)} runs in <code>{html.escape(str(self.out_dir))}</code>"
+                + (f", {self.runs['image'].nunique()} image(s), {self.runs['prompt'].nunique()} prompt(s), "
+                   f"{self.runs['seed'].nunique()} seed(s)" if len(self) else ""))
+        return head + (self.summary().round(3).to_html(border=0) if len(self) else "")
+
     def plot_decay(self, metric: str = "ssim", *, title: str | None = None):
         """The anchor-decay curves of every ablation (mean over images, prompts and seeds)."""
         from .. import viz

@@ -157,6 +157,11 @@ class AblationLab(W.VBox):
         self.play = W.Play(0, min=0, max=0, interval=int(1000 / fps), description="Play")
         W.jslink((self.play, "value"), (self.scrubber, "value"))
         # side by side while both fit, each scaled down to half the row otherwise
+        from ..metrics import REGISTRY
+
+        # the decay curve's metric: every per-frame metric of the registry, a new one included
+        self.decay_metric = W.Dropdown(options=[(m.label, m.name) for m in REGISTRY.values()], value="ssim",
+                                       description="Decay of", layout=W.Layout(width="320px"))
         self.decay = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
         self.tradeoff = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
         self.message = W.HTML()
@@ -169,7 +174,7 @@ class AblationLab(W.VBox):
                            W.HBox([self.run_button, self.progress, self.status])])
         results = W.VBox([W.HTML("<b>runs</b>"), self.table,
                           W.HTML("<b>baseline and variants, same seed</b>"), self.grid_seed, self.grid_image,
-                          W.HBox([self.play, self.scrubber]),
+                          W.HBox([self.play, self.scrubber]), self.decay_metric,
                           W.HBox([self.decay, self.tradeoff])])
         top = [self.source] if isinstance(self.source, W.Widget) else []
         super().__init__(top + [settings, self.message, results])
@@ -180,6 +185,7 @@ class AblationLab(W.VBox):
         self.out_dir.observe(lambda _: self.open_results(quiet=True), "value")
         self.scrubber.observe(self._show_frame, "value")
         self.grid_seed.observe(lambda _: self._show_grid(), "value")
+        self.decay_metric.observe(lambda _: self._show_decay(), "value")
         self.open_results(quiet=True)  # a folder with results: shown, nothing computed
 
     # ------------------------------------------------------------------------------- rows
@@ -292,9 +298,14 @@ class AblationLab(W.VBox):
         self.grid_seed.value = seeds[0]
         self._show_grid()
         if len(result.frames):
-            self.decay.value = to_png(result.plot_decay())
+            self._show_decay()
             self.tradeoff.value = to_png(result.plot_tradeoff())
         self.result = result
+
+    def _show_decay(self) -> None:
+        result = getattr(self, "_result", None)
+        if result is not None and len(result.frames):
+            self.decay.value = to_png(result.plot_decay(self.decay_metric.value))
 
     def _show_grid(self) -> None:
         result = getattr(self, "_result", None)
