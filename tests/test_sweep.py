@@ -363,3 +363,42 @@ def test_cli_sweep_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
     r = run_cli("sweep", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"), *flags)
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_format_1_results_directory_still_opens_and_a_new_sweep_adds_beside_it(tmp_path):
+    # tests/data/sweep-format-1 was written by cogviz at commit 29a5ea6, before the core rebuild.
+    # Format 2 ids no longer hash the weights' absolute path, so its runs are kept and told apart.
+    import shutil
+
+    from cogviz.models import load_pipeline
+    from cogviz.samples import sample_path
+    from cogviz.sweep import SweepResult, sweep
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "data" / "sweep-format-1", old)
+    before = SweepResult.load(old)
+    assert sorted(before.runs["label"]) == ["baseline", "zero_image"] and len(before.frames) == 2 * 17
+    pipe = load_pipeline("toy")
+    args = ([str(sample_path("shapes"))], ["a red circle moves left"], [{"kind": "zero_image"}], [0])
+    new = sweep(pipe, *args, out_dir=old, steps=2, progress=False)
+    both = SweepResult.load(old)
+    assert len(both) == 4 and set(before.runs["run_id"]) < set(both.runs["run_id"])  # old rows kept
+    assert not set(new.runs["run_id"]) & set(before.runs["run_id"])
+    manifest = json.loads((old / "manifest.json").read_text())
+    assert manifest["format"] == 2 and len(manifest["sweeps"]) == 2
+
+
+def test_run_ids_do_not_depend_on_where_the_weights_live(tmp_path):
+    import shutil
+
+    from cogviz.models import TOY_DIR, load_pipeline
+    from cogviz.samples import sample_path
+    from cogviz.sweep import plan
+
+    args = ([str(sample_path("shapes"))], ["a red circle moves left"], [{"kind": "zero_image"}], [0])
+    ids = []
+    for where in ("checkout-a", "node-b/deeper"):  # the same weights folder, two absolute paths
+        copy = tmp_path / where / "cogviz-toy"
+        shutil.copytree(TOY_DIR, copy)
+        ids.append([r.run_id for r in plan(load_pipeline(str(copy)), *args, steps=2)[0]])
+    assert ids[0] == ids[1]

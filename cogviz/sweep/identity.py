@@ -13,7 +13,12 @@ import numpy as np
 from ..ablations import Ablation, Baseline, from_dict, label
 from ..errors import SweepError
 
-FORMAT = 1  #: results-directory format version, written into the manifest
+#: results-directory format version, written into the manifest and hashed into every run_id.
+#: 2: the model fingerprint hashes the model's name ("toy", a hub id, a folder's name), not the
+#: absolute path of its weights, so ids agree between checkouts and cluster nodes. A format-1
+#: directory still opens (SweepResult.load reads both) and a sweep into it adds format-2 runs
+#: beside its format-1 runs, told apart by their ids.
+FORMAT = 2
 
 
 def _sha(data: bytes) -> str:
@@ -24,6 +29,16 @@ def _canonical(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
 
 
+def _model_name(pipe) -> str:
+    """The model's name as results record it: the name ``load_pipeline`` was given ("toy", a hub id), else
+    the weights folder's name. Never an absolute path, so ids agree between checkouts and cluster
+    nodes (format 1 hashed the path: see FORMAT)."""
+    name = getattr(pipe, "cogviz_model", None)
+    if name and not Path(str(name)).is_absolute():
+        return str(name)
+    return Path(str(getattr(pipe, "name_or_path", "") or pipe.config.get("_name_or_path", "") or name or "")).name
+
+
 def model_fingerprint(pipe) -> str:
     """The model's id and a fingerprint of its weights: names, shapes, dtypes and a strided sample of
     up to 512 values of every parameter of the transformer, VAE and text encoder. Cheap at any
@@ -31,7 +46,7 @@ def model_fingerprint(pipe) -> str:
     import torch
 
     h = hashlib.sha256()
-    h.update(str(getattr(pipe, "name_or_path", "") or pipe.config.get("_name_or_path", "")).encode())
+    h.update(_model_name(pipe).encode())
     for name in ("transformer", "vae", "text_encoder"):
         module = getattr(pipe, name, None)
         if module is None:
@@ -142,9 +157,7 @@ def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: 
 
     settings = dict(steps=steps, guidance=float(guidance), num_frames=num_frames, fit=fit,
                     negative_prompt=negative_prompt, height=height, width=width)
-    model = {"id": model_id or getattr(pipe, "cogviz_model", None) or Path(str(getattr(pipe, "name_or_path", "")
-                                                                                   or "pipeline")).name,
-             "fingerprint": model_fingerprint(pipe)}
+    model = {"id": model_id or _model_name(pipe) or "pipeline", "fingerprint": model_fingerprint(pipe)}
     image_keys = [image_fingerprint(f.image) for f in fitted]
     runs = []
     for i, name in enumerate(names):
