@@ -28,7 +28,9 @@ def patch_weights(pipe) -> tuple[torch.Tensor, int, int]:
     """
     pe = pipe.transformer.patch_embed
     p = pe.patch_size
-    p_t = pe.patch_size_t or 1
+    from .family import family_of
+
+    p_t = family_of(pipe).patch_size_t
     w = pe.proj.weight.detach()
     d = w.shape[0]
     c = pipe.transformer.config.in_channels

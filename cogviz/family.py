@@ -49,6 +49,7 @@ class Family:
     frame_multiple: int          # valid frame counts are frame_multiple * k + 1
     patch_size_t: int            # latent frames per token (1.5 pads the latent count to a multiple)
     invert_scale_latents: bool   # 1.5 divides the image latent by the VAE's scaling factor
+    ofs: float | None = None     # 1.5's constant ``ofs`` embedding input (None: the family has none)
 
     # -- frames ----------------------------------------------------------------------------------
     def valid_frames(self, n) -> bool:
@@ -89,7 +90,7 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "1.0": Family("1.0", frame_multiple=8, patch_size_t=1, invert_scale_latents=False),
-    "1.5": Family("1.5", frame_multiple=16, patch_size_t=2, invert_scale_latents=True),
+    "1.5": Family("1.5", frame_multiple=16, patch_size_t=2, invert_scale_latents=True, ofs=2.0),
 }
 
 

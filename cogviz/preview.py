@@ -76,7 +76,7 @@ def fit_rgb_map(pipe, images=None, *, size: tuple[int, int] | None = None) -> RG
     colour patches, at ``size`` or the model's sample size). Costs one encode and one single-frame decode per image.
     """
     from .encode import image_to_tensor
-    from .family import default_size
+    from .family import default_size, family_of
 
     height, width = size or default_size(pipe)
     vae = pipe.vae
@@ -98,7 +98,7 @@ def fit_rgb_map(pipe, images=None, *, size: tuple[int, int] | None = None) -> RG
     sol = torch.linalg.lstsq(xb, y).solution                              # (C + 1, 3)
     rmse = float((xb @ sol - y).pow(2).mean().sqrt())
     return RGBMap(sol[:-1].float().numpy(), sol[-1].float().numpy(), rmse, float(scale),
-                  bool(getattr(vae.config, "invert_scale_latents", False)))
+                  family_of(pipe).invert_scale_latents)
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -401,7 +401,7 @@ def _initial_noise(run: _Run, generator, n_latent: int) -> None:
         image_channels=torch.arange(shape[2], 2 * shape[2], device=run.device),
         rotary=(pipe._prepare_rotary_positional_embeddings(setup.height, setup.width, n_latent, run.device)
                 if cfg.use_rotary_positional_embeddings else None),
-        ofs=None if cfg.ofs_embed_dim is None else noise.new_full((1,), fill_value=2.0),
+        ofs=None if cfg.ofs_embed_dim is None else noise.new_full((1,), fill_value=family_of(pipe).ofs),
         tokens_per_frame=(shape[3] // cfg.patch_size) * (shape[4] // cfg.patch_size))
 
 
