@@ -97,10 +97,10 @@ show(viz.frames_overview(x[1], split=16, tile=16), "input at step 1: rows = late
 # %%
 film = viz.denoising_film(g.trace)
 video.show(film, fps=4, width=800)
-moves = [float((g.trace[f"step/{i + 1}/input"][1, :, :16] - g.trace[f"step/{i}/input"][1, :, :16]).norm()
-               / g.trace[f"step/{i}/input"][1, :, :16].norm()) for i in range(STEPS - 1)]
-fixed = [float((g.trace[f"step/{i + 1}/input"][1, :, 16:] - g.trace[f"step/{i}/input"][1, :, 16:]).norm())
-         for i in range(STEPS - 1)]
+x = g.trace.stack("input")[:, 1]  # every step's input, prompt half: (steps, F, 32, h, w)
+noise, image = x[:, :, :16], x[:, :, 16:]
+moves = [float((noise[i + 1] - noise[i]).norm() / noise[i].norm()) for i in range(STEPS - 1)]
+fixed = [float((image[i + 1] - image[i]).norm()) for i in range(STEPS - 1)]
 print("relative change of z_t per step:", np.round(moves, 3))
 print("change of z_img per step:      ", fixed)
 assert max(fixed) == 0 and min(moves) > 0

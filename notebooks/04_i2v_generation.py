@@ -84,6 +84,17 @@ for name in ["image.fitted", "z_img", "prompt_embeds", "step/0/z_t", "step/0/inp
 print(f"recorded {len(g.trace.names())} tensors, {g.trace.nbytes() / 1e6:.1f} MB")
 
 # %% [markdown]
+# The names are checked before any compute. A record pattern, an intervention's point or a CFG
+# `half` that matches nothing in this call is an error that names the closest valid names: a typo
+# never returns an unablated video that looks like a result.
+
+# %%
+try:
+    cogviz.generate(pipe, truth[0], prompt, steps=STEPS, record=("z_image",))
+except cogviz.PointError as e:
+    print("PointError:", e)
+
+# %% [markdown]
 # `z_img` has the layout of the video latent, `[B, F, C, h, w]`: 5 latent frames for 17 video
 # frames (the first frame alone, then groups of four), 16 channels, 8x smaller in space. Only
 # latent frame 0 holds the image; the later latent frames are zeros.
@@ -107,9 +118,9 @@ print(inspect.getsource(concat_condition))
 
 # %%
 for i in range(STEPS):
-    x = g.trace[f"step/{i}/input"]                     # (2, F, 32, h, w)
+    x = g.trace.at("input", i)                         # step i's input, (2, F, 32, h, w)
     assert x.shape[2] == 32
-    assert torch.equal(x[1, :, :16], g.trace[f"step/{i}/z_t"][0])   # channels 0-15: z_t (DDIM scales by 1)
+    assert torch.equal(x[1, :, :16], g.trace.at("z_t", i)[0])   # channels 0-15: z_t (DDIM scales by 1)
     assert torch.equal(x[0, :, 16:], z_img[0]) and torch.equal(x[1, :, 16:], z_img[0])
 print(f"all {STEPS} steps: input = concat(z_t, z_img) on channels, z_img the same in both CFG halves")
 
