@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import io
 import math
@@ -37,12 +38,14 @@ import torch
 
 from .errors import AblationError, CogvizError
 from .family import SPATIAL
+from .inside import GROUPS
 from .points import Intervention
 from .sampler import Conditioning, Setup
 
 __all__ = ["Ablation", "Setup", "ImageRef", "KINDS", "from_dict", "resolve", "compile_ablations", "label",
            "Baseline", "ZeroImage", "SwapImage", "ScaleImage", "NoiseImage", "MaskImage", "ShiftImage",
-           "FlipImage", "StepWindow", "FillFrames", "LowPassImage", "ImageGuidance"]
+           "FlipImage", "StepWindow", "FillFrames", "LowPassImage", "ImageGuidance", "AttentionKnockout",
+           "ScaleAttention"]
 
 KINDS: dict[str, type[Ablation]] = {}
 
@@ -116,6 +119,10 @@ class Ablation:
     def image_guidance(self) -> float | None:
         """The image-guidance scale this ablation sets (None: it sets none)."""
         return None
+
+    def attention_edits(self) -> list:
+        """The attention edits (:class:`~cogviz.inside.AttentionEdit`) this ablation makes."""
+        return []
 
 
 # -- image references -------------------------------------------------------------------------
@@ -538,6 +545,111 @@ class ImageGuidance(Ablation):
         return self.scale
 
 
+def _tokens(self, name: str) -> None:
+    """A token group: "image", "later", "text", or a list of latent-frame indices (kept as a tuple)."""
+    v = getattr(self, name)
+    if isinstance(v, str):
+        if v not in GROUPS:
+            close = difflib.get_close_matches(v, GROUPS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self._fail(name, v, f"{hint}expected 'image', 'later', 'text' or a list of latent-frame indices")
+        return
+    if (not isinstance(v, (list, tuple)) or not v
+            or not all(_is_number(f) and float(f) == int(f) and f >= 0 for f in v)):
+        self._fail(name, v, "expected 'image', 'later', 'text' or a list of latent-frame indices (whole numbers >= 0)")
+    object.__setattr__(self, name, tuple(int(f) for f in v))
+
+
+def _layers(self) -> None:
+    """``layers``: "all" or a list of block indices (kept as a tuple)."""
+    v = self.layers
+    if v == "all":
+        return
+    if (not isinstance(v, (list, tuple)) or not v
+            or not all(_is_number(f) and float(f) == int(f) and f >= 0 for f in v)):
+        self._fail("layers", v, "expected 'all' or a list of block indices (whole numbers >= 0)")
+    object.__setattr__(self, "layers", tuple(int(f) for f in v))
+
+
+def _window(self) -> None:
+    self._number("start", 0.0, 1.0)
+    self._number("end", 0.0, 1.0)
+    if self.start >= self.end:
+        self._fail("end", self.end, f"expected start < end within [0, 1]; start is {self.start}")
+
+
+class _AttentionAblation(Ablation):
+    """Shared checks of the ablations that edit attention inside the transformer."""
+
+    def _check_fields(self) -> None:
+        _layers(self)
+        _tokens(self, "queries")
+        _tokens(self, "keys")
+        _window(self)
+
+    def check(self, setup):
+        from .inside import check_blocks
+
+        check_blocks(setup.pipe, () if self.layers == "all" else self.layers, f"{self.kind}.layers")
+        if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
+            self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
+                                        "steps: widen it or use more steps")
+
+    def _edit(self, factor: float) -> list:
+        from .inside import AttentionEdit
+
+        return [AttentionEdit(self.queries, self.keys, factor, None if self.layers == "all" else self.layers,
+                              self.start, self.end)]
+
+
+@_register
+@dataclass(frozen=True)
+class AttentionKnockout(_AttentionAblation):
+    """In ``layers`` and the ``[start, end)`` fraction of the steps, the tokens of ``queries`` cannot
+    attend to the tokens of ``keys`` (masked before the softmax). The default cuts the one road the
+    image has to the later frames: their attention to the image frame. ``queries``/``keys``:
+    ``"image"`` (the token frame holding the image), ``"later"`` (every other), ``"text"``, or a list
+    of latent-frame indices; ``layers``: ``"all"`` or a list of block indices. Out of distribution."""
+
+    layers: Any = "all"
+    queries: Any = "later"
+    keys: Any = "image"
+    start: float = 0.0
+    end: float = 1.0
+    kind: ClassVar[str] = "attention_knockout"
+    in_distribution: ClassVar[str] = "no: the model never ran with attention cut"
+
+    def __post_init__(self):
+        self._check_fields()
+
+    def attention_edits(self) -> list:
+        return self._edit(0.0)
+
+
+@_register
+@dataclass(frozen=True)
+class ScaleAttention(_AttentionAblation):
+    """Attention from ``queries`` to ``keys`` multiplied by ``factor`` and renormalized (``log(factor)``
+    added to those logits before the softmax): more or less reliance on the image frame. ``factor=1``
+    is the baseline, ``factor=0`` the knockout. Fields as :class:`AttentionKnockout`'s."""
+
+    factor: float = 1.0
+    layers: Any = "all"
+    queries: Any = "later"
+    keys: Any = "image"
+    start: float = 0.0
+    end: float = 1.0
+    kind: ClassVar[str] = "scale_attention"
+    in_distribution: ClassVar[str] = "only at factor 1"
+
+    def __post_init__(self):
+        self._number("factor", 0.0, 100.0)
+        self._check_fields()
+
+    def attention_edits(self) -> list:
+        return self._edit(self.factor)
+
+
 def from_dict(d: dict) -> Ablation:
     """The ablation a ``to_dict()`` (or hand-written JSON) describes.
 
@@ -595,7 +707,8 @@ def compile_ablations(ablations, setup: Setup) -> Conditioning:
         a.check(setup)
     scales = [s for a in ablations if (s := a.image_guidance()) is not None]
     return Conditioning(tuple(iv for a in ablations for iv in a.interventions(setup)),
-                        scales[0] if scales else None, tuple(a.to_dict() for a in ablations))
+                        scales[0] if scales else None, tuple(a.to_dict() for a in ablations),
+                        tuple(e for a in ablations for e in a.attention_edits()))
 
 
 def label(ablations) -> str:

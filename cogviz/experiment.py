@@ -9,13 +9,13 @@ then runs :func:`cogviz.sampler.sample`.
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import torch
 
 from .ablations import compile_ablations, resolve
 from .errors import CogvizError, OutOfMemoryError
-from .sampler import DEFAULT_RECORD, Conditioning, Generation, Settings, prepare, sample
+from .sampler import DEFAULT_RECORD, Generation, Settings, prepare, sample
 
 __all__ = ["generate", "generate_variants"]
 
@@ -73,7 +73,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     nothing. ``callback(info)`` runs after each step with a :class:`~cogviz.sampler.StepInfo`.
     ``decode_video=False`` stops at ``latents.final`` (``frames`` is then None).
     ``attention_layers`` (a list of block indices, or ``"all"``) records, per step, where those
-    blocks' attention goes (``step/{i}/attention/{l}``); it materialises attention weights in chunks,
+    blocks' attention goes (``step/{i}/block/{l}/attention``); it materialises attention weights in chunks,
     so keep it to small models or a few layers. ``size`` (height, width) defaults to the model's
     sample size, or to a fitted image's size on models that accept other sizes (1.5). ``settings``:
     all of the above in one :class:`~cogviz.sampler.Settings` (then give none of those keywords). Running
@@ -86,7 +86,7 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
                         image_window=image_window, image_guidance=image_guidance)
     setup = prepare(pipe, image, prompt, s)
     compiled = compile_ablations(ablations, setup)
-    cond = Conditioning(compiled.interventions + tuple(interventions), compiled.image_guidance, compiled.meta)
+    cond = replace(compiled, interventions=compiled.interventions + tuple(interventions))
     try:
         return sample(pipe, image, prompt, s, [cond], setup=setup, progress=progress, callback=callback,
                       batch=1)[0]

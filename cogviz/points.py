@@ -14,9 +14,12 @@ error naming the closest valid names, never a silently unablated video.
 ``step/{i}/input``             (2B or B, F, 32, h, w) concat(z_t, z_img) on channels; with image
                                guidance one more row last: the first row with its image channels zeroed
 ``step/{i}/pred``              (B, F, 16, h, w) the guided v-prediction of step i
-``step/{i}/attention/{l}``     (2B or B, F', 1 + F') record-only, opt-in (``attention_layers=``): for
-                               the queries of each latent frame, block l's attention share on the
-                               text and on each latent frame
+``step/{i}/block/{l}/hidden``  (rows, F', h/2, w/2, D) block l's output for the video tokens at step i
+                               (rows: the CFG rows, negative prompt first; F' token frames: latent
+                               frames, halved on 1.5); hooked only in the blocks a call names
+``step/{i}/block/{l}/attention``  (2B or B, F', 1 + F') record-only, opt-in (``attention_layers=``):
+                               for the queries of each token frame, block l's attention share on
+                               the text and on each token frame
 ``latents.final``              (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
 ``frames``                     (F', H, W, 3) uint8, the decoded video
 =============================  ===================================================================
@@ -48,10 +51,11 @@ from .errors import CogvizError, NotRecordedError, PointError
 __all__ = ["NAMES", "INTERVENABLE", "HALVES", "DEFAULT_RECORD", "point_names", "check_patterns",
            "check_interventions", "Context", "Intervention", "Trace"]
 
-NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred",
-         "step/{i}/attention/{l}", "latents.final", "frames")
+NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input",
+         "step/{i}/block/{l}/hidden", "step/{i}/block/{l}/attention", "step/{i}/pred", "latents.final", "frames")
 #: The points an :class:`Intervention` may change (the others are read-only records).
-INTERVENABLE = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/pred")
+INTERVENABLE = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/block/{l}/hidden",
+                "step/{i}/pred")
 #: Points that carry both CFG halves (negative prompt first), so ``half=`` means something there.
 HALVED = ("z_img", "step/{i}/input")
 HALVES = ("both", "cond", "uncond")
@@ -59,23 +63,28 @@ HALVES = ("both", "cond", "uncond")
 DEFAULT_RECORD = ("image.fitted", "z_img", "prompt_embeds", "latents.final", "frames")
 
 
-def _expand(template: str, steps: int, layers: Iterable[int]) -> list[str]:
+def _expand(template: str, steps: int, blocks: int, attention: list[int]) -> list[str]:
     if "{l}" in template:
+        layers = attention if template.endswith("attention") else range(blocks)
         return [template.format(i=i, l=layer) for i in range(steps) for layer in layers]
     if "{i}" in template:
         return [template.format(i=i) for i in range(steps)]
     return [template]
 
 
-def point_names(steps: int, *, attention_layers: Iterable[int] = (), intervenable: bool = False) -> list[str]:
-    """Every point name of a call of ``steps`` steps (``intervenable=True``: only those an
-    intervention may change); ``attention_layers``: the blocks whose attention the call records.
+def point_names(steps: int, *, blocks: int = 0, attention_layers: Iterable[int] = (),
+                intervenable: bool = False) -> list[str]:
+    """Every point name of a call of ``steps`` steps on a transformer of ``blocks`` blocks
+    (``intervenable=True``: only those an intervention may change); ``attention_layers``: the
+    blocks whose attention shares the call records.
 
     >>> point_names(2, intervenable=True)
     ['image.pixels', 'z_img', 'step/0/z_t', 'step/1/z_t', 'step/0/input', 'step/1/input', 'step/0/pred', 'step/1/pred']
+    >>> point_names(1, blocks=2, intervenable=True)[-3:]
+    ['step/0/block/0/hidden', 'step/0/block/1/hidden', 'step/0/pred']
     """
-    layers = list(attention_layers)
-    return [n for t in (INTERVENABLE if intervenable else NAMES) for n in _expand(t, steps, layers)]
+    attention = list(attention_layers)
+    return [n for t in (INTERVENABLE if intervenable else NAMES) for n in _expand(t, steps, blocks, attention)]
 
 
 def _generic(name: str) -> str:
@@ -112,11 +121,11 @@ def _is_halved(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, t.replace("{i}", "*")) for t in HALVED)
 
 
-def check_interventions(interventions: Iterable[Intervention], steps: int, *, cfg: bool) -> None:
+def check_interventions(interventions: Iterable[Intervention], steps: int, *, cfg: bool, blocks: int = 0) -> None:
     """Each intervention's point must match a point it may change, and its ``half`` must mean something
     there: ``cond``/``uncond`` only on ``z_img`` and ``step/{i}/input``, ``uncond`` only under CFG."""
-    names = point_names(steps, intervenable=True)
-    everything = point_names(steps, attention_layers=[0])
+    names = point_names(steps, blocks=blocks, intervenable=True)
+    everything = point_names(steps, blocks=blocks, attention_layers=range(max(blocks, 1)))
     for iv in interventions:
         if not isinstance(iv, Intervention):
             raise PointError(f"interventions: expected Intervention objects, got {type(iv).__name__}")
@@ -243,7 +252,7 @@ class Trace:
         return list(self.tensors)
 
     def steps(self, point: str) -> list[int]:
-        """The steps at which ``point`` (``"z_t"``, ``"input"``, ``"pred"``, ``"attention/3"``) was recorded."""
+        """The steps at which ``point`` (``"z_t"``, ``"input"``, ``"pred"``, ``"block/3/hidden"``) was recorded."""
         return sorted(_step_of(n) for n in self.tensors if n.startswith("step/") and n.split("/", 2)[2] == point)
 
     def at(self, point: str, step: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ from .encode import decode_latents, encode_pixels, image_to_tensor
 from .errors import CogvizError
 from .family import accepts_any_size, check_size, default_size, family_of
 from .fit import FittedImage, fit_image
+from .inside import block_hooks, check_blocks, steer_attention
 from .points import (
     DEFAULT_RECORD,
     NAMES,
@@ -97,12 +98,14 @@ class Setup:
 
 @dataclass(frozen=True)
 class Conditioning:
-    """What one variant changes, in the terms the sampler knows: interventions at named points, and
-    image guidance (a third branch; None: off). ``meta`` is recorded as ``trace.meta["ablations"]``."""
+    """What one variant changes, in the terms the sampler knows: interventions at named points (block
+    points included), image guidance (a third branch; None: off) and attention edits
+    (:class:`~cogviz.inside.AttentionEdit`). ``meta`` is recorded as ``trace.meta["ablations"]``."""
 
     interventions: tuple = ()
     image_guidance: float | None = None
     meta: tuple = ()
+    attention: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,9 @@ def prepare(pipe, image, prompt: str, settings: Settings) -> Setup:
         raise CogvizError(f"the fitted image is {image.size[0]}x{image.size[1]} but this model needs "
                           f"{height}x{width}: fit_image(image, ({height}, {width}))")
     layers = _attention_layers(pipe, settings.attention_layers)
-    check_patterns(settings.record, point_names(settings.steps, attention_layers=layers), what="record pattern")
+    check_blocks(pipe, layers, "attention_layers")
+    check_patterns(settings.record, point_names(settings.steps, blocks=len(pipe.transformer.transformer_blocks),
+                                                attention_layers=layers), what="record pattern")
     return Setup(pipe, height, width, settings.steps, settings.fit, settings.guidance > 1.0, num_frames)
 
 
@@ -326,8 +331,20 @@ def _check(run: _Run) -> None:
     from .speed import cache_preset, check_recordable, speed_of
 
     pipe = run.pipe
+    blocks = len(pipe.transformer.transformer_blocks)
+    recorded = set(_attention_layers(pipe, run.settings.attention_layers))
     for v in run.variants:
-        check_interventions(v.interventions, run.setup.steps, cfg=run.setup.do_cfg)
+        check_interventions(v.interventions, run.setup.steps, cfg=run.setup.do_cfg, blocks=blocks)
+        for e in v.cond.attention:
+            check_blocks(pipe, e.layers, "attention edit layers")
+            if recorded & (set(e.layers) if e.layers is not None else set(range(blocks))):
+                raise CogvizError("attention shares are recorded (attention_layers=) in blocks whose attention this "
+                                  "call edits; record them in a separate call")
+    if run.cache and any(v.cond.attention for v in run.variants):
+        from .errors import SpeedPresetError
+
+        raise SpeedPresetError(f"attention edits change what each block computes, which speed={run.cache!r} "
+                               "reuses from earlier steps; load the pipeline without a cache preset")
     check_recordable(pipe, names=[iv.point for v in run.variants for iv in v.interventions],
                      attention=bool(run.settings.attention_layers))
     run.cache = cache_preset(pipe)
@@ -402,7 +419,9 @@ def _initial_noise(run: _Run, generator, n_latent: int) -> None:
         rotary=(pipe._prepare_rotary_positional_embeddings(setup.height, setup.width, n_latent, run.device)
                 if cfg.use_rotary_positional_embeddings else None),
         ofs=None if cfg.ofs_embed_dim is None else noise.new_full((1,), fill_value=family_of(pipe).ofs),
-        tokens_per_frame=(shape[3] // cfg.patch_size) * (shape[4] // cfg.patch_size))
+        tokens_per_frame=(shape[3] // cfg.patch_size) * (shape[4] // cfg.patch_size),
+        token_grid=(shape[3] // cfg.patch_size, shape[4] // cfg.patch_size),
+        token_frames=n_latent // family_of(pipe).patch_size_t)
 
 
 def _batching(run: _Run, batch, n_latent: int) -> None:
@@ -425,14 +444,15 @@ def _denoise(run: _Run, progress: bool, callback) -> None:
     counting = count_attention(pipe) if run.cache else contextlib.nullcontext(None)
     if run.cache:
         pipe.transformer._reset_stateful_cache()
-    with recorder as attention, counting as attention_calls:
+    with recorder as attention, counting as attention_calls, _inside(run):
         for i, t in enumerate(tqdm(run.timesteps, disable=not progress, desc="cogviz.generate")):
             pipe._current_timestep = t  # what diffusers' cache hooks read, as in the pipeline's own loop
+            run.extra["inside"].update(step=i, t=t)
             xs = [_step_input(run, v, i, t) for v in run.variants]
             pred_all = _forward(run, xs, i, t, attention_calls)
             for v in run.variants:
                 for layer, proc in attention.items():
-                    v.trace.tensors[f"step/{i}/attention/{layer}"] = proc.last
+                    v.trace.tensors[f"step/{i}/block/{layer}/attention"] = proc.last
                 _step_output(run, v, pred_all[v.rows[0]:v.rows[1]], i, t, callback)
     pipe._current_timestep = None
     if run.cache:
@@ -440,6 +460,56 @@ def _denoise(run: _Run, progress: bool, callback) -> None:
     else:
         for v in run.variants:
             v.trace.meta["step_status"] = ["computed"] * len(run.timesteps)
+
+
+def _hooked_blocks(run: _Run) -> list[int]:
+    """The blocks whose hidden states some variant records or changes (hooks go on those only)."""
+    blocks = len(run.pipe.transformer.transformer_blocks)
+    out = []
+    for layer in range(blocks):
+        names = [f"step/{i}/block/{layer}/hidden" for i in range(run.setup.steps)]
+        if any(v.trace.wants(n) or any(iv.matches(n) for iv in v.interventions)
+               for v in run.variants for n in names):
+            out.append(layer)
+    return out
+
+
+def _inside(run: _Run):
+    """The call-scoped hooks inside the transformer: attention edits and block points."""
+    pipe = run.pipe
+    blocks = len(pipe.transformer.transformer_blocks)
+    state = run.extra["inside"] = dict(step=0, t=None, steps=run.setup.steps, rows=[],
+                                       tokens_per_frame=run.extra["tokens_per_frame"],
+                                       frames=run.extra["token_frames"], p_t=family_of(pipe).patch_size_t)
+    edited = sorted({layer for v in run.variants for e in v.cond.attention
+                     for layer in (e.layers if e.layers is not None else range(blocks))})
+    stack = contextlib.ExitStack()
+    if edited:
+        stack.enter_context(steer_attention(pipe, edited, state))
+    hooked = _hooked_blocks(run)
+    if hooked:
+        stack.enter_context(block_hooks(pipe, hooked, lambda layer, h: _block_point(run, layer, h)))
+    return stack
+
+
+def _block_point(run: _Run, layer: int, hidden: torch.Tensor) -> torch.Tensor:
+    """``step/{i}/block/{l}/hidden`` for each variant's rows of this forward: recorded, and changed by
+    the variant's interventions. (rows, F' h' w', D) <-> (rows, F', h', w', D)."""
+    from einops import rearrange
+
+    state = run.extra["inside"]
+    i, t = state["step"], state["t"]
+    name = f"step/{i}/block/{layer}/hidden"
+    f, (hh, ww) = run.extra["token_frames"], run.extra["token_grid"]
+    out = hidden
+    for (r0, r1), _, v in state["rows"]:
+        h5 = rearrange(hidden[r0:r1], "b (f h w) c -> b f h w c", f=f, h=hh, w=ww)
+        new = intervene(v.interventions, name, h5, i, t)
+        v.trace.add(name, new)
+        if new is not h5:
+            out = out.clone() if out is hidden else out
+            out[r0:r1] = rearrange(new, "b f h w c -> b (f h w) c")
+    return out
 
 
 def _step_input(run: _Run, v: _Variant, i: int, t) -> torch.Tensor:
@@ -472,6 +542,8 @@ def _forward(run: _Run, xs: list, i: int, t, attention_calls) -> torch.Tensor:
         context = (pipe.transformer.cache_context(f"cogviz/{k}", step_index=i, num_inference_steps=run.setup.steps,
                                                   timestep=t) if run.cache else contextlib.nullcontext())
         calls_before = attention_calls[0] if run.cache else 0
+        chunk, r0 = variants[k:k + k_step], variants[k].rows[0]
+        run.extra["inside"]["rows"] = [((v.rows[0] - r0, v.rows[1] - r0), v.cond.attention, v) for v in chunk]
         with context:
             preds.append(pipe.transformer(hidden_states=x, encoder_hidden_states=e, timestep=t.expand(x.shape[0]),
                                           ofs=run.extra["ofs"], image_rotary_emb=run.extra["rotary"],

@@ -144,7 +144,7 @@ for step in (0, STEPS - 1):
 
 # %%
 layers = range(pipe.transformer.config.num_layers)
-anchor = np.stack([g.trace[f"step/{STEPS - 1}/attention/{l}"][1, :, 1].numpy() for l in layers])
+anchor = np.stack([g.trace[f"step/{STEPS - 1}/block/{l}/attention"][1, :, 1].numpy() for l in layers])
 show(viz.heatmap(anchor, row_labels=[f"layer {l}" for l in layers], col_labels=[f"f{i}" for i in range(5)],
                  title="share of attention on latent frame 0, last step"), width=480)
 uniform = 1 / (1 + anchor.shape[1])

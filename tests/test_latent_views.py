@@ -166,8 +166,8 @@ def test_contribution_maps_on_15_patches():
 
 # ------------------------------------------------------------------------------ anchor attention
 def test_anchor_attention_is_opt_in_scoped_and_exact(toy, run):
-    shares = run.trace["step/5/attention/5"]
-    assert shares.shape == (2, 5, 6) and "step/5/attention/1" not in run.trace
+    shares = run.trace["step/5/block/5/attention"]
+    assert shares.shape == (2, 5, 6) and "step/5/block/1/attention" not in run.trace
     torch.testing.assert_close(shares.sum(-1), torch.ones(2, 5))
     plain = cogviz.generate(toy, run.fitted, PROMPT, steps=6, seed=4, progress=False)
     assert torch.equal(plain.trace["latents.final"], run.trace["latents.final"])  # recording changes nothing
@@ -187,7 +187,7 @@ def test_anchor_attention_is_opt_in_scoped_and_exact(toy, run):
 
 
 def test_heatmap_renders_attention(run):
-    a = np.stack([run.trace[f"step/5/attention/{l}"][1, :, 1].numpy() for l in (0, 5)])
+    a = np.stack([run.trace[f"step/5/block/{l}/attention"][1, :, 1].numpy() for l in (0, 5)])
     img = viz.heatmap(a, row_labels=["layer 0", "layer 5"], col_labels=[f"f{i}" for i in range(5)],
                       title="share of attention on frame 0")
     assert img.dtype == np.uint8 and img.shape[0] > 2 * 28

@@ -42,7 +42,7 @@ def no_compute(pipe, monkeypatch):
     (dict(interventions=[Intervention("z_img", lambda z, c: z, half="uncond")], guidance=1.0),
      r"no unconditional half"),
     (dict(interventions=[Intervention("frames", lambda z, c: z)]), r"'frames' is record-only"),
-    (dict(record=("step/*/attention/*",)), r"matches no point"),  # no attention_layers: nothing to record
+    (dict(record=("step/*/block/*/attention",)), r"matches no point"),  # no attention_layers: nothing to record
 ])
 def test_a_mistyped_experiment_raises_before_compute_naming_the_fix(no_compute, kwargs, match):
     with pytest.raises(PointError, match=match):

@@ -81,7 +81,7 @@ class LatentExplorer(W.VBox):
         self._half = 1 if cond_half else 0
         names = self.trace.names()
         self._steps = sorted({int(n.split("/")[1]) for n in names if n.startswith("step/")})
-        self._layers = sorted({int(n.split("/")[3]) for n in names if "/attention/" in n})
+        self._layers = sorted({int(n.split("/")[3]) for n in names if n.endswith("/attention")})
         ref = self._get("z_t", self._steps[0]) if self._steps else self._get("z_img", 0)
         if ref is None:
             raise ValueError("the trace holds no latents: record 'z_img' and 'step/*/z_t' (and 'step/*/input', "
@@ -176,7 +176,7 @@ class LatentExplorer(W.VBox):
         if view == "anchor attention":
             if not self._layers:
                 raise ValueError("this trace has no attention: generate(..., attention_layers='all' or [0, 3])")
-            a = np.stack([self.trace[f"step/{step_i}/attention/{l}"][-1, :, 1].numpy() for l in self._layers])
+            a = np.stack([self.trace[f"step/{step_i}/block/{l}/attention"][-1, :, 1].numpy() for l in self._layers])
             img = heatmap(a, row_labels=[f"layer {l}" for l in self._layers],
                           col_labels=[f"f{i}" for i in range(a.shape[1])],
                           title=f"share of attention on latent frame 0 (the image), step {step_i + 1}")

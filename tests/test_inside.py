@@ -1,0 +1,145 @@
+"""Inside the transformer: block points, attention edits (knockout, scale), call-scoped hooks."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cogviz
+from cogviz import ablations as A
+from cogviz.errors import CogvizError, PointError
+from cogviz.inside import AttentionEdit, SteeredAttention
+from cogviz.points import Intervention
+from cogviz.testing import tiny_random_pipeline
+
+PROMPT = "a red circle moves left"
+
+
+def image(seed=0, size=32):
+    return Image.fromarray(np.random.default_rng(seed).uniform(0, 255, (size, size, 3)).astype(np.uint8))
+
+
+@pytest.fixture(scope="module", params=["1.0", "1.5"])
+def pipe(request):
+    return tiny_random_pipeline(request.param)
+
+
+def frames_for(pipe):
+    return 17 if pipe.transformer.config.patch_size_t else 9
+
+
+def run(pipe, **kw):
+    return cogviz.generate(pipe, image(), PROMPT, num_frames=frames_for(pipe), steps=3, seed=1, progress=False,
+                           decode_video=False, **kw)
+
+
+def test_the_steered_processor_equals_an_explicit_masked_softmax():
+    pipe = tiny_random_pipeline()
+    attn = pipe.transformer.transformer_blocks[0].attn1
+    text_len, tpf, frames = 3, 4, 3
+    g = torch.Generator().manual_seed(0)
+    dim = attn.to_q.in_features
+    enc, hid = torch.randn(2, text_len, dim, generator=g), torch.randn(2, tpf * frames, dim, generator=g)
+    edit = AttentionEdit("later", "image", 0.25)
+    state = dict(step=0, steps=1, rows=[((1, 2), [edit], None)], tokens_per_frame=tpf, frames=frames, p_t=1)
+    out, _ = SteeredAttention(0, state)(attn, hid, enc)
+    # by hand: softmax(q k^T / sqrt(d) + log(0.25) on (later queries, image keys)) v, row 1 only
+    x = torch.cat([enc, hid], dim=1)
+    b, n = x.shape[:2]
+    q, k, v = (t.view(b, n, attn.heads, -1).transpose(1, 2) for t in (attn.to_q(x), attn.to_k(x), attn.to_v(x)))
+    q, k = attn.norm_q(q), attn.norm_k(k)
+    bias = torch.zeros(n, n)
+    later = torch.arange(text_len + tpf, n)
+    image_keys = torch.arange(text_len, text_len + tpf)
+    bias[later[:, None], image_keys[None, :]] = math.log(0.25)
+    w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + torch.stack([torch.zeros(n, n), bias])[:, None],
+                      dim=-1)
+    ref = attn.to_out[0]((w @ v).transpose(1, 2).reshape(b, n, -1))[:, text_len:]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_scale_one_is_the_baseline_and_scale_zero_is_the_knockout(pipe):
+    base = run(pipe, record=("latents.final",)).trace["latents.final"]
+    one = run(pipe, ablations=[A.ScaleAttention(1.0)], record=("latents.final",)).trace["latents.final"]
+    torch.testing.assert_close(one, base, atol=1e-5, rtol=1e-5)
+    zero = run(pipe, ablations=[A.ScaleAttention(0.0)], record=("latents.final",)).trace["latents.final"]
+    knock = run(pipe, ablations=[A.AttentionKnockout()], record=("latents.final",)).trace["latents.final"]
+    assert torch.equal(zero, knock) and not torch.allclose(knock, base, atol=1e-4)
+
+
+def test_block_points_record_and_change_one_block(pipe):
+    blocks = len(pipe.transformer.transformer_blocks)
+    g = run(pipe, record=("step/*/block/0/hidden", "latents.final"))
+    h = g.trace.stack("block/0/hidden")  # (steps, rows, F', h', w', D)
+    cfg = pipe.transformer.config
+    f = g.z_img.shape[1] // (cfg.patch_size_t or 1)
+    assert h.shape == (3, 2, f, 2, 2, cfg.num_attention_heads * cfg.attention_head_dim)
+    assert all(f"step/0/block/{b}/hidden" not in g.trace for b in range(1, blocks))  # only what was asked
+    same = run(pipe, record=("latents.final",), interventions=[Intervention("step/*/block/0/hidden", lambda x, c: x)])
+    assert torch.equal(same.trace["latents.final"], g.trace["latents.final"])
+    moved = run(pipe, record=("latents.final",),
+                interventions=[Intervention("step/1/block/0/hidden", lambda x, c: x * 0.5)])
+    assert not torch.allclose(moved.trace["latents.final"], g.trace["latents.final"])
+
+
+def test_nothing_stays_attached_after_a_call_even_on_error(pipe):
+    blocks = pipe.transformer.transformer_blocks
+    before = [type(b.attn1.processor) for b in blocks]
+
+    def boom(x, ctx):
+        raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        run(pipe, ablations=[A.AttentionKnockout()], interventions=[Intervention("step/1/block/0/hidden", boom)])
+    assert [type(b.attn1.processor) for b in blocks] == before
+    assert all(not b._forward_hooks for b in blocks)
+
+
+def test_bad_blocks_and_names_are_refused_before_compute(pipe):
+    n = len(pipe.transformer.transformer_blocks)
+    with pytest.raises(CogvizError, match=rf"block\(s\) \[{n + 3}\] do not exist; this transformer has {n} blocks"):
+        run(pipe, ablations=[A.AttentionKnockout(layers=[n + 3])])
+    with pytest.raises(PointError, match=r"did you mean 'step/\*/block/\*/hidden'"):
+        run(pipe, record=("step/*/block/*/hiden",))
+    with pytest.raises(A.AblationError, match="did you mean 'later'"):
+        A.from_dict({"kind": "attention_knockout", "queries": "latter"})
+
+
+def test_attention_ablations_batch_like_separate_calls(pipe):
+    variants = [None, A.AttentionKnockout(layers=[0]), A.ScaleAttention(0.5, queries=[1], keys="text")]
+    together = cogviz.generate_variants(pipe, image(), PROMPT, variants, num_frames=frames_for(pipe), steps=3,
+                                        seed=1, progress=False, decode_video=False, batch=3,
+                                        record=("latents.final",))
+    for v, g in zip(variants, together):
+        alone = run(pipe, ablations=[] if v is None else [v], record=("latents.final",))
+        torch.testing.assert_close(g.trace["latents.final"], alone.trace["latents.final"], atol=1e-4, rtol=0)
+    assert together[1].trace.meta["ablations"][0]["kind"] == "attention_knockout"
+
+
+def test_the_knockout_cuts_the_anchor_of_the_later_frames_on_the_toy():
+    # the embedded model, 3 held-out scenes, 20 steps: the later frames read the image only
+    # through attention to the image frame's tokens
+    from skimage.metrics import structural_similarity
+
+    from cogviz.metrics import psnr
+    from cogviz.models import load_pipeline
+    from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+    toy = load_pipeline("toy")
+    drops, frame0 = [], []
+    for seed in (900_001, 900_002, 900_003):
+        scene = sample_scene(seed)
+        first = render_scene(scene)[0]
+        base, knock, zero = cogviz.generate_variants(toy, first, prompt_for(scene),
+                                                     [None, A.AttentionKnockout(), A.ZeroImage()], steps=20,
+                                                     progress=False)
+
+        def later_ssim(g):
+            return np.mean([structural_similarity(first, f, channel_axis=-1, data_range=255) for f in g.frames[8:]])
+
+        drops.append((later_ssim(base) - later_ssim(knock), later_ssim(base) - later_ssim(zero)))
+        frame0.append(psnr(base.frames[0], first) - psnr(knock.frames[0], first))
+    knock_drop, zero_drop = np.mean(drops, axis=0)
+    assert max(frame0) < 6.0  # frame 0 keeps the image (within 6 dB of the baseline)
+    assert knock_drop > 0.5 * zero_drop > 0  # the later frames lose more than half of what zeroing z_img loses
