@@ -45,7 +45,7 @@ from .sampler import Conditioning, Setup
 __all__ = ["Ablation", "Setup", "ImageRef", "KINDS", "from_dict", "resolve", "compile_ablations", "label",
            "Baseline", "ZeroImage", "SwapImage", "ScaleImage", "NoiseImage", "MaskImage", "ShiftImage",
            "FlipImage", "StepWindow", "FillFrames", "LowPassImage", "ImageGuidance", "AttentionKnockout",
-           "ScaleAttention"]
+           "ScaleAttention", "PatchActivations"]
 
 KINDS: dict[str, type[Ablation]] = {}
 
@@ -104,7 +104,7 @@ class Ablation:
             v = getattr(self, f.name)
             if f.name == "seed" and v == 0:
                 continue
-            v = v.label() if isinstance(v, ImageRef) else Path(v).name if f.name == "image" else v
+            v = v.label() if isinstance(v, ImageRef) else Path(v).name if f.name in ("image", "source") else v
             parts.append(f"{f.name}={v:g}" if isinstance(v, float) else f"{f.name}={v}")
         return f"{self.kind}({', '.join(parts)})" if parts else self.kind
 
@@ -122,6 +122,10 @@ class Ablation:
 
     def attention_edits(self) -> list:
         """The attention edits (:class:`~cogviz.inside.AttentionEdit`) this ablation makes."""
+        return []
+
+    def sources(self, setup: Setup) -> list:
+        """Companion conditionings whose rows this ablation reads inside the transformer."""
         return []
 
 
@@ -173,6 +177,23 @@ class ImageRef:
         return f"sha256:{self.sha256[:8]}"
 
 
+def _image_value(self, name: str, v):
+    """An image field as data: a path or URL kept as text (the file must exist), an in-memory image as
+    :class:`ImageRef`, an ImageRef's dict read back."""
+    if isinstance(v, dict):
+        v = ImageRef.from_dict(v)
+    elif isinstance(v, Path):
+        v = str(v)
+    elif not isinstance(v, (str, ImageRef)):
+        try:
+            v = ImageRef.of(v)
+        except CogvizError as e:
+            self._fail(name, type(v).__name__, f"expected a path, an http(s) URL or an image ({e})")
+    if isinstance(v, str) and not v.startswith(("http://", "https://")) and not Path(v).expanduser().is_file():
+        self._fail(name, v, "no such file; expected a path to an image file, an http(s) URL, or an in-memory image")
+    return v
+
+
 # -- the kinds --------------------------------------------------------------------------------
 @_register
 @dataclass(frozen=True)
@@ -217,21 +238,7 @@ class SwapImage(Ablation):
     in_distribution: ClassVar[str] = "yes: an ordinary image"
 
     def __post_init__(self):
-        v = self.image
-        if isinstance(v, dict):
-            object.__setattr__(self, "image", ImageRef.from_dict(v))
-        elif isinstance(v, Path):
-            object.__setattr__(self, "image", str(v))
-        elif not isinstance(v, (str, ImageRef)):
-            try:
-                object.__setattr__(self, "image", ImageRef.of(v))
-            except CogvizError as e:
-                self._fail("image", type(v).__name__, f"expected a path, an http(s) URL or an image ({e})")
-        if isinstance(self.image, str):
-            s = self.image
-            if not s.startswith(("http://", "https://")) and not Path(s).expanduser().is_file():
-                self._fail("image", s, "no such file; expected a path to an image file, an http(s) URL, "
-                                       "or an in-memory image")
+        object.__setattr__(self, "image", _image_value(self, "image", self.image))
 
     def source(self):
         return self.image.image() if isinstance(self.image, ImageRef) else self.image
@@ -650,6 +657,58 @@ class ScaleAttention(_AttentionAblation):
         return self._edit(self.factor)
 
 
+@_register
+@dataclass(frozen=True)
+class PatchActivations(Ablation):
+    """Activation patching: after each block of ``layers``, in the ``[start, end)`` fraction of the
+    steps, the hidden states of the tokens of ``frames`` are replaced by the ones the same call
+    computes for the ``source`` image (same prompt, seed and noise: its rows ride in the same batch).
+    ``frames``: ``"image"`` (the image's token frame), ``"later"``, or a list of latent-frame
+    indices; ``source``: a path, URL or in-memory image (kept as :class:`ImageRef`), fitted like the
+    conditioning image. Where does the picture get decided? Patch block by block and watch frame 0."""
+
+    source: Any
+    layers: Any = "all"
+    frames: Any = "image"
+    start: float = 0.0
+    end: float = 1.0
+    kind: ClassVar[str] = "patch_activations"
+    in_distribution: ClassVar[str] = "no: hidden states from another run"
+
+    def __post_init__(self):
+        object.__setattr__(self, "source", _image_value(self, "source", self.source))
+        _layers(self)
+        _tokens(self, "frames")
+        if self.frames == "text":
+            self._fail("frames", "text", "the hidden-state points hold the video tokens: expected 'image', 'later' "
+                                         "or a list of latent-frame indices")
+        _window(self)
+
+    check = _AttentionAblation.check
+
+    def sources(self, setup) -> list:
+        """The source image's rows, as a companion conditioning (its pixels before the VAE encodes)."""
+        return [Conditioning(tuple(SwapImage(self.source).interventions(setup)))]
+
+    def interventions(self, setup):
+        from .family import family_of
+        from .points import _step_of
+
+        p_t = family_of(setup.pipe).patch_size_t
+        layers = range(len(setup.pipe.transformer.transformer_blocks)) if self.layers == "all" else self.layers
+
+        def patch(h, ctx):  # (rows, F', h', w', D); the source's rows are ctx.sources[0]
+            if not _in_window(_step_of(ctx.name), setup.steps, self.start, self.end):
+                return h
+            f = slice(0, 1) if self.frames == "image" else slice(1, None) if self.frames == "later" else \
+                sorted({i // p_t for i in self.frames})
+            out = h.clone()
+            out[:, f] = ctx.sources[0][:, f]
+            return out
+
+        return [Intervention(f"step/*/block/{layer}/hidden", patch) for layer in layers]
+
+
 def from_dict(d: dict) -> Ablation:
     """The ablation a ``to_dict()`` (or hand-written JSON) describes.
 
@@ -706,9 +765,12 @@ def compile_ablations(ablations, setup: Setup) -> Conditioning:
     for a in ablations:
         a.check(setup)
     scales = [s for a in ablations if (s := a.image_guidance()) is not None]
+    sources = tuple(s for a in ablations for s in a.sources(setup))
+    if len(sources) > 1:
+        raise AblationError("patch_activations given more than once: one call patches from one source image")
     return Conditioning(tuple(iv for a in ablations for iv in a.interventions(setup)),
                         scales[0] if scales else None, tuple(a.to_dict() for a in ablations),
-                        tuple(e for a in ablations for e in a.attention_edits()))
+                        tuple(e for a in ablations for e in a.attention_edits()), sources)
 
 
 def label(ablations) -> str:

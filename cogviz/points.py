@@ -151,6 +151,7 @@ class Context:
     step: int | None
     timestep: int | None
     half: str  # "both", "cond" or "uncond"
+    sources: tuple = ()  # the same point in the call's source rows (activation patching), when it has some
 
 
 @dataclass(frozen=True)
@@ -193,12 +194,13 @@ def _check_return(out, ref: torch.Tensor, ctx: Context) -> torch.Tensor:
     return out
 
 
-def intervene(interventions, name: str, x: torch.Tensor, step=None, t=None, cfg_batch: bool = False) -> torch.Tensor:
+def intervene(interventions, name: str, x: torch.Tensor, step=None, t=None, cfg_batch: bool = False,
+              sources: tuple = ()) -> torch.Tensor:
     """``x`` after every intervention whose point matches ``name``, in order (halves: negative prompt first)."""
     for iv in interventions:
         if not iv.matches(name):
             continue
-        ctx = Context(name, step, None if t is None else int(t), iv.half)
+        ctx = Context(name, step, None if t is None else int(t), iv.half, tuple(sources))
         if iv.half == "both" or not cfg_batch:
             x = _check_return(iv.fn(x, ctx), x, ctx)
             continue

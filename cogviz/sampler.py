@@ -106,6 +106,9 @@ class Conditioning:
     image_guidance: float | None = None
     meta: tuple = ()
     attention: tuple = ()
+    #: companion variants (each a Conditioning) run in the same forwards with the same prompt, seed and
+    #: noise; the owner's block interventions see their values as ``context.sources``. Not returned.
+    sources: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,8 @@ class _Variant:
     extra: dict | None = None
     old_pred_original: torch.Tensor | None = None
     rows: tuple[int, int] = (0, 0)
+    companions: list = field(default_factory=list)  # source rows that ride along (activation patching)
+    companion: bool = False
 
     @property
     def interventions(self) -> tuple:
@@ -294,7 +299,7 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
     (``batch`` variants per forward, or ``"auto"``), all sharing the initial noise and the
     posterior draw of ``z_img``. Everything is checked before any compute."""
     setup = setup or prepare(pipe, image, prompt, settings)
-    run = _Run(pipe, setup, settings, [_Variant(c, _trace(setup, settings, prompt, c)) for c in conditionings])
+    run = _Run(pipe, setup, settings, _variants(setup, settings, prompt, conditionings))
     _check(run)
     fitted = image if isinstance(image, FittedImage) else fit_image(image, (setup.height, setup.width), setup.fit)
     for v in run.variants:
@@ -313,8 +318,18 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
     for v in run.variants:
         v.trace.add("latents.final", v.z_t)
     if not settings.decode_video:
-        return [Generation(None, fitted, v.z_img, prompt_embeds, v.trace) for v in run.variants]
+        return [Generation(None, fitted, v.z_img, prompt_embeds, v.trace) for v in run.variants if not v.companion]
     return [Generation(frames, fitted, v.z_img, prompt_embeds, v.trace) for v, frames in _decode(run)]
+
+
+def _variants(setup: Setup, settings: Settings, prompt: str, conditionings) -> list[_Variant]:
+    """Each conditioning's variant, followed by its companions (the source rows it reads)."""
+    out = []
+    for c in conditionings:
+        v = _Variant(c, _trace(setup, settings, prompt, c))
+        v.companions = [_Variant(s, Trace(()), companion=True) for s in c.sources]
+        out += [v, *v.companions]
+    return out
 
 
 def _trace(setup: Setup, settings: Settings, prompt: str, cond: Conditioning) -> Trace:
@@ -430,6 +445,12 @@ def _batching(run: _Run, batch, n_latent: int) -> None:
                        if batch == "auto" else batch)
     if run.cache:  # a cache keeps state per call: one variant per forward, each in its own cache context
         run.per_forward = 1
+    run.chunks, start = [], 0  # per_forward variants a forward, a variant's companions with it
+    owners = [i for i, v in enumerate(run.variants) if not v.companion] + [len(run.variants)]
+    for k in range(0, len(owners) - 1, run.per_forward):
+        end = owners[min(k + run.per_forward, len(owners) - 1)]
+        run.chunks.append((start, end))
+        start = end
 
 
 def _denoise(run: _Run, progress: bool, callback) -> None:
@@ -502,9 +523,11 @@ def _block_point(run: _Run, layer: int, hidden: torch.Tensor) -> torch.Tensor:
     name = f"step/{i}/block/{layer}/hidden"
     f, (hh, ww) = run.extra["token_frames"], run.extra["token_grid"]
     out = hidden
+    views = {id(v): rearrange(hidden[r0:r1], "b (f h w) c -> b f h w c", f=f, h=hh, w=ww)
+             for (r0, r1), _, v in state["rows"]}
     for (r0, r1), _, v in state["rows"]:
-        h5 = rearrange(hidden[r0:r1], "b (f h w) c -> b f h w c", f=f, h=hh, w=ww)
-        new = intervene(v.interventions, name, h5, i, t)
+        h5 = views[id(v)]
+        new = intervene(v.interventions, name, h5, i, t, sources=[views[id(c)] for c in v.companions])
         v.trace.add(name, new)
         if new is not h5:
             out = out.clone() if out is hidden else out
@@ -529,20 +552,20 @@ def _step_input(run: _Run, v: _Variant, i: int, t) -> torch.Tensor:
 
 def _forward(run: _Run, xs: list, i: int, t, attention_calls) -> torch.Tensor:
     """Every variant's rows through the transformer, ``per_forward`` variants at a time."""
-    pipe, variants, k_step = run.pipe, run.variants, run.per_forward
+    pipe, variants = run.pipe, run.variants
     n = 0
     for v, x in zip(variants, xs):
         v.rows = (n, n + x.shape[0])
         n += x.shape[0]
     n_blocks = len(pipe.transformer.transformer_blocks)
     preds = []
-    for k in range(0, len(variants), k_step):
-        x = xs[k] if k_step == 1 else torch.cat(xs[k:k + k_step])
-        e = variants[k].embeds_in if k_step == 1 else torch.cat([v.embeds_in for v in variants[k:k + k_step]])
+    for k, k_end in run.chunks:
+        x = xs[k] if k_end - k == 1 else torch.cat(xs[k:k_end])
+        e = variants[k].embeds_in if k_end - k == 1 else torch.cat([v.embeds_in for v in variants[k:k_end]])
         context = (pipe.transformer.cache_context(f"cogviz/{k}", step_index=i, num_inference_steps=run.setup.steps,
                                                   timestep=t) if run.cache else contextlib.nullcontext())
         calls_before = attention_calls[0] if run.cache else 0
-        chunk, r0 = variants[k:k + k_step], variants[k].rows[0]
+        chunk, r0 = variants[k:k_end], variants[k].rows[0]
         run.extra["inside"]["rows"] = [((v.rows[0] - r0, v.rows[1] - r0), v.cond.attention, v) for v in chunk]
         with context:
             preds.append(pipe.transformer(hidden_states=x, encoder_hidden_states=e, timestep=t.expand(x.shape[0]),
@@ -572,7 +595,7 @@ def _step_output(run: _Run, v: _Variant, pred: torch.Tensor, i: int, t, callback
     else:
         v.z_t = pipe.scheduler.step(pred, t, v.z_t, **v.extra, return_dict=False)[0]
     v.z_t = v.z_t.to(run.dtype)
-    if callback is not None:
+    if callback is not None and not v.companion:
         callback(StepInfo(i, len(run.timesteps), int(t), v.z_t, _x0(pipe.scheduler, z_in, pred, t)))
 
 
@@ -582,7 +605,7 @@ def _decode(run: _Run):
     locality (toy, 2 cores: 0.49 s a video alone, 0.12 in pairs, 0.24 in eights). On a GPU one at a
     time: the VAE's decode is the pipeline's memory peak."""
     per_decode = min(run.per_forward, 2) if torch.device(run.device).type == "cpu" else 1
-    variants = run.variants
+    variants = [v for v in run.variants if not v.companion]
     for k in range(0, len(variants), per_decode):
         z = torch.cat([v.z_t for v in variants[k:k + per_decode]])
         for v, video in zip(variants[k:k + per_decode], decode_latents(run.pipe, z, drop=run.pad)):

@@ -143,3 +143,33 @@ def test_the_knockout_cuts_the_anchor_of_the_later_frames_on_the_toy():
     knock_drop, zero_drop = np.mean(drops, axis=0)
     assert max(frame0) < 6.0  # frame 0 keeps the image (within 6 dB of the baseline)
     assert knock_drop > 0.5 * zero_drop > 0  # the later frames lose more than half of what zeroing z_img loses
+
+
+def test_patching_every_block_from_a_source_image_brings_frame_0_to_it():
+    # the embedded model: patch the image frame's tokens from a second image in every block; frame 0
+    # then resembles the second image more than the first
+    from cogviz.metrics import psnr
+    from cogviz.models import load_pipeline
+    from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+    toy = load_pipeline("toy")
+    scene, other = sample_scene(900_004), sample_scene(900_005)
+    first, second = render_scene(scene)[0], render_scene(other)[0]
+    patch = A.PatchActivations(second)
+    assert A.from_dict(patch.to_dict()) == patch  # data like the other kinds (the image embedded as PNG)
+    base, patched = cogviz.generate_variants(toy, first, prompt_for(scene), [None, patch], steps=12, progress=False)
+    assert psnr(base.frames[0], first) > psnr(base.frames[0], second)
+    assert psnr(patched.frames[0], second) > psnr(patched.frames[0], first)
+
+
+def test_patching_runs_on_tiny_1_0_and_1_5_batched_and_nothing_from_the_source_is_returned(pipe):
+    patch = A.PatchActivations(image(7), layers=[0], frames=[0])
+    gens = cogviz.generate_variants(pipe, image(), PROMPT, [None, patch, A.AttentionKnockout()],
+                                    num_frames=frames_for(pipe), steps=3, seed=1, progress=False, batch=2,
+                                    decode_video=False, record=("latents.final",))
+    assert len(gens) == 3
+    alone = run(pipe, ablations=[patch], record=("latents.final",))
+    torch.testing.assert_close(gens[1].trace["latents.final"], alone.trace["latents.final"], atol=1e-4, rtol=0)
+    assert not torch.allclose(alone.trace["latents.final"], gens[0].trace["latents.final"], atol=1e-5)
+    with pytest.raises(A.AblationError, match="frames='text'"):
+        A.PatchActivations(image(7), frames="text")
