@@ -173,3 +173,26 @@ def test_patching_runs_on_tiny_1_0_and_1_5_batched_and_nothing_from_the_source_i
     assert not torch.allclose(alone.trace["latents.final"], gens[0].trace["latents.final"], atol=1e-5)
     with pytest.raises(A.AblationError, match="frames='text'"):
         A.PatchActivations(image(7), frames="text")
+
+
+def test_the_block_map_in_one_call_and_through_a_sweep_agree(tmp_path):
+    from cogviz.anchor_map import block_map, map_ablations, map_picture, map_table
+    from cogviz.sweep import sweep
+
+    pipe = tiny_random_pipeline()
+    blocks = len(pipe.transformer.transformer_blocks)
+    windows = [(0.0, 0.5), (0.5, 1.0)]
+    table = block_map(pipe, image(), PROMPT, windows=windows, seeds=(0, 1), steps=4, num_frames=9)
+    assert len(table) == 2 * (1 + blocks * 2) * 3  # seeds x (baseline + block x window) x figures
+    assert set(table["window"].dropna()) == {"0-0.5", "0.5-1"}
+    assert (table[table["block"].isna()]["change"] == 0).all()
+    assert map_picture(table, "later_ssim").ndim == 3
+    with pytest.raises(CogvizError, match="figure='ssim'"):
+        map_picture(table, "ssim")
+    result = sweep(pipe, [image()], [PROMPT], map_ablations(pipe, windows=windows), [0, 1], out_dir=tmp_path,
+                   steps=4, num_frames=9, progress=False)
+    swept = map_table(result.runs)
+    key = ["block", "window", "seed", "figure"]
+    a = table.sort_values(key)["value"].to_numpy()
+    b = swept.sort_values(key)["value"].to_numpy()
+    np.testing.assert_allclose(a, b, atol=0.05)  # the same runs, batched differently (rounding in the frames)
