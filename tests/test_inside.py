@@ -135,7 +135,7 @@ def test_the_knockout_cuts_the_anchor_of_the_later_frames_on_the_toy():
                                                      [None, A.AttentionKnockout(), A.ZeroImage()], steps=20,
                                                      progress=False)
 
-        def later_ssim(g):
+        def later_ssim(g, first=first):
             return np.mean([structural_similarity(first, f, channel_axis=-1, data_range=255) for f in g.frames[8:]])
 
         drops.append((later_ssim(base) - later_ssim(knock), later_ssim(base) - later_ssim(zero)))
