@@ -49,6 +49,20 @@ def test_a_row_has_a_field_per_parameter_and_turns_into_its_ablation():
         row.ablation()
 
 
+def test_rows_edit_attention_inside_the_transformer():
+    row = AblationRow("attention_knockout")
+    assert list(row.inputs) == ["layers", "queries", "keys", "start", "end"]
+    assert row.ablation() == A.AttentionKnockout()  # the defaults: every block, later frames -> image frame
+    row.inputs["layers"].value, row.inputs["end"].value = "[0, 3]", 0.5
+    assert row.ablation() == A.AttentionKnockout(layers=(0, 3), end=0.5)
+    row.kind.value = "scale_attention"
+    row.inputs["factor"].value, row.inputs["queries"].value = 2.0, "[1, 2]"
+    assert row.ablation() == A.ScaleAttention(2.0, queries=(1, 2))
+    row.inputs["keys"].value = "imgae"
+    with pytest.raises(CogvizError, match="did you mean 'image'"):
+        row.ablation()
+
+
 def test_rows_are_added_and_removed(toy, tmp_path):
     lab = AblationLab(toy, prompt=PROMPT, out_dir=tmp_path / "lab", steps=2)
     assert [r.kind.value for r in lab.rows.children] == ["zero_image", "scale_image"]

@@ -26,13 +26,15 @@ def one_of_each(image) -> list:
     return [A.Baseline(), A.ZeroImage(), A.SwapImage(image), A.ScaleImage(0.5), A.NoiseImage(0.1),
             A.NoiseImage(0.5, space="latent", seed=3), A.MaskImage((0, 0, 16, 24)),
             A.MaskImage([8, 8, 24, 24], keep=True), A.ShiftImage(8, -8), A.FlipImage(), A.FlipImage("vertical"),
-            A.StepWindow(0.25, 0.75), A.FillFrames(), A.LowPassImage(0.5, 0.5), A.ImageGuidance(2.0)]
+            A.StepWindow(0.25, 0.75), A.FillFrames(), A.LowPassImage(0.5, 0.5), A.ImageGuidance(2.0),
+            A.AttentionKnockout(), A.ScaleAttention(0.5, layers=[0], queries=[1, 2], keys="text"),
+            A.PatchActivations(image, frames="later", start=0.5)]
 
 
 def test_every_kind_is_in_the_registry_and_documented():
     assert set(A.KINDS) == {"baseline", "zero_image", "swap_image", "scale_image", "noise_image", "mask_image",
                             "shift_image", "flip_image", "step_window", "fill_frames", "low_pass_image",
-                            "image_guidance"}
+                            "image_guidance", "attention_knockout", "scale_attention", "patch_activations"}
     for kind, cls in A.KINDS.items():
         assert cls.kind == kind and len(cls.__doc__) > 80 and cls.in_distribution
 

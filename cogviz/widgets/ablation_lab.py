@@ -88,7 +88,8 @@ class AblationRow(W.HBox):
             else:  # a box as a JSON list, an image as a path or URL
                 text = json.dumps(list(value)) if isinstance(value, (list, tuple)) else str(value or "")
                 w = W.Text(text, description=f.name, style=style, layout=W.Layout(width="230px"),
-                           placeholder="path or http(s) URL" if f.name == "image" else "")
+                           placeholder="path or http(s) URL" if f.name in ("image", "source") else
+                           '"all" or a JSON list' if f.name == "layers" else "")
             self.inputs[f.name] = w
         self.fields.children = list(self.inputs.values())
 
@@ -101,7 +102,7 @@ class AblationRow(W.HBox):
             if isinstance(w, W.Text):
                 value = value.strip()
                 ftype = next(f.type for f in dataclasses.fields(cls) if f.name == name)
-                if ftype == "tuple":
+                if ftype == "tuple" or value.startswith("["):  # a box, or a list of blocks or frames
                     try:
                         value = json.loads(value)
                     except ValueError:
