@@ -31,6 +31,7 @@ PICTURES = {
     "05_the_embedded_toy_model": 5,
     "06_visual_anchor_ablations": 6,
     "07_sweeps": 3,
+    "08_where_the_anchor_is_read": 5,
 }
 FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
 
