@@ -196,3 +196,15 @@ def test_the_block_map_in_one_call_and_through_a_sweep_agree(tmp_path):
     a = table.sort_values(key)["value"].to_numpy()
     b = swept.sort_values(key)["value"].to_numpy()
     np.testing.assert_allclose(a, b, atol=0.05)  # the same runs, batched differently (rounding in the frames)
+
+
+def test_the_three_kinds_run_in_a_sweep_on_tiny_1_0_and_1_5(pipe, tmp_path):
+    from cogviz.sweep import SweepResult, sweep
+
+    kinds = [A.AttentionKnockout(layers=[0]), A.ScaleAttention(2.0, keys="text"), A.PatchActivations(image(3))]
+    r = sweep(pipe, [image()], [PROMPT], kinds, [0], out_dir=tmp_path, steps=3, num_frames=frames_for(pipe),
+              progress=False)
+    assert sorted(r.runs["label"].str.split("(").str[0]) == ["attention_knockout", "baseline", "patch_activations",
+                                                             "scale_attention"]
+    again = SweepResult.load(tmp_path)
+    assert len(again) == 4 and again.runs["frame0_psnr"].notna().all()
