@@ -133,6 +133,10 @@ def _sweep(args) -> int:
 
     for src in images:  # a missing image fails before the model loads
         load_image(src)
+    if args.backend == "ray":  # a wrong address fails in seconds, before the model loads
+        from .sweep.on_ray import check_address
+
+        check_address(args.ray_address)
     from .models import load_pipeline
 
     pipe = load_pipeline(model, memory=args.memory)

@@ -331,21 +331,80 @@ def test_ray_backend_needs_a_named_pipeline(tmp_path):
               backend="slurm")
 
 
-@pytest.mark.slow
-def test_cli_sweep_on_ray_writes_the_same_runs_as_local(tmp_path):
-    import shutil
+@pytest.fixture
+def ray_head(tmp_path):
+    """A real Ray 2.60 head as the README starts one: `ray get-auth-token --generate` (a token turns
+    token authentication on), then `ray start --head --block` on loopback in its own process group,
+    stopped by signalling that group. Yields (address, the token, env of a client on another machine:
+    a home of its own, no token)."""
+    import socket
+    import time
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(home), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    token = subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, capture_output=True, text=True,
+                           check=True).stdout.strip().splitlines()[-1]
+    log = open(tmp_path / "head.log", "w")
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block",
+                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while "Ray runtime started" not in (tmp_path / "head.log").read_text():
+            assert head.poll() is None and time.time() < deadline, (tmp_path / "head.log").read_text()[-2000:]
+            time.sleep(0.5)
+        assert "Token authentication is enabled" in (tmp_path / "head.log").read_text()
+        client = tmp_path / "client-home"
+        client.mkdir()
+        yield f"127.0.0.1:{port}", token, {**env, "HOME": str(client)}
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(45)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(10)
+        log.close()
+
+
+@pytest.mark.slow
+def test_cli_sweep_on_a_real_ray_cluster_writes_the_same_runs_as_local(tmp_path, ray_head):
+    # the README's recipe: a head started with `ray start --head`, token authentication (Ray 2.60's
+    # default), RAY_AUTH_MODE=token and the head's token in the client's shell
+    import shutil
+    import time
+
+    address, token, env = ray_head
     shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
     (tmp_path / "sweep.json").write_text(json.dumps({
         "images": ["shapes.png"], "prompts": [PROMPT], "seeds": [0, 1], "steps": 3,
         "ablations": [{"kind": "zero_image"}]}))
-    local = run_cli("sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "local"), "--quiet")
-    ray = run_cli("sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "ray"), "--quiet",
-                  "--backend", "ray", "--actors", "2", "--gpus-per-actor", "0")
-    assert local.returncode == 0 and ray.returncode == 0, ray.stderr
+    cli = [sys.executable, "-m", "cogviz.cli", "sweep", str(tmp_path / "sweep.json"), "--quiet"]
+    t = time.perf_counter()
+    refused = subprocess.run([*cli, "--out", str(tmp_path / "refused"), "--backend", "ray", "--ray-address",
+                              address], env=env, capture_output=True, text=True, timeout=120)
+    refused_s = time.perf_counter() - t
+    assert refused.returncode == 2 and refused_s < 20, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"cogviz: error: ray address '{address}': the cluster refused this client")
+    assert "RAY_AUTH_MODE=token" in last and "ray get-auth-token" in last
+    assert not (tmp_path / "refused").exists()
+    local = subprocess.run([*cli, "--out", str(tmp_path / "local")], env=env, capture_output=True, text=True)
+    ray = subprocess.run([*cli, "--out", str(tmp_path / "ray"), "--backend", "ray", "--ray-address", address,
+                          "--actors", "2", "--gpus-per-actor", "0"],
+                         env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
+                         capture_output=True, text=True, timeout=600)
+    assert local.returncode == 0 and ray.returncode == 0, ray.stderr[-3000:]
     assert "4 runs in" in ray.stdout and "zero_image" in ray.stdout
     a, b = SweepResult.load(tmp_path / "local"), SweepResult.load(tmp_path / "ray")
-    assert sorted(a.runs["run_id"]) == sorted(b.runs["run_id"])
+    assert sorted(a.runs["run_id"]) == sorted(b.runs["run_id"]) and len(set(b.runs["run_id"])) == 4
     assert_rows_close(a.frames, b.frames)
 
 
@@ -402,3 +461,29 @@ def test_run_ids_do_not_depend_on_where_the_weights_live(tmp_path):
         shutil.copytree(TOY_DIR, copy)
         ids.append([r.run_id for r in plan(load_pipeline(str(copy)), *args, steps=2)[0]])
     assert ids[0] == ids[1]
+
+
+def test_a_wrong_ray_address_fails_in_seconds_before_anything_is_written(tmp_path):
+    import time
+
+    from cogviz.models import load_pipeline
+    from cogviz.samples import sample_path
+    from cogviz.sweep import SweepError, sweep
+
+    pipe = load_pipeline("toy")
+    args = ([str(sample_path("shapes"))], ["a red circle moves left"], [{"kind": "zero_image"}], [0])
+    for address, why in (("127.0.0.1:1", "connection refused"), ("head-without-port", "expected HOST:PORT")):
+        t = time.perf_counter()
+        with pytest.raises(SweepError, match=rf"ray address '{address}': .*{why}"):
+            sweep(pipe, *args, out_dir=tmp_path / "out", steps=2, progress=False, backend="ray",
+                  ray_options={"address": address})
+        assert time.perf_counter() - t < 10 and not (tmp_path / "out").exists()
+    import shutil
+
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    (tmp_path / "sweep.json").write_text(json.dumps({"images": ["shapes.png"], "prompts": [PROMPT], "seeds": [0],
+                                                     "steps": 2}))
+    r = run_cli("sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "cli"), "--backend", "ray",
+                "--ray-address", "127.0.0.1:1")
+    assert r.returncode == 2 and "nothing answers at 127.0.0.1:1 (connection refused)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "cli").exists()

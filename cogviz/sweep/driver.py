@@ -48,9 +48,17 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     if backend == "ray" and not getattr(pipe, "cogviz_model", None):
         raise SweepError("backend='ray': actors load the model by name, so pass a pipeline from "
                          "cogviz.load_pipeline(name or folder)")
+    if backend == "ray":  # a wrong address fails in seconds, before any planning
+        from .on_ray import check_address
+
+        check_address((ray_options or {}).get("address"))
     runs, fitted, settings = plan(pipe, images, prompts, ablations, seeds, steps=steps, guidance=guidance,
                                   num_frames=num_frames, fit=fit, negative_prompt=negative_prompt,
                                   include_baseline=include_baseline, model_id=model_id)
+    if backend == "ray":  # joined (or refused, in seconds) before anything is written
+        from .on_ray import connect
+
+        connect((ray_options or {}).get("address"))
     out_dir = Path(out_dir)
     _write_manifest(out_dir, {"settings": settings, "model": runs[0].config["model"],
                               "run_ids": [r.run_id for r in runs]})

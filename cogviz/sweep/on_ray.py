@@ -9,6 +9,98 @@ from .identity import model_fingerprint
 from .local import _as_dict, _run_group
 from .store import _valid
 
+CONNECT_TIMEOUT = 3.0  #: seconds a Ray address has to answer before a sweep gives up on it
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    text = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"ray address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
+                         "ray://HOST:PORT (Ray Client, 10001) or 'auto'")
+    return host.strip("[]"), int(port)
+
+
+def check_address(address, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Something must answer at ``address`` within ``timeout`` seconds: a wrong or unreachable address
+    fails here in seconds, naming it, instead of leaving Ray to retry for minutes."""
+    import socket
+
+    if address in (None, "", "auto", "local"):
+        return
+    host, port = _host_port(str(address))
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        why = "connection refused" if isinstance(e, ConnectionRefusedError) else (
+            f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else str(e) or type(e).__name__)
+        raise SweepError(f"ray address {address!r}: nothing answers at {host}:{port} ({why}); start the head there "
+                         f"with `ray start --head --port {port}`, or pass the address `ray start` printed") from None
+    if not str(address).startswith("ray://"):
+        _probe_gcs(str(address), host, port, timeout)
+
+
+_AUTH_FIX = ("the cluster uses token authentication: set RAY_AUTH_MODE=token here and give this shell the "
+             "cluster's token (`ray get-auth-token` on the head prints it; export it as RAY_AUTH_TOKEN, or copy "
+             "the head's ~/.ray/auth_token)")
+
+
+def _probe_gcs(address: str, host: str, port: int, timeout: float) -> None:
+    """Ask the head's GCS for its cluster id, as ``ray.init`` would first do, with a short timeout: a
+    refused token answers at once here, where ``ray.init`` retries for about 20 s before a
+    ConnectionError that does not say why. (Ray's own client, ``ray._raylet.InnerGcsClient``; skipped
+    where a Ray version lacks it.)"""
+    _loopback_stays_loopback(host)
+    try:
+        from ray._raylet import InnerGcsClient
+    except ImportError:
+        return
+    try:
+        InnerGcsClient.standalone(f"{host}:{port}", None, int(timeout * 1000))
+    except Exception as e:  # noqa: BLE001 - Ray's errors differ by version; the message decides
+        text = str(e)
+        if "auth" in text.lower() or "token" in text.lower():
+            why = "InvalidAuthToken" if "InvalidAuthToken" in text else "authentication failed"
+            raise SweepError(f"ray address {address!r}: the cluster refused this client ({why}); {_AUTH_FIX}") from None
+        raise SweepError(f"ray address {address!r}: {host}:{port} answers but is not a Ray head's GCS "
+                         f"({text.splitlines()[0][:160]}); pass the address `ray start --head` printed") from None
+
+
+def _loopback_stays_loopback(host: str) -> None:
+    """A loopback address means this machine: without this, Ray may replace 127.0.0.1 by the node's
+    interface address, which a head bound to loopback does not listen on."""
+    import ipaddress
+    import os
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def connect(address) -> None:
+    """Join the Ray cluster at ``address`` (None: start a local Ray) before any result is written; each
+    failure is one line that names the address, what happened and the fix."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("backend='ray' needs Ray: pip install 'cogviz[cluster]'") from None
+    if ray.is_initialized():
+        return
+    check_address(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except Exception as e:  # noqa: BLE001 - Ray raises several types here; one clear error instead
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        if "auth" in str(e).lower() or "token" in str(e).lower():
+            raise SweepError(f"ray address {address!r}: the cluster refused this client ({first}); {_AUTH_FIX}") from None
+        if "version" in str(e).lower():
+            raise SweepError(f"ray address {address!r}: Ray versions differ ({first}); install the cluster's Ray "
+                             "version here") from None
+        raise SweepError(f"ray address {address!r}: could not join the cluster ({first})") from None
+
 
 class _SweepActor:
     """One pipeline per actor; groups of runs (one (image, prompt, seed) each) arrive one at a time."""
