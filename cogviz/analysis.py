@@ -143,28 +143,12 @@ class AnchorAttentionProcessor:
         self.last = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
-        from diffusers.models.embeddings import apply_rotary_emb
+        from .inside import attention_inputs, attention_output
 
-        text_len = encoder_hidden_states.size(1)
-        hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-        b = hidden_states.shape[0]
-        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        head_dim = k.shape[-1] // attn.heads
-        q, k, v = (t.view(b, -1, attn.heads, head_dim).transpose(1, 2) for t in (q, k, v))
-        if attn.norm_q is not None:
-            q = attn.norm_q(q)
-        if attn.norm_k is not None:
-            k = attn.norm_k(k)
-        if image_rotary_emb is not None:
-            q[:, :, text_len:] = apply_rotary_emb(q[:, :, text_len:], image_rotary_emb)
-            if not attn.is_cross_attention:
-                k[:, :, text_len:] = apply_rotary_emb(k[:, :, text_len:], image_rotary_emb)
+        q, k, v, text_len = attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
         self.last = self._shares(q, k, text_len)
-        out = out.transpose(1, 2).reshape(b, -1, attn.heads * head_dim)
-        out = attn.to_out[1](attn.to_out[0](out))
-        encoder_hidden_states, hidden_states = out.split([text_len, out.size(1) - text_len], dim=1)
-        return hidden_states, encoder_hidden_states
+        return attention_output(attn, out, text_len)
 
     @torch.no_grad()
     def _shares(self, q, k, text_len: int) -> torch.Tensor:

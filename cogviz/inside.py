@@ -86,6 +86,36 @@ def _group(spec, text_len: int, tpf: int, n_frames: int, p_t: int, device) -> to
     return torch.tensor(idx, dtype=torch.long, device=device)
 
 
+def attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb=None):
+    """CogVideoX's attention up to the product, as diffusers' ``CogVideoXAttnProcessor2_0`` computes it:
+    ``(q, k, v, text_len)``, each ``(B, heads, text + video tokens, head_dim)``, normed, rotary applied."""
+    from diffusers.models.embeddings import apply_rotary_emb
+
+    text_len = encoder_hidden_states.size(1)
+    x = torch.cat([encoder_hidden_states, hidden_states], dim=1)
+    b = x.shape[0]
+    q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+    d = k.shape[-1] // attn.heads
+    q, k, v = (t.view(b, -1, attn.heads, d).transpose(1, 2) for t in (q, k, v))  # (B, H, N, d)
+    if attn.norm_q is not None:
+        q = attn.norm_q(q)
+    if attn.norm_k is not None:
+        k = attn.norm_k(k)
+    if image_rotary_emb is not None:
+        q[:, :, text_len:] = apply_rotary_emb(q[:, :, text_len:], image_rotary_emb)
+        if not attn.is_cross_attention:
+            k[:, :, text_len:] = apply_rotary_emb(k[:, :, text_len:], image_rotary_emb)
+    return q, k, v, text_len
+
+
+def attention_output(attn, out: torch.Tensor, text_len: int):
+    """``(B, heads, N, d)`` attention output -> (video, text) hidden states through the output projection."""
+    b, h, n, d = out.shape
+    out = attn.to_out[1](attn.to_out[0](out.transpose(1, 2).reshape(b, n, h * d)))
+    encoder_hidden_states, hidden_states = out.split([text_len, n - text_len], dim=1)
+    return hidden_states, encoder_hidden_states
+
+
 class SteeredAttention:
     """CogVideoX's attention (the computation of diffusers' ``CogVideoXAttnProcessor2_0``) with the
     :class:`AttentionEdit` s of each batch row applied. Rows without an active edit take the plain
@@ -96,29 +126,11 @@ class SteeredAttention:
         self.layer, self.state = layer, state
 
     def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
-        from diffusers.models.embeddings import apply_rotary_emb
-
-        text_len = encoder_hidden_states.size(1)
-        x = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-        b = x.shape[0]
-        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
-        d = k.shape[-1] // attn.heads
-        q, k, v = (t.view(b, -1, attn.heads, d).transpose(1, 2) for t in (q, k, v))  # (B, H, N, d)
-        if attn.norm_q is not None:
-            q = attn.norm_q(q)
-        if attn.norm_k is not None:
-            k = attn.norm_k(k)
-        if image_rotary_emb is not None:
-            q[:, :, text_len:] = apply_rotary_emb(q[:, :, text_len:], image_rotary_emb)
-            if not attn.is_cross_attention:
-                k[:, :, text_len:] = apply_rotary_emb(k[:, :, text_len:], image_rotary_emb)
+        q, k, v, text_len = attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
         for (r0, r1), edits in self._row_edits():
             out[r0:r1] = self._edited(q[r0:r1], k[r0:r1], v[r0:r1], out[r0:r1], edits, text_len)
-        out = out.transpose(1, 2).reshape(b, -1, attn.heads * d)
-        out = attn.to_out[1](attn.to_out[0](out))
-        encoder_hidden_states, hidden_states = out.split([text_len, out.size(1) - text_len], dim=1)
-        return hidden_states, encoder_hidden_states
+        return attention_output(attn, out, text_len)
 
     def _row_edits(self):
         s = self.state

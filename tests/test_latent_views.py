@@ -182,7 +182,7 @@ def test_anchor_attention_is_opt_in_scoped_and_exact(toy, run):
                         interventions=[Intervention("step/1/pred", boom)])
     assert {type(b.attn1.processor).__name__ for b in toy.transformer.transformer_blocks} == procs
     last = len(toy.transformer.transformer_blocks) - 1
-    with pytest.raises(CogvizError, match=f"layers 0-{last}"):
+    with pytest.raises(CogvizError, match=f"this transformer has {last + 1} blocks, 0-{last}"):
         cogviz.generate(toy, run.fitted, PROMPT, steps=2, progress=False, attention_layers=[last + 1])
 
 
