@@ -70,7 +70,8 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     ``z_img``, ``step/{i}/z_t``, ``step/{i}/input`` or ``step/{i}/pred`` (after the ablations'); a
     point that matches nothing, or a ``half`` that means nothing there, raises
     :class:`~cogviz.errors.PointError` before any compute. So does a ``record`` pattern that matches
-    nothing. ``callback(info)`` runs after each step with a :class:`~cogviz.sampler.StepInfo`.
+    nothing. Patterns are shell wildcards over every name: ``"step/1/*"`` also records each block's
+    hidden states at step 1 (``step/1/block/{l}/hidden``, one video-sized tensor a block). ``callback(info)`` runs after each step with a :class:`~cogviz.sampler.StepInfo`.
     ``decode_video=False`` stops at ``latents.final`` (``frames`` is then None).
     ``attention_layers`` (a list of block indices, or ``"all"``) records, per step, where those
     blocks' attention goes (``step/{i}/block/{l}/attention``); it materialises attention weights in chunks,

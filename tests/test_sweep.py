@@ -2,9 +2,11 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -190,6 +192,7 @@ def test_results_open_without_a_model_and_draw(reference):
 
 SCRIPT = """
 import sys
+import tempfile
 import cogviz.ablations as A, cogviz.models as M
 from cogviz.sweep import sweep
 pipe = M.load_pipeline("toy")
@@ -269,7 +272,7 @@ def test_cli_sweep_bad_config_exits_2_with_one_line_and_writes_nothing(text, mes
 def local_ray():
     import ray  # in the test extra: make install always installs it
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -351,7 +354,10 @@ def ray_head(tmp_path):
     token = subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, capture_output=True, text=True,
                            check=True).stdout.strip().splitlines()[-1]
     log = open(tmp_path / "head.log", "w")
-    head = subprocess.Popen([ray_cli, "start", "--head", "--block",
+    # its session files in a folder of its own (short: Ray's socket paths must fit 107 bytes), so the
+    # head never becomes the "current cluster" that a later ray.init() on this machine would join
+    session = Path(tempfile.mkdtemp(prefix="cogviz-ray-", dir="/tmp"))
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--temp-dir={session}",
                              "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
                              "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -372,6 +378,7 @@ def ray_head(tmp_path):
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(10)
         log.close()
+        shutil.rmtree(session, ignore_errors=True)
 
 
 @pytest.mark.slow

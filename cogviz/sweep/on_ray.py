@@ -90,8 +90,8 @@ def connect(address) -> None:
     if ray.is_initialized():
         return
     check_address(address)
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:  # no address: a new local Ray, never whatever cluster /tmp/ray last recorded (it may be gone)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - Ray raises several types here; one clear error instead
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if "auth" in str(e).lower() or "token" in str(e).lower():
@@ -132,7 +132,7 @@ def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=
     if not groups:
         return
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
     if num_gpus is None:
         num_gpus = 1 if gpus else 0
