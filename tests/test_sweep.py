@@ -287,12 +287,11 @@ def test_ray_backend_with_two_actors_gives_the_local_rows(toy, reference, local_
 
 
 @pytest.mark.slow
-def test_a_killed_ray_actor_is_replaced_and_its_run_redone(toy, local_ray, tmp_path):
+def actor_killer(out_dir: Path, killed: list, timeout: float = 120):
+    """A thread that SIGKILLs one sweep actor's process once the first run of ``out_dir`` lands."""
     import threading
 
     import psutil  # a Ray dependency
-
-    killed = []
 
     def actor_pids():
         out = []
@@ -305,9 +304,9 @@ def test_a_killed_ray_actor_is_replaced_and_its_run_redone(toy, local_ray, tmp_p
         return out
 
     def killer():
-        deadline = time.time() + 60
+        deadline = time.time() + timeout
         while time.time() < deadline and not killed:
-            started = (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir())
+            started = (out_dir / "runs").exists() and any((out_dir / "runs").iterdir())
             pids = actor_pids()
             if started and pids:  # the actors are working: kill one mid-sweep
                 os.kill(pids[0], signal.SIGKILL)
@@ -316,6 +315,12 @@ def test_a_killed_ray_actor_is_replaced_and_its_run_redone(toy, local_ray, tmp_p
 
     t = threading.Thread(target=killer)
     t.start()
+    return t
+
+
+def test_a_killed_ray_actor_is_replaced_and_its_run_redone(toy, local_ray, tmp_path):
+    killed = []
+    t = actor_killer(tmp_path, killed, timeout=60)
     r = sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0, 1, 2], out_dir=tmp_path, steps=12,
               progress=False, backend="ray", ray_options={"num_actors": 2})
     t.join()
@@ -413,6 +418,21 @@ def test_cli_sweep_on_a_real_ray_cluster_writes_the_same_runs_as_local(tmp_path,
     a, b = SweepResult.load(tmp_path / "local"), SweepResult.load(tmp_path / "ray")
     assert sorted(a.runs["run_id"]) == sorted(b.runs["run_id"]) and len(set(b.runs["run_id"])) == 4
     assert_rows_close(a.frames, b.frames)
+    # the same cluster, one of its workers SIGKILLed mid-sweep: replaced, its runs redone, each run once
+    (tmp_path / "more.json").write_text(json.dumps({
+        "images": ["shapes.png"], "prompts": [PROMPT], "seeds": [0, 1, 2], "steps": 12,
+        "ablations": [{"kind": "zero_image"}]}))
+    killed = []
+    t = actor_killer(tmp_path / "killed", killed)
+    more = subprocess.run([sys.executable, "-m", "cogviz.cli", "sweep", str(tmp_path / "more.json"), "--quiet",
+                           "--out", str(tmp_path / "killed"), "--backend", "ray", "--ray-address", address,
+                           "--actors", "2", "--gpus-per-actor", "0"],
+                          env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}, capture_output=True,
+                          text=True, timeout=600)
+    t.join()
+    assert killed and more.returncode == 0, more.stderr[-3000:]
+    runs = SweepResult.load(tmp_path / "killed").runs
+    assert len(runs) == 6 and runs["run_id"].is_unique
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -493,4 +513,10 @@ def test_a_wrong_ray_address_fails_in_seconds_before_anything_is_written(tmp_pat
     r = run_cli("sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "cli"), "--backend", "ray",
                 "--ray-address", "127.0.0.1:1")
     assert r.returncode == 2 and "nothing answers at 127.0.0.1:1 (connection refused)" in r.stderr
+    # no address given: RAY_ADDRESS (what a Ray job sets) is the cluster to join, checked the same way
+
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}
+    code = "from cogviz.sweep.on_ray import connect\nconnect(None)"
+    job = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert "SweepError: ray address '127.0.0.1:1': nothing answers" in job.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "cli").exists()

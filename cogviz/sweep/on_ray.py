@@ -2,6 +2,7 @@
 when they die; results go to shared storage through the same atomic writes."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import SweepError
@@ -70,7 +71,6 @@ def _loopback_stays_loopback(host: str) -> None:
     """A loopback address means this machine: without this, Ray may replace 127.0.0.1 by the node's
     interface address, which a head bound to loopback does not listen on."""
     import ipaddress
-    import os
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -89,9 +89,12 @@ def connect(address) -> None:
         raise SweepError("backend='ray' needs Ray: pip install 'cogviz[cluster]'") from None
     if ray.is_initialized():
         return
+    # no address: RAY_ADDRESS (set inside a Ray job), else a new local Ray — never whatever cluster
+    # /tmp/ray last recorded (it may be long gone)
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     check_address(address)
-    try:  # no address: a new local Ray, never whatever cluster /tmp/ray last recorded (it may be gone)
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - Ray raises several types here; one clear error instead
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if "auth" in str(e).lower() or "token" in str(e).lower():
@@ -132,7 +135,7 @@ def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=
     if not groups:
         return
     if not ray.is_initialized():
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+        connect(address)
     gpus = ray.cluster_resources().get("GPU", 0)
     if num_gpus is None:
         num_gpus = 1 if gpus else 0
