@@ -82,8 +82,8 @@ def _group(spec, text_len: int, tpf: int, n_frames: int, p_t: int, device) -> to
         frames = sorted({int(f) // p_t for f in spec})
         if any(not 0 <= f < n_frames for f in frames):
             raise CogvizError(f"latent frames {list(spec)}: this video has {n_frames * p_t} latent frames")
-    idx = [text_len + f * tpf + k for f in frames for k in range(tpf)]
-    return torch.tensor(idx, dtype=torch.long, device=device)
+    starts = text_len + torch.tensor(frames, dtype=torch.long, device=device) * tpf  # (frames,)
+    return (starts[:, None] + torch.arange(tpf, device=device)).flatten()  # every token of those frames
 
 
 def attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb=None):
