@@ -288,6 +288,7 @@ class _Run:
     timesteps: Any = None
     cache: str | None = None
     per_forward: int = 1
+    chunks: list = field(default_factory=list)  # (start, end) variant ranges, one transformer forward each
     pad: int = 0
     extra: dict = field(default_factory=dict)
 
