@@ -339,61 +339,87 @@ def test_ray_backend_needs_a_named_pipeline(tmp_path):
               backend="slurm")
 
 
-@pytest.fixture
-def ray_head(tmp_path):
-    """A real Ray 2.60 head as the README starts one: `ray get-auth-token --generate` (a token turns
-    token authentication on), then `ray start --head --block` on loopback in its own process group,
-    stopped by signalling that group. Yields (address, the token, env of a client on another machine:
-    a home of its own, no token)."""
+def _free_port() -> int:
     import socket
-    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    home = tmp_path / "home"
-    home.mkdir()
+        return s.getsockname()[1]
+
+
+def _start_node(args: list, env: dict, log: Path, timeout: float = 90) -> subprocess.Popen:
+    """`ray start ... --block` in its own process group; returns once it says the runtime started."""
+    out = open(log, "w")
+    node = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--block", "--disable-usage-stats",
+                             *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    out.close()
+    deadline = time.time() + timeout
+    while "Ray runtime started" not in log.read_text():
+        assert node.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+        time.sleep(0.5)
+    return node
+
+
+def _stop_node(node: subprocess.Popen) -> None:
+    """Signal the node's process group (its raylet, GCS, dashboard, workers), SIGKILL what outlives 45 s."""
+    os.killpg(node.pid, signal.SIGTERM)
+    try:
+        node.wait(45)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait(10)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A real two-node Ray 2.60 cluster as the README starts one, on loopback: `ray get-auth-token
+    --generate` (a token turns token authentication on), `ray start --head --block` with its dashboard
+    (the Jobs API), then a worker node `ray start --address` given the token. One CPU a node, so two
+    sweep actors need both nodes. Each node in its own process group, stopped by signalling it.
+    Yields (GCS address, dashboard URL, the token, env of a client on another machine: a home of
+    its own, no token)."""
+    tmp = tmp_path_factory.mktemp("ray-cluster")
+    port, dashboard, agents = _free_port(), _free_port(), (_free_port(), _free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(HOME=str(home), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    token = subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, capture_output=True, text=True,
-                           check=True).stdout.strip().splitlines()[-1]
-    log = open(tmp_path / "head.log", "w")
+    head_env = {**env, "HOME": str(tmp / "head-home"), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    (tmp / "head-home").mkdir()
+    token = subprocess.run([str(Path(sys.executable).parent / "ray"), "get-auth-token", "--generate"], env=head_env,
+                           capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     # its session files in a folder of its own (short: Ray's socket paths must fit 107 bytes), so the
     # head never becomes the "current cluster" that a later ray.init() on this machine would join
     session = Path(tempfile.mkdtemp(prefix="cogviz-ray-", dir="/tmp"))
-    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--temp-dir={session}",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                             "--include-dashboard=false", "--disable-usage-stats"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    nodes = []
     try:
-        deadline = time.time() + 90
-        while "Ray runtime started" not in (tmp_path / "head.log").read_text():
-            assert head.poll() is None and time.time() < deadline, (tmp_path / "head.log").read_text()[-2000:]
-            time.sleep(0.5)
-        assert "Token authentication is enabled" in (tmp_path / "head.log").read_text()
-        client = tmp_path / "client-home"
-        client.mkdir()
-        yield f"127.0.0.1:{port}", token, {**env, "HOME": str(client)}
+        nodes.append(_start_node([
+            "--head", f"--temp-dir={session}", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+            "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+            f"--dashboard-agent-listen-port={agents[0]}"], head_env, tmp / "head.log"))
+        assert "Token authentication is enabled" in (tmp / "head.log").read_text()
+        # The worker as on a second machine (`ray start --address HEAD:PORT`, the token in its env).
+        # Here both share one host: Ray turns 127.0.0.1 into the interface address and refuses a second
+        # node when told to keep loopback, so this node is 127.0.0.2 and reaches the head's GCS by
+        # 127.0.0.1's IPv6-mapped form, which Ray leaves as written. Both stay on loopback.
+        worker_env = {**env, "HOME": str(tmp / "worker-home"), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+        (tmp / "worker-home").mkdir()
+        nodes.append(_start_node([f"--address=[::ffff:127.0.0.1]:{port}", "--node-ip-address=127.0.0.2",
+                                  "--num-cpus=1", f"--dashboard-agent-listen-port={agents[1]}"], worker_env,
+                                 tmp / "worker.log"))
+        (tmp / "client-home").mkdir()
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", token, {**head_env, "HOME": str(tmp / "client-home")}
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(45)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(10)
-        log.close()
+        for node in reversed(nodes):
+            _stop_node(node)
         shutil.rmtree(session, ignore_errors=True)
 
 
 @pytest.mark.slow
-def test_cli_sweep_on_a_real_ray_cluster_writes_the_same_runs_as_local(tmp_path, ray_head):
+def test_cli_sweep_on_a_real_ray_cluster_writes_the_same_runs_as_local(tmp_path, ray_cluster):
     # the README's recipe: a head started with `ray start --head`, token authentication (Ray 2.60's
     # default), RAY_AUTH_MODE=token and the head's token in the client's shell
     import shutil
     import time
 
-    address, token, env = ray_head
+    address, _, token, env = ray_cluster
     shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
     (tmp_path / "sweep.json").write_text(json.dumps({
         "images": ["shapes.png"], "prompts": [PROMPT], "seeds": [0, 1], "steps": 3,
@@ -433,6 +459,62 @@ def test_cli_sweep_on_a_real_ray_cluster_writes_the_same_runs_as_local(tmp_path,
     assert killed and more.returncode == 0, more.stderr[-3000:]
     runs = SweepResult.load(tmp_path / "killed").runs
     assert len(runs) == 6 and runs["run_id"].is_unique
+
+
+@pytest.mark.slow
+def test_a_sweep_submitted_as_a_ray_job_runs_on_the_cluster(tmp_path, ray_cluster):
+    # the README's job recipe: `ray job submit --address <dashboard> -- cogviz sweep ...` with the
+    # token in the submitting shell; the driver runs on the head and joins through RAY_ADDRESS
+    address, dashboard, token, env = ray_cluster
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    (tmp_path / "sweep.json").write_text(json.dumps({
+        "images": [str(tmp_path / "shapes.png")], "prompts": [PROMPT], "seeds": [0, 1], "steps": 3,
+        "ablations": [{"kind": "zero_image"}]}))
+    submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", dashboard, "--",
+              sys.executable, "-m", "cogviz.cli", "sweep", str(tmp_path / "sweep.json"), "--out", str(tmp_path / "job"),
+              "--backend", "ray", "--actors", "2", "--gpus-per-actor", "0", "--quiet"]
+    refused = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "authentication token" in refused.stderr + refused.stdout
+    job = subprocess.run(submit, env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
+                         capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0 and "succeeded" in job.stdout + job.stderr, (job.stdout + job.stderr)[-3000:]
+    assert "4 runs in" in job.stdout
+    local = subprocess.run([sys.executable, "-m", "cogviz.cli", "sweep", str(tmp_path / "sweep.json"), "--quiet",
+                            "--out", str(tmp_path / "local")], env=env, capture_output=True, text=True)
+    a, b = SweepResult.load(tmp_path / "local"), SweepResult.load(tmp_path / "job")
+    assert local.returncode == 0 and sorted(a.runs["run_id"]) == sorted(b.runs["run_id"])
+    assert_rows_close(a.frames, b.frames)
+
+
+@pytest.mark.slow
+def test_a_ray_version_mismatch_fails_in_seconds_with_one_line(tmp_path, ray_cluster):
+    # the head records its Ray and Python versions in its GCS; a cluster that says it runs another
+    # Ray is one that Ray itself refuses to join (checked below), and cogviz says so before any work
+    address, _, token, env = ray_cluster
+    env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    (tmp_path / "sweep.json").write_text(json.dumps({"images": ["shapes.png"], "prompts": [PROMPT], "steps": 2}))
+    code = (f"from ray._raylet import InnerGcsClient\nimport json, sys\nc = InnerGcsClient.standalone({address!r}, "
+            "None, 3000)\nold = c.internal_kv_get(b'CLUSTER_METADATA', b'cluster', 3)\nnew = sys.argv[1].encode() or "
+            "json.dumps({**json.loads(old), 'ray_version': '2.59.0'}).encode()\n"
+            "c.internal_kv_put(b'CLUSTER_METADATA', new, True, b'cluster', 3)\nprint(old.decode())")
+    old = subprocess.run([sys.executable, "-c", code, ""], env=env, capture_output=True, text=True, check=True,
+                         timeout=60).stdout.strip()
+    try:
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "cogviz.cli", "sweep", str(tmp_path / "sweep.json"), "--out",
+                            str(tmp_path / "out"), "--backend", "ray", "--ray-address", address], env=env,
+                           capture_output=True, text=True, timeout=120)
+        seconds = time.perf_counter() - t
+        assert r.returncode == 2 and seconds < 20 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert r.stderr.startswith(f"cogviz: error: ray address '{address}': Ray versions differ (the cluster runs "
+                                   "Ray 2.59.0") and "pip install 'ray==2.59.0'" in r.stderr
+        assert not (tmp_path / "out").exists()
+        ray_itself = subprocess.run([sys.executable, "-c", f"import ray; ray.init({address!r})"], env=env,
+                                    capture_output=True, text=True, timeout=120)
+        assert ray_itself.returncode != 0 and "Version mismatch" in ray_itself.stderr
+    finally:
+        subprocess.run([sys.executable, "-c", code, old], env=env, check=True, timeout=60, capture_output=True)
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -57,7 +57,9 @@ def _probe_gcs(address: str, host: str, port: int, timeout: float) -> None:
     except ImportError:
         return
     try:
-        InnerGcsClient.standalone(f"{host}:{port}", None, int(timeout * 1000))
+        gcs = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 keeps its brackets
+        client = InnerGcsClient.standalone(gcs, None, int(timeout * 1000))
+        metadata = client.internal_kv_get(b"CLUSTER_METADATA", b"cluster", timeout)
     except Exception as e:  # noqa: BLE001 - Ray's errors differ by version; the message decides
         text = str(e)
         if "auth" in text.lower() or "token" in text.lower():
@@ -65,6 +67,33 @@ def _probe_gcs(address: str, host: str, port: int, timeout: float) -> None:
             raise SweepError(f"ray address {address!r}: the cluster refused this client ({why}); {_AUTH_FIX}") from None
         raise SweepError(f"ray address {address!r}: {host}:{port} answers but is not a Ray head's GCS "
                          f"({text.splitlines()[0][:160]}); pass the address `ray start --head` printed") from None
+    _check_versions(address, metadata)
+
+
+def _check_versions(address: str, metadata: bytes | None) -> None:
+    """The cluster's Ray and Python versions against this process's, by Ray's own rule
+    (``ray._private.utils.check_version_info``), before ``ray.init`` joins and fails later, less clearly."""
+    import json
+
+    try:
+        from ray._private.utils import check_version_info
+    except ImportError:
+        return
+    if not metadata:
+        return
+    cluster = json.loads(metadata)
+    try:
+        check_version_info(cluster, "this machine")
+    except RuntimeError:
+        import platform
+
+        import ray
+
+        raise SweepError(f"ray address {address!r}: Ray versions differ (the cluster runs Ray "
+                         f"{cluster.get('ray_version')} on Python {cluster.get('python_version')}, this machine Ray "
+                         f"{ray.__version__} on Python {platform.python_version()}); install the cluster's versions "
+                         f"here (pip install 'ray=={cluster.get('ray_version')}') or reach the cluster from one of "
+                         "its nodes (`ray job submit`)") from None
 
 
 def _loopback_stays_loopback(host: str) -> None:
