@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.cogviz-installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: install lab test bench train figures clean
+.PHONY: install lab test docs bench train figures clean
 
 install: $(STAMP) $(LAB_OVERRIDES)
 
@@ -35,6 +35,10 @@ lab: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the documentation site: guide, API reference, every lesson executed once -> build/docs/html
+docs: install
+	$(PY) docs/build.py
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

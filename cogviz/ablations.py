@@ -65,6 +65,9 @@ class Ablation:
     kind: ClassVar[str]
     in_distribution: ClassVar[str]  # one line: inside the training distribution or not, and why
     choices: ClassVar[dict] = {}  # the accepted values of each text parameter
+    #: parameters added after a kind first shipped: left out of its dict and label while at their
+    #: default, so an older ablation keeps its dict, its label and its sweeps' run ids
+    later: ClassVar[tuple[str, ...]] = ()
 
     # -- parameters ---------------------------------------------------------------------------
     def _fail(self, name: str, value, accepted: str):
@@ -94,6 +97,8 @@ class Ablation:
         d = {"kind": self.kind}
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name in self.later and v == f.default:
+                continue
             d[f.name] = v.to_dict() if isinstance(v, ImageRef) else list(v) if isinstance(v, tuple) else v
         return d
 
@@ -102,7 +107,7 @@ class Ablation:
         parts = []
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "seed" and v == 0:
+            if (f.name == "seed" and v == 0) or (f.name in self.later and v == f.default):
                 continue
             v = v.label() if isinstance(v, ImageRef) else Path(v).name if f.name in ("image", "source") else v
             parts.append(f"{f.name}={v:g}" if isinstance(v, float) else f"{f.name}={v}")
@@ -255,6 +260,113 @@ class SwapImage(Ablation):
         return [Intervention("image.pixels", swap)]
 
 
+def _encoded(setup, source) -> torch.Tensor:
+    """An image (anything ``load_image`` takes) fitted like the call's and encoded as ``z_img``'s image
+    frame is, but by the posterior's mode (the call's generator stays untouched): (1, 1, 16, h, w)."""
+    from .encode import encode_pixels, image_to_tensor
+    from .fit import fit_image
+    from .image import load_image
+
+    pipe = setup.pipe
+    fitted = fit_image(load_image(source), (setup.height, setup.width), setup.fit).image
+    px = image_to_tensor(pipe, fitted, setup.height, setup.width, pipe._execution_device, pipe.transformer.dtype)
+    return encode_pixels(pipe, px, 1, sample=False)
+
+
+@_register
+@dataclass(frozen=True)
+class EndImage(Ablation):
+    """An end frame: a second image, fitted and encoded like the first, placed (times ``strength``) on
+    the **last** latent frame of ``z_img``; the frames between stay zero. Keyframe conditioning as
+    the ComfyUI CogVideoX wrapper does it. Out of distribution: CogVideoX I2V was trained with the
+    image on latent frame 0 only, so what the model does with a last-frame latent is the question.
+    ``image``: as :class:`SwapImage`'s. (Its latent is the posterior's mode: no random draw.)
+    """
+
+    image: Any
+    strength: float = 1.0
+    kind: ClassVar[str] = "end_image"
+    in_distribution: ClassVar[str] = "no: trained with the image on latent frame 0 only"
+
+    def __post_init__(self):
+        object.__setattr__(self, "image", _image_value(self, "image", self.image))
+        self._number("strength", 0.0, 10.0)
+
+    def interventions(self, setup):
+        source = self.image.image() if isinstance(self.image, ImageRef) else self.image
+        end = _encoded(setup, source)
+
+        def place(z, ctx):
+            out = z.clone()
+            out[:, -1] = self.strength * end[:, 0].to(z.device, z.dtype)
+            return out
+
+        return [Intervention("z_img", place)]
+
+
+@_register
+@dataclass(frozen=True)
+class ReplaceFrame(Ablation):
+    """Replacement conditioning (LTX-Video, Wan 2.2 TI2V, HunyuanVideo-I2V's ``token_replace``), on a
+    model trained for concatenation: during the steps ``start <= i / S < end``, latent frame 0 of
+    the noisy video latent ``z_t`` is replaced, as each step begins, by the image's latent noised to
+    that step's timestep (one fixed noise draw, ``seed``) — RePaint-style — and, when the window
+    reaches the end, by the clean image latent after the last step. With :class:`ZeroImage` it is
+    replacement alone, without it both mechanisms at once. The image latent is the posterior's mode
+    of the call's image as fitted (after any pixel ablation). Out of distribution: the model never
+    saw a frame it did not denoise itself.
+    """
+
+    start: float = 0.0
+    end: float = 1.0
+    seed: int = 0
+    kind: ClassVar[str] = "replace_frame"
+    in_distribution: ClassVar[str] = "no: CogVideoX denoises every latent frame itself in training"
+
+    def __post_init__(self):
+        self._number("start", 0.0, 1.0)
+        self._number("end", 0.0, 1.0)
+        self._number("seed", 0, 2**63 - 1, integer=True)
+        if self.start >= self.end:
+            self._fail("end", self.end, f"expected start < end within [0, 1]; start is {self.start}")
+
+    def check(self, setup):
+        if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
+            self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
+                                        "steps: widen it or use more steps")
+
+    def interventions(self, setup):
+        from .encode import encode_pixels
+        from .family import family_of
+
+        pipe, state = setup.pipe, {}
+        family = family_of(pipe)
+        first = family.latent_frames(setup.num_frames)[1]  # 1.5's padding frames come first
+
+        def keep(pixels, ctx):  # the image as the call encodes it: its latent, in the video's scaling
+            z = encode_pixels(pipe, pixels, 1, sample=False)[:, 0]
+            state["clean"] = family.video_latent(z, pipe.vae_scaling_factor_image)
+            g = torch.Generator().manual_seed(self.seed)
+            state["noise"] = torch.randn(z.shape, generator=g).to(z.device, z.dtype)
+            return pixels
+
+        def replace(z, ctx):
+            if not _in_window(ctx.step, setup.steps, self.start, self.end):
+                return z
+            out = z.clone()
+            t = ctx.timestep.reshape(1) if torch.is_tensor(ctx.timestep) else torch.tensor([ctx.timestep])
+            out[:, first] = pipe.scheduler.add_noise(state["clean"], state["noise"], t.to(z.device)).to(z.dtype)
+            return out
+
+        def clean(z, ctx):
+            out = z.clone()
+            out[:, first] = state["clean"].to(z.dtype)
+            return out
+
+        return [Intervention("image.pixels", keep), Intervention("step/*/z_t", replace),
+                *([Intervention("latents.final", clean)] if self.end >= 1.0 else [])]
+
+
 @_register
 @dataclass(frozen=True)
 class ScaleImage(Ablation):
@@ -290,6 +402,9 @@ class NoiseImage(Ablation):
     unclipped — exactly CogVideoX's training augmentation, whose sigma is drawn from
     ``exp(N(-3, 0.5))`` (median 0.05; 95% within 0.019-0.13): in distribution there, beyond it not.
     ``space="latent"``: ``z_img[frame 0] + sigma * N(0, 1)`` after encoding (out of distribution).
+    ``schedule="timestep"`` (latent space only): at every step, noise of ``sigma * t / 1000`` (``t``
+    the step's raw timestep) drawn afresh onto the image frame of the transformer's input — more
+    noise while the video is noisy, none at the end: the "conditional image leakage" remedy.
     The noise comes from its own generator (``seed``), never from the call's: the initial noise
     and the posterior draw stay the same.
     """
@@ -297,20 +412,35 @@ class NoiseImage(Ablation):
     sigma: float
     space: str = "pixel"
     seed: int = 0
+    schedule: str = "constant"
     kind: ClassVar[str] = "noise_image"
-    choices: ClassVar[dict] = {"space": ("pixel", "latent")}
-    in_distribution: ClassVar[str] = "pixel space with sigma up to ~0.13: yes (training augmentation); latent: no"
+    choices: ClassVar[dict] = {"space": ("pixel", "latent"), "schedule": ("constant", "timestep")}
+    in_distribution: ClassVar[str] = ("pixel space with sigma up to ~0.13: yes (training augmentation); latent "
+                                      "(constant or timestep-scaled): no")
+    later: ClassVar[tuple[str, ...]] = ("schedule",)
 
     def __post_init__(self):
         self._number("sigma", 0.0, 10.0)
         self._choice("space", self.choices["space"])
         self._number("seed", 0, 2**63 - 1, integer=True)
+        self._choice("schedule", self.choices["schedule"])
+        if self.schedule == "timestep" and self.space != "latent":
+            self._fail("schedule", self.schedule, "the timestep schedule acts on the image latent at every step: "
+                                                  "use space='latent'")
 
     def interventions(self, setup):
-        def noise(shape, like):
-            g = torch.Generator().manual_seed(self.seed)  # on the CPU: the same numbers on any device
+        def noise(shape, like, step=0):
+            g = torch.Generator().manual_seed(self.seed + 1_000_003 * step)  # on the CPU: the same on any device
             return torch.randn(shape, generator=g).to(like.device, like.dtype) * self.sigma
 
+        if self.schedule == "timestep":
+            def per_step(x, ctx):  # the image frame's image channels, the same draw in every row
+                out = x.clone()
+                out[:, 0, setup.channels:] += noise(x[:1, 0, setup.channels:].shape, x, ctx.step + 1) * (
+                    float(ctx.timestep) / 1000)
+                return out
+
+            return [Intervention("step/*/input", per_step)]
         if self.space == "pixel":
             return [Intervention("image.pixels", lambda x, ctx: x + noise(x.shape, x))]
 
@@ -539,17 +669,24 @@ class ImageGuidance(Ablation):
     CFG; above 1 the video is pushed towards the image, below 1 away from it. Costs one more
     transformer branch per step (batch 3 instead of 2). Each branch is in distribution (the zeroed
     image is the trained dropout); the combination is an inference-time choice, as in SVD.
+
+    ``scale_end``: a ramp, SVD's per-frame guidance — ``scale`` on the first latent frame, linear
+    to ``scale_end`` on the last (SVD runs 1.0 -> 3.0); None: one scale for all frames.
     """
 
     scale: float = 1.0
+    scale_end: float | None = None
     kind: ClassVar[str] = "image_guidance"
-    in_distribution: ClassVar[str] = "each branch yes (zeroed image = dropout); the mix is inference-time"
+    in_distribution: ClassVar[str] = "each branch yes (zeroed image = dropout); the mix (and a ramp) is inference-time"
+    later: ClassVar[tuple[str, ...]] = ("scale_end",)
 
     def __post_init__(self):
         self._number("scale", 0.0, 50.0)
+        if self.scale_end is not None:
+            self._number("scale_end", 0.0, 50.0)
 
-    def image_guidance(self) -> float | None:
-        return self.scale
+    def image_guidance(self) -> float | tuple[float, float] | None:
+        return self.scale if self.scale_end is None else (self.scale, self.scale_end)
 
 
 def _tokens(self, name: str) -> None:
@@ -719,7 +856,9 @@ def from_dict(d: dict) -> Ablation:
         raise AblationError(f"an ablation is a dict like {{'kind': 'zero_image'}}; got {type(d).__name__}")
     kind = d.get("kind")
     if kind not in KINDS:
-        raise AblationError(f"kind={kind!r}: unknown ablation; expected one of {', '.join(KINDS)}")
+        close = difflib.get_close_matches(str(kind), KINDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise AblationError(f"kind={kind!r}: unknown ablation; {hint}expected one of {', '.join(KINDS)}")
     cls = KINDS[kind]
     names = {f.name for f in fields(cls)}
     extra = sorted(set(d) - names - {"kind"})

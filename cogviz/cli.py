@@ -18,9 +18,31 @@ __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
+    lists_kinds = False  # a command taking ablations: its --help ends with every kind
+
     def error(self, message):  # one clear line and exit code 2, no usage dump
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
+
+    def format_help(self):
+        if self.lists_kinds:
+            self.epilog = _kinds_epilog()
+        return super().format_help()
+
+
+def _kinds_epilog() -> str:
+    """Every ablation kind, its parameters and whether it lies inside the model's training
+    distribution, read from the registry (imported only when --help is printed)."""
+    import dataclasses
+
+    from .ablations import KINDS
+
+    lines = ["ablation kinds (--ablation JSON / a config's ablations), parameters, and in the training "
+             "distribution?"]
+    for kind, cls in KINDS.items():
+        params = ", ".join(f.name for f in dataclasses.fields(cls))
+        lines.append(f"  {kind}({params}): {cls.in_distribution}")
+    return "\n".join(lines)
 
 
 def _size(text: str):
@@ -177,8 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cogviz", description="See, run and test CogVideoX image-to-video conditioning.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     g = sub.add_parser("generate", help="image-to-video: the toy model by default, any CogVideoX I2V checkpoint",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Generate a video that starts from IMAGE. With only --image and --prompt it "
                                    "runs the embedded toy model on the CPU in seconds.")
+    g.lists_kinds = True
     g.add_argument("--image", required=True, help="path or http(s) URL of the conditioning image")
     g.add_argument("--prompt", required=True, help="what should happen, e.g. 'a red circle moves left'")
     g.add_argument("--model", default="toy", help="'toy' (default), a hub id such as THUDM/CogVideoX-5b-I2V, "
@@ -208,8 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--record", action="append", help="trace names or patterns to record, e.g. 'step/*/input' "
                                                      "(repeatable; default: the cheap ones)")
     s = sub.add_parser("sweep", help="many controlled runs from a JSON/YAML config, resumable, with metrics",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Run every image x prompt x seed x ablation of CONFIG into DIR. Finished runs "
                                    "are skipped on a re-run; an interrupted sweep resumes where it stopped.")
+    s.lists_kinds = True
     s.add_argument("config", help="JSON or YAML: images, prompts, seeds, ablations, model, steps, guidance, ...")
     s.add_argument("--out", required=True, help="results directory (created; shared storage for a cluster)")
     s.add_argument("--backend", choices=["local", "ray"], default="local",

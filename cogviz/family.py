@@ -4,13 +4,13 @@ the latent scaling (and 1.5's inversion of it), the channel split, and which siz
 Everything that needs one of these rules reads it here: validation, encoding, presets, ablations,
 views and widgets. A new family lands as one more :class:`Family`.
 
-========  ==========================  ====================  =================================
-family    frames                      latent scaling        tokens
-========  ==========================  ====================  =================================
-``1.0``   8k+1 (49; the toy 17)       ``z * scaling``       2x2 patches, one latent frame each
-``1.5``   16k+1 (81)                  ``z / scaling`` (sic)  2x2 patches, two latent frames each
-                                                            (a padding frame in front if odd)
-========  ==========================  ====================  =================================
+========  ==========================  ======================  =================================
+family    frames                      latent scaling          tokens
+========  ==========================  ======================  =================================
+``1.0``   8k+1 (49; the toy 17)       ``z * scaling``         2x2 patches, one latent frame each
+``1.5``   16k+1 (81)                  ``z / scaling`` (sic)   2x2 patches, two latent frames each
+                                                              (a padding frame in front if odd)
+========  ==========================  ======================  =================================
 
 Why 8k+1 for both VAEs: the VAE compresses time 4x (``(F - 1) / 4 + 1`` latent frames) and its
 decoder only gives back ``F`` frames for an odd latent count (13 -> 49, 5 -> 17; an even count such
@@ -86,6 +86,12 @@ class Family:
     def latent_gain(self, scaling: float) -> float:
         """What :meth:`scale_latent` multiplies by."""
         return 1 / scaling if self.invert_scale_latents else scaling
+
+    def video_latent(self, z_img: torch.Tensor, scaling: float) -> torch.Tensor:
+        """An image latent as the transformer reads it (``z_img``'s scaling) -> the same latent in the
+        video latents' scaling (``z_t``, decoded as ``z / scaling``): equal on 1.0, ``scaling ** 2``
+        times on 1.5, whose image latent is divided where the video's is multiplied."""
+        return z_img * (scaling / self.latent_gain(scaling))
 
 
 FAMILIES: dict[str, Family] = {

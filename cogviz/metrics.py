@@ -314,17 +314,17 @@ def half_life(values, floor: float = 0.0) -> float:
 def summarize(df, *, fps: float = 8.0, floor: float = 0.0) -> pd.Series:
     """One video's anchor in a few numbers (a pandas Series; stack several with ``pd.DataFrame``):
 
-    ``frame0_psnr``, ``frame0_ssim``  fidelity of frame 0 to the image
-    ``mean_psnr``, ``mean_ssim``     over all frames
-    ``palette``, ``layout``          means over all frames
-    ``half_life``    the anchor half-life: the frame (interpolated) at which SSIM to the image has
-                     lost half of frame 0's excess over ``floor``, the SSIM of an unanchored video
-                     (0 by default; the mean SSIM of ``zero_image`` runs is the natural floor for
-                     a model and a scene set); ``inf`` when the anchor holds to the last frame
-    ``motion``, ``flicker``          means over frame pairs
-    ``dynamic``      VBench's dynamic-degree flag: at least ``round(4 * F / 16)`` frame pairs whose
-                     ``motion_top5`` exceeds ``6 * max(1, 8 / fps) * min(H, W) / 256`` pixels
-                     (CogVideoX 1.0 runs at 8 fps, 1.5 at 16)
+    - ``frame0_psnr``, ``frame0_ssim``: fidelity of frame 0 to the image
+    - ``mean_psnr``, ``mean_ssim``: over all frames
+    - ``palette``, ``layout``: means over all frames
+    - ``half_life``: the anchor half-life, the frame (interpolated) at which SSIM to the image has
+      lost half of frame 0's excess over ``floor``, the SSIM of an unanchored video (0 by default;
+      the mean SSIM of ``zero_image`` runs is the natural floor for a model and a scene set);
+      ``inf`` when the anchor holds to the last frame
+    - ``motion``, ``flicker``: means over frame pairs
+    - ``dynamic``: VBench's dynamic-degree flag, at least ``round(4 * F / 16)`` frame pairs whose
+      ``motion_top5`` exceeds ``6 * max(1, 8 / fps) * min(H, W) / 256`` pixels (CogVideoX 1.0
+      runs at 8 fps, 1.5 at 16)
     """
     import pandas as pd
 

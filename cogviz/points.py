@@ -5,24 +5,24 @@ Every stage the sampler passes has one stable name. The names of one call are en
 a record pattern — is checked against them *before any compute*: one that matches nothing is an
 error naming the closest valid names, never a silently unablated video.
 
-=============================  ===================================================================
-``image.fitted``               (H, W, 3) uint8, the fitted conditioning image
-``image.pixels``               (1, 3, H, W) the image in [-1, 1] as the VAE receives it
-``z_img``                      (B, F, 16, h, w) the image latent: frame 0 the image, zeros after
-``prompt_embeds``              (2B or B, L, D) text embeddings (negative prompt first under CFG)
-``step/{i}/z_t``               (B, F, 16, h, w) the noisy latent entering step i
-``step/{i}/input``             (2B or B, F, 32, h, w) concat(z_t, z_img) on channels; with image
-                               guidance one more row last: the first row with its image channels zeroed
-``step/{i}/pred``              (B, F, 16, h, w) the guided v-prediction of step i
-``step/{i}/block/{l}/hidden``  (rows, F', h/2, w/2, D) block l's output for the video tokens at step i
-                               (rows: the CFG rows, negative prompt first; F' token frames: latent
-                               frames, halved on 1.5); hooked only in the blocks a call names
+================================  ======================================================================
+``image.fitted``                  (H, W, 3) uint8, the fitted conditioning image
+``image.pixels``                  (1, 3, H, W) the image in [-1, 1] as the VAE receives it
+``z_img``                         (B, F, 16, h, w) the image latent: frame 0 the image, zeros after
+``prompt_embeds``                 (2B or B, L, D) text embeddings (negative prompt first under CFG)
+``step/{i}/z_t``                  (B, F, 16, h, w) the noisy latent entering step i
+``step/{i}/input``                (2B or B, F, 32, h, w) concat(z_t, z_img) on channels; with image
+                                  guidance one more row last: the first row with its image channels zeroed
+``step/{i}/pred``                 (B, F, 16, h, w) the guided v-prediction of step i
+``step/{i}/block/{l}/hidden``     (rows, F', h/2, w/2, D) block l's output for the video tokens at step i
+                                  (rows: the CFG rows, negative prompt first; F' token frames: latent
+                                  frames, halved on 1.5); hooked only in the blocks a call names
 ``step/{i}/block/{l}/attention``  (2B or B, F', 1 + F') record-only, opt-in (``attention_layers=``):
-                               for the queries of each token frame, block l's attention share on
-                               the text and on each token frame
-``latents.final``              (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
-``frames``                     (F', H, W, 3) uint8, the decoded video
-=============================  ===================================================================
+                                  for the queries of each token frame, block l's attention share on
+                                  the text and on each token frame
+``latents.final``                 (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
+``frames``                        (F', H, W, 3) uint8, the decoded video
+================================  ======================================================================
 
 This module is the bottom of the core: it imports nothing else of cogviz but its errors.
 
@@ -55,7 +55,7 @@ NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t
          "step/{i}/block/{l}/hidden", "step/{i}/block/{l}/attention", "step/{i}/pred", "latents.final", "frames")
 #: The points an :class:`Intervention` may change (the others are read-only records).
 INTERVENABLE = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/block/{l}/hidden",
-                "step/{i}/pred")
+                "step/{i}/pred", "latents.final")
 #: Points that carry both CFG halves (negative prompt first), so ``half=`` means something there.
 HALVED = ("z_img", "step/{i}/input")
 HALVES = ("both", "cond", "uncond")
@@ -79,9 +79,9 @@ def point_names(steps: int, *, blocks: int = 0, attention_layers: Iterable[int] 
     blocks whose attention shares the call records.
 
     >>> point_names(2, intervenable=True)
-    ['image.pixels', 'z_img', 'step/0/z_t', 'step/1/z_t', 'step/0/input', 'step/1/input', 'step/0/pred', 'step/1/pred']
-    >>> point_names(1, blocks=2, intervenable=True)[-3:]
-    ['step/0/block/0/hidden', 'step/0/block/1/hidden', 'step/0/pred']
+    ['image.pixels', 'z_img', 'step/0/z_t', 'step/1/z_t', 'step/0/input', 'step/1/input', 'step/0/pred', 'step/1/pred', 'latents.final']
+    >>> point_names(1, blocks=2, intervenable=True)[-4:]
+    ['step/0/block/0/hidden', 'step/0/block/1/hidden', 'step/0/pred', 'latents.final']
     """
     attention = list(attention_layers)
     return [n for t in (INTERVENABLE if intervenable else NAMES) for n in _expand(t, steps, blocks, attention)]

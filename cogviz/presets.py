@@ -1,10 +1,10 @@
-"""What each checkpoint family requires of its input: size, frame count, frame rate.
+"""What each checkpoint family requires of its input: size, frame count, frame rate::
 
-| preset                | checkpoint                 | size                                | frames | fps |
-|-----------------------|----------------------------|-------------------------------------|--------|-----|
-| ``CogVideoX-5b-I2V``  | THUDM/CogVideoX-5b-I2V     | 480 x 720 only (learned pos. emb.)  | 49     | 8   |
-| ``CogVideoX1.5-5B-I2V`` | THUDM/CogVideoX1.5-5B-I2V | short side 768, long side <= 1360, multiples of 16 | 81 | 16 |
-| ``cogviz-toy``        | the embedded toy model     | 64 x 96 only                        | 17     | 8   |
+    | preset                | checkpoint                 | size                                | frames | fps |
+    |-----------------------|----------------------------|-------------------------------------|--------|-----|
+    | ``CogVideoX-5b-I2V``  | THUDM/CogVideoX-5b-I2V     | 480 x 720 only (learned pos. emb.)  | 49     | 8   |
+    | ``CogVideoX1.5-5B-I2V`` | THUDM/CogVideoX1.5-5B-I2V | short side 768, long side <= 1360, multiples of 16 | 81 | 16 |
+    | ``cogviz-toy``        | the embedded toy model     | 64 x 96 only                        | 17     | 8   |
 """
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ class Conditioning:
     (:class:`~cogviz.inside.AttentionEdit`). ``meta`` is recorded as ``trace.meta["ablations"]``."""
 
     interventions: tuple = ()
-    image_guidance: float | None = None
+    image_guidance: float | tuple[float, float] | None = None  # one scale, or a ramp over latent frames
     meta: tuple = ()
     attention: tuple = ()
     #: companion variants (each a Conditioning) run in the same forwards with the same prompt, seed and
@@ -317,6 +317,7 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
     _batching(run, batch, n_latent)
     _denoise(run, progress, callback)
     for v in run.variants:
+        v.z_t = intervene(v.interventions, "latents.final", v.z_t)
         v.trace.add("latents.final", v.z_t)
     if not settings.decode_video:
         return [Generation(None, fitted, v.z_img, prompt_embeds, v.trace) for v in run.variants if not v.companion]

@@ -2,17 +2,17 @@
 
 ``load_pipeline(..., speed=...)`` takes one name or a list. Each preset is a mechanism that
 diffusers or PyTorch already provides; cogviz only chooses settings, checks that they fit
-together, and keeps what it records honest about them.
+together, and keeps what it records honest about them::
 
-| preset | mechanism | quality cost |
-|---|---|---|
-| ``compile`` | ``torch.compile`` of each repeated transformer block (regional compilation: diffusers' ``compile_repeated_blocks`` where the model declares its blocks, else each ``CogVideoXBlock.compile()``) | none beyond kernel rounding; the first call pays the compile time |
-| ``fused`` | ``transformer.fuse_qkv_projections()`` (one matmul for q, k, v) | none beyond rounding |
-| ``cache_fbc`` | diffusers ``FirstBlockCacheConfig(threshold=0.05)``: when the first block's output barely changes, every later block reuses its last residual | steps are skipped adaptively; small drift |
-| ``cache_pab`` | diffusers ``PyramidAttentionBroadcastConfig``: self-attention outputs reused every other step for timesteps 100-800 | attention reused; small drift |
-| ``cache_faster`` | diffusers ``FasterCacheConfig``: attention reuse plus an approximated unconditional branch | the most drift of the caches; CFG's unconditional half is estimated on some steps |
-| ``cache_taylorseer`` | diffusers ``TaylorSeerCacheConfig``: each block's attention and feed-forward outputs extrapolated (first-order Taylor) between full steps every 5 | extrapolated steps; drift grows with the interval |
-| ``int8`` / ``fp8`` | torchao ``quantize_`` with int8 / float8 weight-only configs (fp8 needs a GPU of compute capability >= 8.9) | weight rounding; measured as frame PSNR against the bf16 run |
+    | preset | mechanism | quality cost |
+    |---|---|---|
+    | ``compile`` | ``torch.compile`` of each repeated transformer block (regional compilation: diffusers' ``compile_repeated_blocks`` where the model declares its blocks, else each ``CogVideoXBlock.compile()``) | none beyond kernel rounding; the first call pays the compile time |
+    | ``fused`` | ``transformer.fuse_qkv_projections()`` (one matmul for q, k, v) | none beyond rounding |
+    | ``cache_fbc`` | diffusers ``FirstBlockCacheConfig(threshold=0.05)``: when the first block's output barely changes, every later block reuses its last residual | steps are skipped adaptively; small drift |
+    | ``cache_pab`` | diffusers ``PyramidAttentionBroadcastConfig``: self-attention outputs reused every other step for timesteps 100-800 | attention reused; small drift |
+    | ``cache_faster`` | diffusers ``FasterCacheConfig``: attention reuse plus an approximated unconditional branch | the most drift of the caches; CFG's unconditional half is estimated on some steps |
+    | ``cache_taylorseer`` | diffusers ``TaylorSeerCacheConfig``: each block's attention and feed-forward outputs extrapolated (first-order Taylor) between full steps every 5 | extrapolated steps; drift grows with the interval |
+    | ``int8`` / ``fp8`` | torchao ``quantize_`` with int8 / float8 weight-only configs (fp8 needs a GPU of compute capability >= 8.9) | weight rounding; measured as frame PSNR against the bf16 run |
 
 diffusers 0.42 also has MagCache, which needs magnitude ratios calibrated for a model and a step
 count (it ships none for CogVideoX), so it is not offered as a preset.

@@ -171,12 +171,13 @@ print(fitter.fitted.report.summary())
 #
 # *Hint:* the cover scale is $\max(720/1200,\ 480/360)$; the kept window is $720/s$ wide.
 
-# %%
-s = max(720 / 1200, 480 / 360)
-my_answer = 100 * (1 - (720 / s) / 1200)   # replace with your own arithmetic
+# %% tags=["answer"]
+my_answer = None   # your percentage, e.g. 12.5
 
 # %%
-check = cogviz.fit_image(sample_path("panorama"), "CogVideoX-5b-I2V", "crop").report.cropped_pct
-assert abs(my_answer - check) < 0.1, f"not quite: fit_image says {check:.2f} %"
-print(f"correct: {check:.1f} % of the panorama is cropped away")
+from cogviz.lessons import check
+
+cropped = cogviz.fit_image(sample_path("panorama"), "CogVideoX-5b-I2V", "crop").report.cropped_pct
+check({"my_answer": my_answer}, lambda: None if abs(my_answer - cropped) < 0.1 else f"fit_image says {cropped:.2f} %",
+      f"{cropped:.1f} % of the panorama is cropped away")
 server.shutdown()

@@ -157,17 +157,19 @@ assert results["scene"] > results[SAMPLE]
 # `z_img`, and how many of its latent frames are zeros? Work it out, then check against the
 # full-size architecture (built on PyTorch's `meta` device: shapes only, no memory).
 
-# %%
-my_shape = ((49 - 1) // 4 + 1, 16, 480 // 8, 720 // 8)     # replace with your own arithmetic
-my_zero_frames = my_shape[0] - 1
+# %% tags=["answer"]
+my_shape = None         # (F, C, h, w)
+my_zero_frames = None   # how many latent frames are zeros
 
 # %%
+from cogviz.lessons import check
 from cogviz.testing import full_size_random_pipeline
 
 big = full_size_random_pipeline("meta")
 n_latent, _ = latent_frames(big, 49)
 truth = (n_latent, big.vae.config.latent_channels, 480 // big.vae_scale_factor_spatial,
          720 // big.vae_scale_factor_spatial)
-assert my_shape == truth, f"the architecture says {truth}"
-assert my_zero_frames == n_latent - 1
-print("correct:", truth, "with", my_zero_frames, "zero frames after the image frame")
+check({"my_shape": my_shape, "my_zero_frames": my_zero_frames},
+      lambda: None if (tuple(my_shape), my_zero_frames) == (truth, n_latent - 1)
+      else f"the architecture says {truth}, with {n_latent - 1} zero frames",
+      f"{truth}, with {n_latent - 1} zero frames after the image frame")

@@ -175,13 +175,15 @@ print(explorer.info.value)
 # channels, at any step? Give the list of frame indices, then check it against the
 # contribution maps of every step.
 
-# %%
-my_frames = [0]      # replace with your answer
+# %% tags=["answer"]
+my_frames = None      # a list of latent frame indices
 
 # %%
+from cogviz.lessons import check
+
 receiving = set()
 for i in range(STEPS):
     m = contribution_maps(pipe, g.trace[f"step/{i}/input"])["image"]
     receiving |= {f for f in range(m.shape[0]) if m[f].max() > 0}
-assert sorted(receiving) == my_frames, f"the maps say {sorted(receiving)}"
-print("correct: only", sorted(receiving), "- later frames learn about the image through attention alone")
+check({"my_frames": my_frames}, lambda: None if sorted(my_frames) == sorted(receiving) else f"the maps say {sorted(receiving)}",
+      f"only {sorted(receiving)} - later frames learn about the image through attention alone")

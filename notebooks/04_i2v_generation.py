@@ -190,8 +190,11 @@ print(ui.generation.frames.shape, "| progress", ui.progress.value, "/", ui.progr
 # section 5 (zeroed in both halves), or *closer*? Think about the sign of `cond - uncond`, set
 # your answer, then run the check.
 
-# %%
-my_answer = "further"      # "further" or "closer"
+# %% tags=["answer"]
+my_answer = None      # "further" or "closer"
+
+# %% [markdown]
+# The measurement:
 
 # %%
 flipped = cogviz.generate(pipe, truth[0], prompt, steps=STEPS, guidance=GUIDANCE, seed=SEED, progress=False,
@@ -200,9 +203,13 @@ measured = psnr(flipped.frames[0], truth[0])
 truth_is = "further" if measured < without_image else "closer"
 print(f"frame 0 PSNR: {with_image:.1f} dB normally, {without_image:.1f} dB with z_img = 0 in both halves, "
       f"{measured:.1f} dB with z_img = 0 in the conditional half only")
-assert my_answer == truth_is, f"not quite: the measurement says {truth_is!r}"
-print("correct:", truth_is, "- guidance amplifies (cond - uncond), which now points away from the image")
 viz.rgb_tiles([truth[0], zeroed.frames[0], flipped.frames[0]], ["image", "z_img = 0", "cond half = 0"], zoom=2)
+
+# %%
+from cogviz.lessons import check
+
+check({"my_answer": my_answer}, lambda: None if my_answer == truth_is else f"the measurement says {truth_is!r}",
+      f"{truth_is} - guidance amplifies (cond - uncond), which now points away from the image")
 
 # %% [markdown]
 # ## 8. The same cell on a real checkpoint

@@ -184,14 +184,18 @@ for name, v in [("pans left", pan), ("zooms in", zoom), ("pans left, z_img zeroe
 # four). What is the shape `(latent frames, channels, height, width)` of the latent of one
 # 17 x 64 x 96 clip, and how many channels does the transformer read at each step?
 
-# %%
-my_latent_shape = ((17 - 1) // 4 + 1, 16, 64 // 8, 96 // 8)   # replace with your own arithmetic
-my_transformer_channels = 16 + 16
+# %% tags=["answer"]
+my_latent_shape = None           # (latent frames, channels, height, width)
+my_transformer_channels = None   # channels the transformer reads per step
 
 # %%
+from cogviz.lessons import check
+
 with torch.no_grad():
     clip = torch.from_numpy(truth).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]  # (1, 3, 17, 64, 96)
     z = pipe.vae.encode(clip).latent_dist.mode()[0].permute(1, 0, 2, 3)              # (F, C, H, W)
-assert tuple(z.shape) == my_latent_shape, f"the VAE says {tuple(z.shape)}"
-assert my_transformer_channels == pipe.transformer.config.in_channels
-print("correct:", tuple(z.shape), "and", my_transformer_channels, "channels")
+channels = pipe.transformer.config.in_channels
+check({"my_latent_shape": my_latent_shape, "my_transformer_channels": my_transformer_channels},
+      lambda: None if (tuple(my_latent_shape), my_transformer_channels) == (tuple(z.shape), channels)
+      else f"the VAE says {tuple(z.shape)}, the transformer reads {channels} channels",
+      f"{tuple(z.shape)} and {channels} channels")

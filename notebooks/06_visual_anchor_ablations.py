@@ -228,13 +228,15 @@ viz.fidelity_motion(plane)
 # keeps **frame 0** closer to the conditioning image (higher PSNR, mean over the scenes)?
 # Write `"early"` or `"late"` below before looking at the numbers, then run the check.
 
-# %%
-my_prediction = "late"   # "early" (steps 0-30%) or "late" (steps 30-100%)
+# %% tags=["answer"]
+my_prediction = None   # "early" (steps 0-30%) or "late" (steps 30-100%)
 
 # %%
+from cogviz.lessons import check
+
 frame0 = {k: np.mean([t["psnr"][0] for t in window_runs[k]]) for k in ("image in steps 0-30%", "image in steps 30-100%")}
 measured = "early" if frame0["image in steps 0-30%"] > frame0["image in steps 30-100%"] else "late"
 print({k: f"{v:.1f} dB" for k, v in frame0.items()})
-assert my_prediction == measured, f"measured: {measured} — see the numbers above"
-print(f"correct: '{measured}' keeps frame 0 closer. On this model the image is read until the last steps: "
-      "without it there, frame 0's details are re-invented, however well the early steps laid it out.")
+check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
+      f"'{measured}' keeps frame 0 closer. On this model the image is read until the last steps: without it "
+      "there, frame 0's details are re-invented, however well the early steps laid it out.")

@@ -159,7 +159,33 @@ video = result.grid(seed=0)
 viz.picture(viz.frame_strip(video, [0, 8, 16], titles=["frame 0", "frame 8", "frame 16"]))
 
 # %% [markdown]
-# ## 6. AblationLab
+# ## 6. Exercise: predict, then measure
+#
+# The folder now holds the 15 runs above. Extend the sweep: one more seed (`3`) and one more
+# variant (`A.ScaleImage(0.5)`, the image latent at half strength), same image, prompt and steps.
+# How many runs will the extended sweep **compute**, and how many will it find **already done**?
+# Think about which (seed, variant) pairs are new (the baseline is a variant too), then measure.
+
+# %% tags=["answer"]
+my_computed = None   # runs the extended sweep computes
+my_skipped = None    # runs it finds already done
+
+# %%
+from cogviz.lessons import check
+
+seen = []
+extended = sweep(pipe, [image], [prompt], [*variants, A.ScaleImage(0.5)], [*SEEDS, 3], out_dir=out, steps=STEPS,
+                 progress=False, callback=lambda done, total: seen.append(done))
+skipped = seen[0]
+computed = len(extended) - skipped
+print(f"{len(extended)} runs in the extended sweep: {skipped} already done, {computed} computed")
+check({"my_computed": my_computed, "my_skipped": my_skipped},
+      lambda: None if (my_computed, my_skipped) == (computed, skipped) else f"measured {computed} computed, {skipped} done",
+      f"{computed} computed ({len(SEEDS)} seeds x the new variant, then seed 3 x all "
+      f"{len(variants) + 2} variants with its baseline), {skipped} skipped")
+
+# %% [markdown]
+# ## 7. AblationLab
 #
 # The same, as a widget: an image (chained to an `ImageFitter`), prompt, seeds, a row per
 # ablation with its parameters (add, remove, change), and **Run**. Pointed at a folder that

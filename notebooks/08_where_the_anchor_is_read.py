@@ -145,10 +145,12 @@ viz.heatmap(np.array(sims), row_labels=[f"block {b}" for b in range(blocks)],
 # first half of the steps (`end=0.5`) or only in the second half (`start=0.5`). Which costs the
 # later frames more of the anchor (lower SSIM to the image)? Write `"early"` or `"late"`.
 
-# %%
-my_prediction = "early"   # "early" (steps 0-50%) or "late" (steps 50-100%)
+# %% tags=["answer"]
+my_prediction = None   # "early" (steps 0-50%) or "late" (steps 50-100%)
 
 # %%
+from cogviz.lessons import check
+
 windows = {"early": A.AttentionKnockout(end=0.5), "late": A.AttentionKnockout(start=0.5)}
 later = {k: [] for k in windows}
 for scene, first in zip(scenes, firsts):
@@ -159,8 +161,8 @@ for scene, first in zip(scenes, firsts):
 ssim = {k: float(np.mean(v)) for k, v in later.items()}
 measured = min(ssim, key=ssim.get)
 print({k: round(v, 3) for k, v in ssim.items()})
-assert my_prediction == measured, f"measured: {measured} — see the numbers above"
-print(f"correct: cutting the road in the {measured} steps costs the later frames more.")
+check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
+      f"cutting the road in the {measured} steps costs the later frames more.")
 
 # %% [markdown]
 # ## What the toy shows, and what it cannot say

@@ -107,3 +107,11 @@ def pytest_collection_modifyitems(config, items):
     in_lab = {i.callspec.id for i in items if i.originalname == "test_lesson_shows_everything_in_jupyterlab"}
     _deselect(config, items, lambda i: i.originalname == "test_notebook_runs_and_shows_its_pictures"
               and i.callspec.id in in_lab)
+
+
+@pytest.fixture(scope="session")
+def executed_lessons(tmp_path_factory):
+    """A folder where each lesson, once executed in this test session (with its exercise answered),
+    is saved under its own file name: the documentation test renders these instead of running the
+    lessons a second time."""
+    return tmp_path_factory.mktemp("executed-lessons")

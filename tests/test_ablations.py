@@ -28,13 +28,16 @@ def one_of_each(image) -> list:
             A.MaskImage([8, 8, 24, 24], keep=True), A.ShiftImage(8, -8), A.FlipImage(), A.FlipImage("vertical"),
             A.StepWindow(0.25, 0.75), A.FillFrames(), A.LowPassImage(0.5, 0.5), A.ImageGuidance(2.0),
             A.AttentionKnockout(), A.ScaleAttention(0.5, layers=[0], queries=[1, 2], keys="text"),
-            A.PatchActivations(image, frames="later", start=0.5)]
+            A.PatchActivations(image, frames="later", start=0.5), A.EndImage(image, strength=0.8),
+            A.ReplaceFrame(), A.ReplaceFrame(0.0, 0.5, seed=2), A.ImageGuidance(1.0, scale_end=3.0),
+            A.NoiseImage(0.5, space="latent", schedule="timestep")]
 
 
 def test_every_kind_is_in_the_registry_and_documented():
     assert set(A.KINDS) == {"baseline", "zero_image", "swap_image", "scale_image", "noise_image", "mask_image",
                             "shift_image", "flip_image", "step_window", "fill_frames", "low_pass_image",
-                            "image_guidance", "attention_knockout", "scale_attention", "patch_activations"}
+                            "image_guidance", "attention_knockout", "scale_attention", "patch_activations",
+                            "end_image", "replace_frame"}
     for kind, cls in A.KINDS.items():
         assert cls.kind == kind and len(cls.__doc__) > 80 and cls.in_distribution
 
@@ -116,7 +119,9 @@ def test_every_kind_runs_on_the_tiny_pipelines(family, frames):
         assert changed == (a.kind != "baseline"), a
         # the image lives on latent frame 0 in both families (1.5's leading padding frame included)
         z = g.trace["z_img"]
-        if a.kind not in ("fill_frames",):
+        if a.kind == "end_image":  # the end image on the last latent frame only
+            assert torch.count_nonzero(z[:, 1:-1]) == 0 and torch.count_nonzero(z[:, -1]) > 0, a
+        elif a.kind not in ("fill_frames",):
             assert torch.count_nonzero(z[:, 1:]) == 0, a
         assert z.shape == plain.trace["z_img"].shape
 
@@ -312,3 +317,98 @@ def test_every_kind_runs_on_the_toy(toy):
     for a in kinds:  # 4 steps: each kind runs through the toy's full-size path (the effects are tested above)
         g = generate(toy, image, prompt, steps=4, seed=0, progress=False, ablations=[a])
         assert g.frames.shape == (17, 64, 96, 3) and g.trace.meta["ablations"] == [a.to_dict()]
+
+
+# -- other ways to condition on an image (end frames, replacement, ramps, timestep noise) ----------------------
+def test_new_fields_leave_old_ablations_as_they_were():
+    # fields added later stay out of a kind's dict and label at their default: old dicts, labels and
+    # sweep run ids are unchanged
+    old = [{"kind": "image_guidance", "scale": 2.0}, {"kind": "noise_image", "sigma": 0.1, "space": "pixel", "seed": 0}]
+    for d in old:
+        assert A.from_dict(d).to_dict() == d
+    assert A.ImageGuidance(2.0).label() == "image_guidance(scale=2)"
+    assert A.ImageGuidance(1.0, scale_end=3.0).to_dict() == {"kind": "image_guidance", "scale": 1.0, "scale_end": 3.0}
+    assert A.from_dict({"kind": "noise_image", "sigma": 0.2, "space": "latent", "schedule": "timestep"}).schedule == "timestep"
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (lambda: A.NoiseImage(0.1, schedule="timestep"), "noise_image.schedule='timestep': .*space='latent'"),
+    (lambda: A.NoiseImage(0.1, "latent", schedule="per_step"), "expected one of 'constant', 'timestep'"),
+    (lambda: A.ImageGuidance(2.0, scale_end=-1), r"image_guidance.scale_end=-1"),
+    (lambda: A.ReplaceFrame(0.5, 0.5), "expected start < end"),
+    (lambda: A.EndImage("cogviz/samples/shapes.png", strength="full"), "end_image.strength='full'"),
+    (lambda: A.from_dict({"kind": "replace_frames"}), "did you mean 'replace_frame'"),
+])
+def test_the_new_kinds_refuse_bad_parameters(make, fragment):
+    with pytest.raises(AblationError, match=fragment):
+        make()
+
+
+def test_equal_ramp_and_zero_timestep_noise_are_the_baseline():
+    from cogviz.experiment import generate_variants
+
+    pipe = tiny_random_pipeline()
+    image = np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    gs = generate_variants(pipe, image, "a red circle", [A.ImageGuidance(2.5), A.ImageGuidance(2.5, scale_end=2.5),
+                                                         None, A.NoiseImage(0.0, "latent", schedule="timestep")],
+                           num_frames=9, steps=4, seed=3, progress=False, record=("latents.final",))
+    z = [g.trace["latents.final"] for g in gs]
+    torch.testing.assert_close(z[1], z[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(z[3], z[2], rtol=1e-5, atol=1e-6)
+    ramp = generate(pipe, image, "a red circle", num_frames=9, steps=4, seed=3, progress=False,
+                    ablations=[A.ImageGuidance(1.0, scale_end=4.0)], record=("latents.final",)).trace["latents.final"]
+    assert not torch.equal(ramp, z[0])
+
+
+@pytest.mark.parametrize("family,frames", [("1.0", 9), ("1.5", 17)])
+def test_the_new_kinds_batched_equal_their_separate_calls(family, frames):
+    from cogviz.experiment import generate_variants
+
+    pipe = tiny_random_pipeline(family)
+    rng = np.random.default_rng(4)
+    image, other = (rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(2))
+    kinds = [A.EndImage(other), [A.ZeroImage(), A.ReplaceFrame()], A.ReplaceFrame(0.25, 0.75),
+             A.ImageGuidance(1.0, scale_end=3.0), A.NoiseImage(0.3, "latent", schedule="timestep")]
+    batched = generate_variants(pipe, image, "a red circle", kinds, num_frames=frames, steps=4, seed=1, progress=False,
+                                record=("latents.final",))
+    for a, g in zip(kinds, batched):
+        alone = generate(pipe, image, "a red circle", num_frames=frames, steps=4, seed=1, progress=False,
+                         ablations=a if isinstance(a, list) else [a], record=("latents.final",))
+        torch.testing.assert_close(g.trace["latents.final"], alone.trace["latents.final"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_replacement_alone_gives_frame_0_the_vae_round_trip(toy):
+    from cogviz.encode import decode_latents, encode_pixels, image_to_tensor
+    from cogviz.metrics import psnr
+
+    image, prompt = scene(3)
+    fitted = cogviz_fit(image)
+    with torch.no_grad():  # the VAE's own round trip of the image: encode one frame, decode it
+        px = image_to_tensor(toy, fitted.image, 64, 96, "cpu", torch.float32)
+        trip = (decode_latents(toy, encode_pixels(toy, px, 1, sample=False))[0, 0].numpy() * 255).round()
+    reference = psnr(trip.astype(np.uint8), fitted.to_array())
+    zero, replaced = (generate(toy, image, prompt, steps=20, seed=0, progress=False, ablations=abl)
+                      for abl in ([A.ZeroImage()], [A.ZeroImage(), A.ReplaceFrame()]))
+    got = psnr(replaced.frames[0], fitted.to_array())
+    assert abs(got - reference) < 2.0, (got, reference)  # the last replacement is the clean latent
+    assert got > psnr(zero.frames[0], fitted.to_array()) + 10  # replacement alone brings frame 0 back
+
+
+def cogviz_fit(image):
+    from cogviz.fit import fit_image
+
+    return fit_image(image, (64, 96))
+
+
+@pytest.mark.slow
+def test_the_new_kinds_run_in_a_sweep(toy, tmp_path):
+    from cogviz.sweep import SweepResult, sweep
+
+    image, prompt = scene(1)
+    other = render_scene(sample_scene(2_000_000_011))[0]
+    kinds = [A.EndImage(other), [A.ZeroImage(), A.ReplaceFrame()], A.ImageGuidance(1.0, scale_end=3.0),
+             A.NoiseImage(0.3, "latent", schedule="timestep")]
+    r = sweep(toy, [image], [prompt], kinds, [0], out_dir=tmp_path, steps=4, progress=False)
+    assert len(r) == 5 and len(SweepResult.load(tmp_path)) == 5
+    assert set(r.runs["label"]) >= {"end_image(image=image, strength=1)", "zero_image + replace_frame(start=0, end=1)"}

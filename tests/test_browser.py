@@ -152,7 +152,7 @@ def test_latent_explorer_renders_and_follows_its_sliders_in_jupyterlab(lab):
 
 
 # ------------------------------------------------------------------- every lesson, as a reader opens it
-from test_notebooks import NOTEBOOKS, PICTURES, check_executed  # noqa: E402
+from test_notebooks import ANSWERS, NOTEBOOKS, PICTURES, check_executed  # noqa: E402
 
 #: per lesson: (widget class shown in the page's text, the label of the slider to move) for each widget
 WIDGET_SLIDERS = {
@@ -205,13 +205,14 @@ def _lab_settings(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def lessons_lab(tmp_path_factory):
-    """JupyterLab over a copy of notebooks/, started with the flags `make lab` uses."""
-    import shutil
+    """JupyterLab over a copy of notebooks/, each lesson's exercise answered (ANSWERS), started with
+    the flags `make lab` uses."""
+    from cogviz.lessons import with_answers
 
     _need_chromium()
     root = tmp_path_factory.mktemp("lessons")
-    for nb in NOTEBOOKS:
-        shutil.copy(nb, root / nb.name)
+    for path in NOTEBOOKS:
+        nbformat.write(with_answers(nbformat.read(path, as_version=4), ANSWERS[path.stem]), root / path.name)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel runs as a user's does
     env["JUPYTERLAB_SETTINGS_DIR"] = str(_lab_settings(root))
     yield from _serve_lab(root, env)
@@ -241,7 +242,7 @@ def _screenshot(page, root: Path, stem: str) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_lesson_shows_everything_in_jupyterlab(lessons_lab, path):
+def test_lesson_shows_everything_in_jupyterlab(lessons_lab, path, executed_lessons):
     from playwright.sync_api import sync_playwright
 
     base, token, root = lessons_lab
@@ -265,7 +266,9 @@ def test_lesson_shows_everything_in_jupyterlab(lessons_lab, path):
         assert page.evaluate(_ERRORS) == []
         # the lesson as JupyterLab saves it passes the headless run's checks (that run is deselected)
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-        check_executed(nbformat.read(root / path.name, as_version=4), stem)
+        saved = nbformat.read(root / path.name, as_version=4)
+        check_executed(saved, stem)
+        nbformat.write(saved, executed_lessons / path.name)  # the documentation test renders it
         assert "Error displaying widget" not in text and "Failed to load model" not in text
         assert "official Jupyter news" not in page.inner_text("body")
         assert "<Figure size" not in text and "<cogviz Picture" not in text

@@ -114,3 +114,12 @@ def test_generate_with_ablation_flags_writes_metrics_and_records_the_ablations(t
     assert "ablations: flip_image(axis=horizontal) + mask_image" in r.stdout and "anchor: frame 0" in r.stdout
     df = pd.read_csv(metrics)
     assert len(df) == 17 and {"psnr", "ssim", "palette", "layout", "flicker", "motion"} <= set(df.columns)
+
+
+def test_help_lists_every_ablation_kind_and_whether_it_is_in_distribution():
+    import cogviz.ablations as A
+
+    for command in ("generate", "sweep"):
+        out = run_cli(command, "--help").stdout
+        for kind, cls in A.KINDS.items():
+            assert f"  {kind}(" in out and cls.in_distribution in out, (command, kind)

@@ -10,14 +10,14 @@ Each lesson runs once per test session: where ``tests/test_browser.py`` runs it 
 test applies :func:`check_executed` to the notebook JupyterLab saved, and the headless run here is
 deselected (``conftest.py``); with ``-m "not browser"`` the headless runs below take over.
 """
-import os
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from cogviz import lessons
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -33,12 +33,25 @@ PICTURES = {
     "07_sweeps": 3,
     "08_where_the_anchor_is_read": 5,
 }
+#: what a reader who worked each exercise out writes into the lesson's cell tagged "answer" (the
+#: lessons ship it unanswered); the tests run every lesson with these and expect its check to pass
+ANSWERS = {
+    "01_image_conditioning_preparation": "s = max(720 / 1200, 480 / 360)\nmy_answer = 100 * (1 - (720 / s) / 1200)",
+    "02_latent_space_encoding": "my_shape = ((49 - 1) // 4 + 1, 16, 480 // 8, 720 // 8)\nmy_zero_frames = my_shape[0] - 1",
+    "03_channel_concatenation": "my_frames = [0]",
+    "04_i2v_generation": 'my_answer = "further"',
+    "05_the_embedded_toy_model": "my_latent_shape = ((17 - 1) // 4 + 1, 16, 64 // 8, 96 // 8)\nmy_transformer_channels = 16 + 16",
+    "06_visual_anchor_ablations": 'my_prediction = "late"',
+    "07_sweeps": "my_computed = 3 + 6\nmy_skipped = 15",
+    "08_where_the_anchor_is_read": 'my_prediction = "early"',
+}
 FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
 
 
 def test_there_are_lessons():
     assert any(p.name.startswith("01_") for p in NOTEBOOKS)
     assert {p.stem for p in NOTEBOOKS} == set(PICTURES), "add the new lesson's picture count to PICTURES"
+    assert set(ANSWERS) == set(PICTURES), "add the new lesson's exercise answers to ANSWERS"
 
 
 def shown(nb) -> tuple[int, list[str]]:
@@ -66,22 +79,16 @@ def test_figure_as_text_is_detected():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_and_shows_its_pictures(path, tmp_path):
+def test_notebook_runs_and_shows_its_pictures(path, executed_lessons):
     # deselected where test_browser.py runs the same lesson in JupyterLab (see conftest.py)
-    nb = nbformat.read(path, as_version=4)
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    old = os.environ.pop("MPLBACKEND", None)
-    try:
-        client.execute(env=env)  # raises CellExecutionError, naming the cell, when one fails
-    finally:
-        if old is not None:
-            os.environ["MPLBACKEND"] = old
+    nb = lessons.run(path, answers=ANSWERS[path.stem])  # raises CellExecutionError, naming the cell
     check_executed(nb, path.stem)
+    nbformat.write(nb, executed_lessons / path.name)
 
 
-def check_executed(nb, stem: str) -> None:
-    """What a run of lesson ``stem`` must show: no error, its pictures, none of them as text."""
+def check_executed(nb, stem: str, answered: bool = True) -> None:
+    """What a run of lesson ``stem`` must show: no error, its pictures, none of them as text, and its
+    exercise's check saying "correct" (run with the answers) or "not answered yet" (without)."""
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, f"{stem}: {errors[0]}"
     unrun = [c.source[:60] for c in nb.cells if c.cell_type == "code" and c.source.strip()
@@ -90,6 +97,11 @@ def check_executed(nb, stem: str) -> None:
     pictures, as_text = shown(nb)
     assert not as_text, f"{stem} shows pictures as text: {as_text}"
     assert pictures == PICTURES[stem], f"{stem} shows {pictures} pictures, expected {PICTURES[stem]}"
+    said = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.output_type == "stream"]
+    expected = "correct: " if answered else lessons.NOT_ANSWERED
+    assert any(line.startswith(expected) for text in said for line in text.splitlines()), \
+        f"{stem}: the exercise's check did not say {expected!r}"
 
 
 def test_parameters_cell_is_tagged():
@@ -105,6 +117,16 @@ def test_check_executed_catches_errors_unrun_cells_and_missing_pictures():
     nb.cells = [ok]
     with pytest.raises(AssertionError, match="shows 0 pictures"):
         check_executed(nb, "04_i2v_generation")
+    pictures = nbformat.v4.new_code_cell("pictures")
+    pictures.execution_count = 2
+    pictures.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})] * PICTURES["04_i2v_generation"]
+    nb.cells = [ok, pictures]
+    with pytest.raises(AssertionError, match="did not say 'correct: '"):
+        check_executed(nb, "04_i2v_generation")
+    ok.outputs = [nbformat.v4.new_output("stream", name="stdout", text="correct: further\n")]
+    check_executed(nb, "04_i2v_generation")
+    with pytest.raises(AssertionError, match="did not say 'not answered yet'"):
+        check_executed(nb, "04_i2v_generation", answered=False)
     nb.cells = [nbformat.v4.new_code_cell("y")]
     with pytest.raises(AssertionError, match="did not run"):
         check_executed(nb, "04_i2v_generation")
@@ -129,3 +151,33 @@ def test_outputs_are_stripped(path):
     for c in nb.cells:
         if c.cell_type == "code":
             assert not c.outputs and c.execution_count is None, f"{path.name} has stored outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_exercise_ships_unanswered_and_the_answers_fill_its_cell(path):
+    import ast
+
+    cells = lessons.answer_cells(nbformat.read(path, as_version=4))
+    assert len(cells) == 1, f"{path.name}: one cell tagged 'answer', found {len(cells)}"
+    shipped = ast.parse(cells[0].source).body
+    assert shipped and all(isinstance(a, ast.Assign) and isinstance(a.value, ast.Constant) and a.value.value is None
+                           for a in shipped), f"{path.name} ships its answer filled in: {cells[0].source!r}"
+    names = {t.id for a in shipped for t in a.targets}
+    answered = {t.id for a in ast.parse(ANSWERS[path.stem]).body if isinstance(a, ast.Assign) for t in a.targets}
+    assert names <= answered, f"ANSWERS[{path.stem!r}] leaves {names - answered} unset"
+
+
+def test_check_says_not_answered_yet_then_judges(capsys):
+    computed = []
+    assert lessons.check({"a": None, "b": 2}, lambda: computed.append(1), "right") is None
+    assert capsys.readouterr().out.startswith("not answered yet: set a in the cell above") and not computed
+    assert lessons.check({"a": 1}, lambda: None, "it is 1") is True
+    assert capsys.readouterr().out == "correct: it is 1\n"
+    with pytest.raises(AssertionError, match="not quite: the maps say 2"):
+        lessons.check({"a": 1}, lambda: "the maps say 2", "unused")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("a = None", metadata={"tags": ["answer"]})]
+    assert lessons.with_answers(nb, "a = 1").cells[0].source == "a = 1"
+    nb.cells.append(nbformat.v4.new_code_cell("b = None", metadata={"tags": ["answer"]}))
+    with pytest.raises(ValueError, match="this one has 2"):
+        lessons.with_answers(nb, "a = 1")
