@@ -3,7 +3,7 @@ import pytest
 
 import cogviz.ablations as A
 import cogviz.models as M
-from cogviz.errors import CogvizError
+from cogviz.errors import AblationError, CogvizError
 from cogviz.sweep import SweepResult
 from cogviz.widgets import AblationLab, ImageFitter
 from cogviz.widgets.ablation_lab import AblationRow, parse_seeds
@@ -33,7 +33,8 @@ def test_parse_seeds():
 
 def test_a_row_has_a_field_per_parameter_and_turns_into_its_ablation():
     row = AblationRow("noise_image")
-    assert list(row.inputs) == ["sigma", "space", "seed"] and row.inputs["space"].options == ("pixel", "latent")
+    assert list(row.inputs) == ["sigma", "space", "seed", "schedule"] and row.inputs["space"].options == ("pixel", "latent")
+    assert row.inputs["schedule"].options == ("constant", "timestep")
     row.inputs["sigma"].value, row.inputs["space"].value = 0.3, "latent"
     assert row.ablation() == A.NoiseImage(0.3, space="latent")
     row.kind.value = "mask_image"  # a new kind rebuilds the fields
@@ -127,3 +128,20 @@ def test_bad_inputs_say_what_is_wrong_and_run_nothing(toy, tmp_path, count_forwa
     assert count_forwards == [] and not (tmp_path / "lab").exists()
     lab.open_results(tmp_path / "nowhere")
     assert "not a sweep results directory" in lab.error
+
+
+def test_rows_for_the_conditioning_families_turn_into_their_ablations():
+    from cogviz.widgets.ablation_lab import AblationRow
+
+    row = AblationRow("image_guidance")
+    assert row.ablation() == A.ImageGuidance(1.0)  # scale_end empty: one scale for all frames
+    row.inputs["scale"].value, row.inputs["scale_end"].value = 1.0, "3"
+    assert row.ablation() == A.ImageGuidance(1.0, scale_end=3.0)
+    row.inputs["scale_end"].value = "three"
+    with pytest.raises(AblationError, match="image_guidance.scale_end='three': expected a number"):
+        row.ablation()
+    row = AblationRow("replace_frame")
+    row.inputs["end"].value = 0.5
+    assert row.ablation() == A.ReplaceFrame(0.0, 0.5)
+    row = AblationRow("end_image", {"image": "cogviz/samples/lighthouse.png"})
+    assert row.ablation() == A.EndImage("cogviz/samples/lighthouse.png")

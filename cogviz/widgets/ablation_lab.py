@@ -56,6 +56,15 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _optional_number(kind: str, name: str, text: str) -> float | None:
+    if not text or text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise AblationError(f"{kind}.{name}={text!r}: expected a number, or empty for none") from None
+
+
 class AblationRow(W.HBox):
     """One ablation: its kind, a field per parameter, and a remove button."""
 
@@ -83,6 +92,9 @@ class AblationRow(W.HBox):
                 w = W.FloatText(value, description=f.name, step=0.05, style=style, layout=W.Layout(width="130px"))
             elif f.type == "int":
                 w = W.IntText(value, description=f.name, style=style, layout=W.Layout(width="130px"))
+            elif f.type == "float | None":  # optional: empty means None (image_guidance's scale_end)
+                w = W.Text("" if value is None else str(value), description=f.name, placeholder="none", style=style,
+                           layout=W.Layout(width="150px"))
             elif f.type == "bool":
                 w = W.Checkbox(bool(value), description=f.name, indent=False, layout=W.Layout(width="80px"))
             else:  # a box as a JSON list, an image as a path or URL
@@ -102,6 +114,9 @@ class AblationRow(W.HBox):
             if isinstance(w, W.Text):
                 value = value.strip()
                 ftype = next(f.type for f in dataclasses.fields(cls) if f.name == name)
+                if ftype == "float | None":
+                    d[name] = _optional_number(self.kind.value, name, value)
+                    continue
                 if ftype == "tuple" or value.startswith("["):  # a box, or a list of blocks or frames
                     try:
                         value = json.loads(value)

@@ -1,0 +1,211 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 9 — Other ways to condition on an image
+#
+# CogVideoX is one answer to "how does a video model read its first image?". Other image-to-video
+# models answer differently, and users of CogVideoX ask for what those models do (an end frame, a
+# frame that is simply *given*). Here are the families, side by side:
+#
+# | model | what the denoiser is fed | family |
+# |---|---|---|
+# | CogVideoX I2V | 16 noise + 16 image channels; the image latent on latent frame 0, zeros after | **concatenation** |
+# | Wan 2.1 I2V, Wan 2.2 A14B | 36 channels = 16 noise + 4 mask + 16 image latent; 2.1 adds CLIP image tokens | concatenation + mask (+ tokens) |
+# | Stable Video Diffusion | 8 channels = 4 noise + 4 image latent; guidance ramped per frame, 1.0 at frame 0 to 3.0 at the last | concatenation + per-frame guidance |
+# | DynamiCrafter | the image latent concatenated, plus image tokens through cross-attention | concatenation + tokens |
+# | LTX-Video, Wan 2.2 TI2V-5B | the clean image latent **replaces** the first latent frame, treated as already denoised | **replacement** |
+# | HunyuanVideo-I2V (`token_replace`) | the first frame's tokens replaced by the clean image latent's | replacement |
+#
+# cogviz can run each mechanism on one model — the embedded CogVideoX — as ablations, with the
+# same noise, so the differences are the mechanism's alone:
+#
+# * `replace_frame(start, end)`: latent frame 0 of `z_t` replaced, as each step begins, by the
+#   image latent noised to that step's timestep, and by the clean latent after the last step
+#   (RePaint-style replacement). With `zero_image`, replacement **alone**.
+# * `end_image(image)`: a second image's latent on the **last** latent frame of `z_img` (keyframes).
+# * `image_guidance(scale, scale_end)`: SVD's per-frame ramp of image guidance.
+# * `noise_image(sigma, "latent", schedule="timestep")`: image noise that grows with the timestep,
+#   the remedy the "conditional image leakage" paper proposes for models that lean on the image
+#   too early.
+#
+# All but the ramp lie **outside** what CogVideoX was trained on: the lesson measures what the
+# model does anyway, and says why.
+
+# %% tags=["parameters"]
+STEPS = 20
+SCENES = [900_021, 900_022, 900_023]
+
+# %%
+import numpy as np
+
+import cogviz
+from cogviz import ablations as A
+from cogviz import viz
+from cogviz.metrics import anchor_metrics, psnr
+from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+pipe = cogviz.load_pipeline("toy")
+scenes = [sample_scene(s) for s in SCENES]
+truths = [render_scene(s) for s in scenes]  # each scene's true video: frame 0 is the image
+VARIANTS = {
+    "concatenation (stock)": None,
+    "replacement alone": [A.ZeroImage(), A.ReplaceFrame()],
+    "both": A.ReplaceFrame(),
+    "no image": A.ZeroImage(),
+    "end frame": None,  # filled per scene below: that scene's true last frame
+    "guidance 2": A.ImageGuidance(2.0),
+    "guidance ramp 1->3": A.ImageGuidance(1.0, scale_end=3.0),
+    "latent noise 0.5": A.NoiseImage(0.5, "latent"),
+    "timestep noise 0.5": A.NoiseImage(0.5, "latent", schedule="timestep"),
+}
+runs = {k: [] for k in VARIANTS}
+for scene, truth in zip(scenes, truths):  # every variant of a scene in one batched call, one noise
+    variants = [A.EndImage(truth[-1]) if k == "end frame" else v for k, v in VARIANTS.items()]
+    for k, g in zip(VARIANTS, cogviz.generate_variants(pipe, truth[0], prompt_for(scene), variants, steps=STEPS,
+                                                       progress=False)):
+        runs[k].append(g)
+tables = {k: [anchor_metrics(g.frames, g.fitted) for g in gs] for k, gs in runs.items()}
+print(f"{len(VARIANTS)} variants x {len(scenes)} scenes, {STEPS} steps each")
+
+
+def strip(keys, picks=(0, 4, 8, 12, 16), scene=0):
+    """Frames of one scene under each variant, one row per variant, its name over the first frame."""
+    rows = [viz.frame_strip(runs[k][scene].frames, list(picks), zoom=2,
+                            titles=[f"{k}, frame {f}" if i == 0 else f"frame {f}" for i, f in enumerate(picks)])
+            for k in keys]
+    return viz.picture(np.concatenate(rows), width=960)
+
+
+def mean(key, column, frames=slice(None)):
+    return float(np.mean([t[column].to_numpy()[frames].mean() for t in tables[key]]))
+
+
+# %% [markdown]
+# ## 1. Concatenation, replacement, both
+#
+# The stock model reads the image through its 16 image channels. Replacement alone zeroes those
+# and instead *writes* the image into latent frame 0 of the video latent at every step; "both"
+# does the two at once; "no image" is neither.
+
+# %%
+family = ["concatenation (stock)", "replacement alone", "both", "no image"]
+strip(family)
+
+# %%
+for k in family:
+    print(f"{k:24s} frame 0 {mean(k, 'psnr', slice(0, 1)):5.1f} dB   later frames (8-16) SSIM {mean(k, 'ssim', slice(8, None)):.3f}")
+
+# %% [markdown]
+# Replacement pins frame 0 by construction: its last step writes the clean latent, so frame 0 is
+# the VAE's own round trip of the image (a little below the stock model here, which reconstructs
+# frame 0 from the image channels at every step). The later frames tell the story: with
+# replacement **alone** they keep no more of the image than with no image at all. This model
+# reads its anchor through the image channels; a latent frame written into `z_t` is, to it, just
+# another frame to denoise, and what the later frames learn from it is not the image. "Both"
+# behaves like the stock model: the replacement adds nothing the channels did not already give.
+
+# %% [markdown]
+# ## 2. An end frame
+#
+# Keyframe conditioning puts a second image on the **last** latent frame of `z_img`. Here it is
+# each scene's true last frame. CogVideoX was trained with the image on latent frame 0 only, so
+# the last latent frame's image channels were always zero: this is far outside its training
+# distribution.
+
+# %%
+strip(["concatenation (stock)", "end frame"])
+
+# %%
+last = {k: np.mean([psnr(g.frames[-1], t[-1]) for g, t in zip(runs[k], truths)]) for k in ("concatenation (stock)", "end frame")}
+print({k: f"{v:.1f} dB" for k, v in last.items()}, "- the last frame against the scene's true last frame")
+
+# %% [markdown]
+# Out of distribution does not mean ignored: on this model the last frame moves towards the end
+# image. The image channels of every latent frame go through the same first layer, so a latent
+# there is read as "the image of this frame", even though training never put one there. How far
+# that carries to a large model, and whether the frames between follow a sensible path, is what
+# a sweep on a real checkpoint would show.
+
+# %% [markdown]
+# ## 3. Image guidance: one scale or a ramp
+#
+# SVD guides on the image with a scale that grows over the frames. `image_guidance(1.0,
+# scale_end=3.0)` does that on CogVideoX's latent frames (mean 2), against one scale of 2.
+
+# %%
+strip(["concatenation (stock)", "guidance 2", "guidance ramp 1->3"])
+
+# %% [markdown]
+# ## 4. Image noise: constant or growing with the timestep
+#
+# Noise on the image latent weakens the anchor. Constant noise weakens it at every step; timestep
+# noise (`sigma x t / 1000`, drawn afresh each step) only while the video is still noisy, when
+# the model would otherwise copy the image most — and not at all at the end, when details form.
+
+# %%
+strip(["concatenation (stock)", "latent noise 0.5", "timestep noise 0.5"])
+
+# %%
+for k in ("concatenation (stock)", "latent noise 0.5", "timestep noise 0.5"):
+    print(f"{k:24s} mean SSIM to the image {mean(k, 'ssim'):.3f}   motion {mean(k, 'motion'):.2f} px/frame")
+
+# %% [markdown]
+# Constant latent noise of 0.5 is far outside what the model saw (its training noises pixels, by
+# about 0.05): the noise itself becomes the video. The same sigma scaled by the timestep leaves
+# the video close to the stock one: at the steps where the details form, `t` is small and so is
+# the noise. On this small model there is no over-reliance for it to cure; the paper's claim is
+# about large models that copy the image too early.
+
+# %% [markdown]
+# ## 5. Every mechanism on the anchor-decay curves and the fidelity–motion plane
+#
+# The SSIM to the image frame by frame (the band spans the scenes), then each run as a point:
+# mean motion against mean SSIM to the image.
+
+# %%
+viz.anchor_decay(tables, "ssim", title="anchor decay: SSIM to the image per frame")
+
+# %%
+viz.fidelity_motion(tables, title="fidelity vs motion")
+
+# %% [markdown]
+# ## 6. Exercise: predict, then measure
+#
+# The ramp gives the **last** latent frame an image-guidance scale of 3, the single scale gives
+# it 2. Which of the two keeps the last four frames (13-16) closer to the image (higher SSIM,
+# mean over the scenes)? Write `"ramp"` or `"constant"`.
+
+# %% tags=["answer"]
+my_prediction = None   # "ramp" or "constant"
+
+# %%
+from cogviz.lessons import check
+
+late = {k: mean(k, "ssim", slice(13, None)) for k in ("guidance 2", "guidance ramp 1->3")}
+measured = "ramp" if late["guidance ramp 1->3"] > late["guidance 2"] else "constant"
+print({k: round(v, 3) for k, v in late.items()})
+check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
+      f"the {measured} guidance keeps the last frames closer to the image.")
+
+# %% [markdown]
+# ## What one model can and cannot say
+#
+# These runs compare mechanisms on a model trained for one of them. Replacement and end frames
+# are outside its training distribution, so a weak result says how much CogVideoX depends on its
+# own way of reading the image, not how well replacement works in a model trained for it (LTX-Video
+# and Wan 2.2 TI2V learn to treat a replaced frame as given). The same calls run unchanged on
+# `THUDM/CogVideoX-5b-I2V` with a GPU: `cogviz sweep` with these kinds gives the curves at full
+# size.
