@@ -324,16 +324,11 @@ class ReplaceFrame(Ablation):
     in_distribution: ClassVar[str] = "no: CogVideoX denoises every latent frame itself in training"
 
     def __post_init__(self):
-        self._number("start", 0.0, 1.0)
-        self._number("end", 0.0, 1.0)
+        _step_window(self)
         self._number("seed", 0, 2**63 - 1, integer=True)
-        if self.start >= self.end:
-            self._fail("end", self.end, f"expected start < end within [0, 1]; start is {self.start}")
 
     def check(self, setup):
-        if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
-            self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
-                                        "steps: widen it or use more steps")
+        _holds_steps(self, setup)
 
     def interventions(self, setup):
         from .encode import encode_pixels
@@ -560,6 +555,21 @@ class FlipImage(Ablation):
         return [Intervention("z_img", lambda z, ctx: torch.flip(z, dims=(dim,)))]
 
 
+def _step_window(self) -> None:
+    """``start`` < ``end``, fractions of the steps."""
+    self._number("start", 0.0, 1.0)
+    self._number("end", 0.0, 1.0)
+    if self.start >= self.end:
+        self._fail("end", self.end, f"expected start < end within [0, 1]; start is {self.start}")
+
+
+def _holds_steps(self, setup) -> None:
+    """The window [start, end) must hold at least one of the call's steps."""
+    if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
+        self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
+                                    "steps: widen it or use more steps")
+
+
 def _in_window(i: int, steps: int, start: float, end: float) -> bool:
     """Step i of ``steps`` lies in [start, end) as fractions of the steps (end=1 includes the last)."""
     return start * steps <= i < end * steps
@@ -589,15 +599,10 @@ class StepWindow(Ablation):
     in_distribution: ClassVar[str] = "each step yes (zeros are the dropout), the switch within a video no"
 
     def __post_init__(self):
-        self._number("start", 0.0, 1.0)
-        self._number("end", 0.0, 1.0)
-        if self.start >= self.end:
-            self._fail("end", self.end, f"expected start < end within [0, 1]; start is {self.start}")
+        _step_window(self)
 
     def check(self, setup):
-        if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
-            self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
-                                        "steps: widen it or use more steps")
+        _holds_steps(self, setup)
 
     def interventions(self, setup):
         def window(x, ctx):
