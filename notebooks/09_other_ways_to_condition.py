@@ -109,9 +109,10 @@ for k in family:
     print(f"{k:24s} frame 0 {mean(k, 'psnr', slice(0, 1)):5.1f} dB   later frames (8-16) SSIM {mean(k, 'ssim', slice(8, None)):.3f}")
 
 # %% [markdown]
-# Replacement pins frame 0 by construction: its last step writes the clean latent, so frame 0 is
-# the VAE's own round trip of the image (a little below the stock model here, which reconstructs
-# frame 0 from the image channels at every step). The later frames tell the story: with
+# Replacement pins frame 0 by construction: its last step writes the clean image latent into
+# latent frame 0. Frame 0 still lands a few dB under the stock model: the VAE decoder's group
+# norms read every latent frame, so the decoded frame 0 also depends on the later latents, which
+# replacement alone leaves unanchored. The later frames tell the story: with
 # replacement **alone** they keep no more of the image than with no image at all. This model
 # reads its anchor through the image channels; a latent frame written into `z_t` is, to it, just
 # another frame to denoise, and what the later frames learn from it is not the image. "Both"

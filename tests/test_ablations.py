@@ -352,9 +352,9 @@ def test_equal_ramp_and_zero_timestep_noise_are_the_baseline():
     gs = generate_variants(pipe, image, "a red circle", [A.ImageGuidance(2.5), A.ImageGuidance(2.5, scale_end=2.5),
                                                          None, A.NoiseImage(0.0, "latent", schedule="timestep")],
                            num_frames=9, steps=4, seed=3, progress=False, record=("latents.final",))
-    z = [g.trace["latents.final"] for g in gs]
-    torch.testing.assert_close(z[1], z[0], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(z[3], z[2], rtol=1e-5, atol=1e-6)
+    z = [g.trace["latents.final"] for g in gs]  # (batched: the rows of a forward differ, so within rounding)
+    torch.testing.assert_close(z[1], z[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(z[3], z[2], rtol=1e-4, atol=1e-5)
     ramp = generate(pipe, image, "a red circle", num_frames=9, steps=4, seed=3, progress=False,
                     ablations=[A.ImageGuidance(1.0, scale_end=4.0)], record=("latents.final",)).trace["latents.final"]
     assert not torch.equal(ramp, z[0])
@@ -378,21 +378,27 @@ def test_the_new_kinds_batched_equal_their_separate_calls(family, frames):
 
 
 @pytest.mark.slow
-def test_replacement_alone_gives_frame_0_the_vae_round_trip(toy):
+def test_replacement_alone_ends_on_the_clean_image_latent(toy):
     from cogviz.encode import decode_latents, encode_pixels, image_to_tensor
     from cogviz.metrics import psnr
 
     image, prompt = scene(3)
     fitted = cogviz_fit(image)
-    with torch.no_grad():  # the VAE's own round trip of the image: encode one frame, decode it
+    with torch.no_grad():  # the image's latent (posterior mode) and the VAE's own round trip of it
         px = image_to_tensor(toy, fitted.image, 64, 96, "cpu", torch.float32)
-        trip = (decode_latents(toy, encode_pixels(toy, px, 1, sample=False))[0, 0].numpy() * 255).round()
-    reference = psnr(trip.astype(np.uint8), fitted.to_array())
-    zero, replaced = (generate(toy, image, prompt, steps=20, seed=0, progress=False, ablations=abl)
-                      for abl in ([A.ZeroImage()], [A.ZeroImage(), A.ReplaceFrame()]))
-    got = psnr(replaced.frames[0], fitted.to_array())
-    assert abs(got - reference) < 2.0, (got, reference)  # the last replacement is the clean latent
-    assert got > psnr(zero.frames[0], fitted.to_array()) + 10  # replacement alone brings frame 0 back
+        clean = encode_pixels(toy, px, 1, sample=False)
+        trip = (decode_latents(toy, clean)[0, 0].numpy() * 255).round().astype(np.uint8)
+    zero, replaced, both = (generate(toy, image, prompt, steps=20, seed=0, progress=False, ablations=abl,
+                                     record=("latents.final",))
+                            for abl in ([A.ZeroImage()], [A.ZeroImage(), A.ReplaceFrame()], [A.ReplaceFrame()]))
+    # the last replacement writes the clean latent (the toy is 1.0: the video's scaling is z_img's)
+    torch.testing.assert_close(replaced.trace["latents.final"][:, 0], clean[:, 0], rtol=0, atol=0)
+    got, reference = psnr(replaced.frames[0], fitted.to_array()), psnr(trip, fitted.to_array())
+    assert got > psnr(zero.frames[0], fitted.to_array()) + 15  # replacement alone brings frame 0 back
+    # The decoder's group norms read every latent frame, so frame 0 also depends on the later ones,
+    # which replacement alone leaves unanchored: measured 3.5-4 dB under the one-frame round trip
+    # (its target was 2 dB). With the image channels too, frame 0 is at the round trip.
+    assert reference - 5 < got < reference and abs(psnr(both.frames[0], fitted.to_array()) - reference) < 2.0
 
 
 def cogviz_fit(image):
@@ -411,4 +417,6 @@ def test_the_new_kinds_run_in_a_sweep(toy, tmp_path):
              A.NoiseImage(0.3, "latent", schedule="timestep")]
     r = sweep(toy, [image], [prompt], kinds, [0], out_dir=tmp_path, steps=4, progress=False)
     assert len(r) == 5 and len(SweepResult.load(tmp_path)) == 5
-    assert set(r.runs["label"]) >= {"end_image(image=image, strength=1)", "zero_image + replace_frame(start=0, end=1)"}
+    labels = set(r.runs["label"])
+    assert "zero_image + replace_frame(start=0, end=1)" in labels and any(x.startswith("end_image(image=sha256:")
+                                                                          for x in labels), labels
