@@ -360,14 +360,18 @@ def _start_node(args: list, env: dict, log: Path, timeout: float = 90) -> subpro
     return node
 
 
-def _stop_node(node: subprocess.Popen) -> None:
-    """Signal the node's process group (its raylet, GCS, dashboard, workers), SIGKILL what outlives 45 s."""
-    os.killpg(node.pid, signal.SIGTERM)
-    try:
-        node.wait(45)
-    except subprocess.TimeoutExpired:
-        os.killpg(node.pid, signal.SIGKILL)
-        node.wait(10)
+def _stop_nodes(nodes: list) -> None:
+    """Signal each node's process group (its raylet, GCS, dashboard, workers) together; SIGKILL what
+    outlives 45 s."""
+    for node in nodes:
+        os.killpg(node.pid, signal.SIGTERM)
+    deadline = time.time() + 45
+    for node in nodes:
+        try:
+            node.wait(max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -407,8 +411,7 @@ def ray_cluster(tmp_path_factory):
         (tmp / "client-home").mkdir()
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", token, {**head_env, "HOME": str(tmp / "client-home")}
     finally:
-        for node in reversed(nodes):
-            _stop_node(node)
+        _stop_nodes(nodes)
         shutil.rmtree(session, ignore_errors=True)
 
 
