@@ -246,13 +246,12 @@ class SwapImage(Ablation):
         object.__setattr__(self, "image", _image_value(self, "image", self.image))
 
     def source(self):
-        return self.image.image() if isinstance(self.image, ImageRef) else self.image
+        return _source(self.image)
 
     def interventions(self, setup):
         from .encode import image_to_tensor
-        from .fit import fit_image
-        from .image import load_image
-        other = fit_image(load_image(self.source()), (setup.height, setup.width), setup.fit).image
+
+        other = _fitted_like_the_call(setup, self.source())
 
         def swap(pixels, ctx):
             return image_to_tensor(setup.pipe, other, setup.height, setup.width, pixels.device, pixels.dtype)
@@ -260,17 +259,18 @@ class SwapImage(Ablation):
         return [Intervention("image.pixels", swap)]
 
 
-def _encoded(setup, source) -> torch.Tensor:
-    """An image (anything ``load_image`` takes) fitted like the call's and encoded as ``z_img``'s image
-    frame is, but by the posterior's mode (the call's generator stays untouched): (1, 1, 16, h, w)."""
-    from .encode import encode_pixels, image_to_tensor
+def _source(image):
+    """What ``load_image`` takes for an image parameter (a path or URL as text, or the in-memory image)."""
+    return image.image() if isinstance(image, ImageRef) else image
+
+
+def _fitted_like_the_call(setup, source):
+    """Another image, loaded and fitted to the call's size with the call's fit mode (a PIL image);
+    a bad path fails here, when the ablations compile, before any compute."""
     from .fit import fit_image
     from .image import load_image
 
-    pipe = setup.pipe
-    fitted = fit_image(load_image(source), (setup.height, setup.width), setup.fit).image
-    px = image_to_tensor(pipe, fitted, setup.height, setup.width, pipe._execution_device, pipe.transformer.dtype)
-    return encode_pixels(pipe, px, 1, sample=False)
+    return fit_image(load_image(source), (setup.height, setup.width), setup.fit).image
 
 
 @_register
@@ -293,12 +293,16 @@ class EndImage(Ablation):
         self._number("strength", 0.0, 10.0)
 
     def interventions(self, setup):
-        source = self.image.image() if isinstance(self.image, ImageRef) else self.image
-        end = _encoded(setup, source)
+        from .encode import encode_pixels, image_to_tensor
 
-        def place(z, ctx):
+        other, end = _fitted_like_the_call(setup, _source(self.image)), []
+
+        def place(z, ctx):  # encoded inside the sampler (no autograd), once per call
+            if not end:
+                px = image_to_tensor(setup.pipe, other, setup.height, setup.width, z.device, z.dtype)
+                end.append(encode_pixels(setup.pipe, px, 1, sample=False)[:, 0])
             out = z.clone()
-            out[:, -1] = self.strength * end[:, 0].to(z.device, z.dtype)
+            out[:, -1] = self.strength * end[0]
             return out
 
         return [Intervention("z_img", place)]

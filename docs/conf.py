@@ -5,8 +5,6 @@ the docstrings) and the lessons (executed notebooks, never re-executed here: doc
 once, or hands over notebooks the tests executed). Everything the pages load is local, MathJax
 included, so the site works offline.
 """
-import os
-
 project = "cogviz"
 author = "the cogviz developers"
 copyright = "the cogviz developers"
@@ -34,13 +32,12 @@ add_module_names = False
 html_theme = "furo"
 html_title = "cogviz"
 html_static_path = ["_static"]
-html_theme_options = {"source_repository": "", "navigation_with_keys": True}
+html_theme_options = {"navigation_with_keys": True}
 # MathJax 2.7 from the local copy docs/build.py puts in _static (jupyter-server-mathjax's, which
 # ships the combined TeX/MathML config and the STIX-Web fonts only), so nothing is fetched
 mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
 html_show_sourcelink = False
 suppress_warnings = ["mystnb.unknown_mime_type"]
-nitpicky = os.environ.get("COGVIZ_DOCS_NITPICKY") == "1"
 html_css_files = ["cogviz.css"]
 mathjax2_config = {
     # MathJax 2's blank fallback font points at about:blank, which Chromium reports as a failed fetch
