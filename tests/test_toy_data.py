@@ -168,9 +168,11 @@ def test_opposite_prompt_flips_every_training_direction_and_the_gap_reads_it():
     only in its direction word, and the gap is 1.0 exactly when the word changes nothing."""
     import torch
 
+    from cogviz.trainer.train import OPPOSITE as OPPOSITE_WORDS
     from cogviz.trainer.train import opposite_prompt, prompt_gap
 
     pool = N.SourcePool(0, procedural=4)
+    assert "still" not in OPPOSITE_WORDS  # "the camera holds still" has no opposite; the probe skips it
     for seed in range(40):
         prompt = D.training_clip(seed, pool).prompt
         flipped = opposite_prompt(prompt)
@@ -260,3 +262,33 @@ def test_shape_stays_whole_passes_the_scene_and_fails_copies_smears_and_loss():
     gone = truth.copy()
     gone[WHOLE_FRAMES[0]] = truth[WHOLE_FRAMES[0], 0, 0]
     assert not shape_stays_whole(gone, truth, scene.colour)
+
+
+def test_the_still_camera_repeats_its_window_and_names_itself(pool):
+    clip = D.training_clip(5, pool, kind="still")
+    assert clip.prompt == "the camera holds still" and clip.kind == "still"
+    assert all(np.array_equal(f, clip.frames[0]) for f in clip.frames)
+    assert clip.frames[0].std() > 5  # a natural image, not a blank
+    assert all(w in VOCAB for w in clip.prompt.split())
+    with pytest.raises(ValueError, match="'pans left'.*'holds still'"):
+        N.camera_clip(np.random.default_rng(0), "pans sideways", source=np.zeros((192, 288, 3), np.uint8))
+
+
+def test_camera_travel_range_sets_how_far_a_move_goes():
+    src = _dot_source([(120, 180)])
+    dist = {}
+    for travel in ((0.05, 0.05), (0.30, 0.30)):
+        frames, _ = N.camera_clip(np.random.default_rng(1), "pans left", source=src, travel_range=travel)
+        dist[travel] = abs(_bright_centroid(frames[-1])[1] - _bright_centroid(frames[0])[1])
+    assert dist[(0.30, 0.30)] > 4 * dist[(0.05, 0.05)] > 0
+
+
+def test_the_still_kind_leaves_the_earlier_mix_draws_unchanged(pool):
+    """``still`` has no share in the default mix, so a seed draws the kind (and clip) it drew
+    before the kind existed: the shipped recipe's cache is still reproducible."""
+    shares = {k: v for k, v in D.MIX.items() if k != "still"}
+    assert D.MIX["still"] == 0 and list(D.MIX)[-1] == "still"
+    for seed in range(200):
+        rng = np.random.default_rng([seed, 17])
+        before = str(rng.choice(list(shares), p=list(shares.values())))
+        assert D.training_clip(seed, pool, num_frames=2).kind == before

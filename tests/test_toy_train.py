@@ -249,3 +249,66 @@ def test_training_writes_outside_the_tree_and_the_card_keeps_what_was_tried(tmp_
     card = write_model_card(tmp_path / "w").read_text()
     assert card == (training.parent / "README.md").read_text()  # the committed card is the generated one
     assert "## What was tried" in card and all(t in card for t in TRIED)
+
+
+def test_added_words_keep_every_earlier_embedding():
+    """"holds" (for "the camera holds still") joined the vocabulary after the shipped text
+    encoder was drawn: every earlier row and weight is still the shipped one, and the new row
+    is a word of its own."""
+    from transformers import T5EncoderModel
+
+    from cogviz.models import TOY_DIR
+    from cogviz.toy.components import VOCAB, make_text_encoder, make_tokenizer
+
+    shipped = T5EncoderModel.from_pretrained(TOY_DIR / "text_encoder").state_dict()
+    now = make_text_encoder(0).state_dict()
+    n = shipped["shared.weight"].shape[0]
+    assert VOCAB.index("holds") >= n - 1 and len(VOCAB) == now["shared.weight"].shape[0]
+    for k, v in shipped.items():
+        assert torch.equal(now[k][: v.shape[0]], v), k
+    row = now["shared.weight"][VOCAB.index("holds")]
+    assert 0.5 < float(row.std()) < 2 and not any(torch.allclose(row, r) for r in now["shared.weight"][:-1])
+    ids = make_tokenizer()("the camera holds still").input_ids
+    assert make_tokenizer().unk_token_id not in ids
+
+
+def test_run_options_for_the_cache_and_a_start_from_trained_weights_are_checked(tmp_path):
+    for bad, says in [(dict(camera_travel="0.3"), "LOW,HIGH"), (dict(camera_travel="0.3,0.1"), "LOW <= HIGH"),
+                      (dict(cache_kind_weights="still:1,tree:1"), "cache_kind_weights"),
+                      (dict(init_from=str(tmp_path)), "not a pipeline folder")]:
+        with pytest.raises(ValueError, match=says):
+            T.TrainConfig(**bad)
+    cfg = T.TrainConfig(cache_clips=400, cache_kind_weights="camera:1,still:3")
+    kinds = T._cache_kinds(cfg)
+    assert set(kinds) == {"camera", "still"} and 0.65 < kinds.count("still") / 400 < 0.85
+    assert T._cache_kinds(T.TrainConfig(cache_clips=3)) == [None] * 3  # the mix's own draw
+
+
+@pytest.mark.slow
+def test_a_run_from_the_shipped_weights_tunes_its_transformer(tmp_path):
+    """``init_from``: the shipped VAE and transformer stand for stages 1, 2 and 4, the cache keeps
+    their scaling factor, the tune stage trains still-camera clips too and exports a pipeline
+    whose tokenizer knows "holds"."""
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    from cogviz.models import TOY_DIR
+
+    cfg = T.TrainConfig(init_from=str(TOY_DIR), cache_clips=16, cache_kind_weights="camera:1,still:1",
+                        camera_travel="0.05,0.10", tr_batch=2, tune_steps=2, tune_warmup=1, ckpt_every=2,
+                        val_every=2, val_scenes=1, procedural=4)
+    out = T.train(cfg, tmp_path / "run", tmp_path / "out")
+    run = tmp_path / "run"
+    for stage in ("vae_images", "vae_clips", "transformer"):
+        assert json.loads((run / f"{stage}.done").read_text())["init_from"] == str(TOY_DIR)
+    cache = torch.load(run / "cache.pt")
+    shipped = CogVideoXImageToVideoPipeline.from_pretrained(TOY_DIR)
+    assert cache["scaling_factor"] == shipped.vae.config.scaling_factor
+    assert "the camera holds still" in cache["prompts"]
+    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines() if "val_prompt_gap" in l]
+    assert log and log[-1]["val_prompt_gap"] > 0  # the probe skips the clips without a direction
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(out)
+    tuned, before = pipe.transformer.state_dict(), shipped.transformer.state_dict()
+    assert any(not torch.equal(tuned[k], before[k]) for k in before)
+    assert pipe.tokenizer.convert_tokens_to_ids("holds") != pipe.tokenizer.unk_token_id
+    with pytest.raises(ValueError, match="tr_layers/tr_heads"):
+        T.train(T.TrainConfig(**{**cfg.__dict__, "tr_layers": 2}), tmp_path / "run2", tmp_path / "out2")

@@ -36,10 +36,14 @@ _EXTRA_WORDS = (
     "orange", "purple", "white", "black", "grey", "gray",
 )
 _CAMERA_WORDS = ("camera", "pans", "zooms", "in", "out", "over", "photo")
-#: The tokenizer's vocabulary: special tokens first (T5's pad=0, eos=1, unk=2), then words.
-VOCAB: tuple[str, ...] = ("<pad>", "</s>", "<unk>") + tuple(
+#: Words added after the first vocabulary, in order: their embedding rows come after the first
+#: ones, drawn from their own seed, so every earlier word keeps its embedding (make_text_encoder).
+_ADDED_WORDS = ("holds",)
+_FIRST_VOCAB: tuple[str, ...] = ("<pad>", "</s>", "<unk>") + tuple(
     dict.fromkeys(_EXTRA_WORDS + tuple(COLOURS) + SHAPES + tuple(DIRECTIONS) + _CAMERA_WORDS)
 )
+#: The tokenizer's vocabulary: special tokens first (T5's pad=0, eos=1, unk=2), then words.
+VOCAB: tuple[str, ...] = _FIRST_VOCAB + _ADDED_WORDS
 
 
 #: The VAE's channels per block (4 blocks -> 8x spatial, as the real VAE).
@@ -94,15 +98,26 @@ def make_transformer(**size: int) -> CogVideoXTransformer3DModel:
 
 
 def make_text_encoder(seed: int = 0):
+    """The frozen random T5 encoder of ``seed``. The first vocabulary's rows and every other
+    weight are drawn exactly as before words were added; an added word's row is drawn from
+    ``(seed, its index)``, with the spread of the first rows."""
     import torch
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(
-        vocab_size=len(VOCAB), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+        vocab_size=len(_FIRST_VOCAB), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
         relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
     )
     torch.manual_seed(seed)
-    return T5EncoderModel(config).eval()
+    model = T5EncoderModel(config).eval()
+    first = model.get_input_embeddings().weight.detach()
+    model.resize_token_embeddings(len(VOCAB), mean_resizing=False)
+    with torch.no_grad():
+        rows = model.get_input_embeddings().weight
+        for i in range(len(_FIRST_VOCAB), len(VOCAB)):
+            g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            rows[i] = torch.randn(first.shape[1], generator=g) * first.std()
+    return model
 
 
 def make_tokenizer():

@@ -34,6 +34,7 @@ def _data_section() -> list[str]:
         f"| shapes_full | {MIX['shapes_full']:.0%} | the same, backgrounds drawn from the whole colour range (dark, bright, saturated) |",
         f"| shapes_photo | {MIX['shapes_photo']:.0%} | a shape moving over a still natural image |",
         f"| camera | {MIX['camera']:.0%} | a camera move over a still natural image, travelling 15-30 % of the frame: \"the camera pans left / right / up / down\", \"the camera zooms in / out\" |",
+        f"| still | {MIX['still']:.0%} | a still natural image, every frame the same: \"the camera holds still\" (drawn only where a recipe's kind weights name it) |",
         "",
         "Natural images (`cogviz/trainer/natural.py`): the training photographs below (and their mirror "
         "images), plus procedural canvases — the dead-leaves model (occluding disks with sizes ~ r^-3, "
@@ -194,7 +195,14 @@ def _card_speed(folder: Path) -> list[str]:
     return lines
 
 
-def _card_limits(info, cfg, ev) -> list[str]:
+def _vocab_size(folder: Path) -> int:
+    """The folder's tokenizer's vocabulary (not the code's: words may join after the weights were
+    made); the code's where the folder has no tokenizer yet."""
+    path = folder / "tokenizer" / "tokenizer.json"
+    return len(json.loads(path.read_text())["model"]["vocab"]) if path.exists() else len(VOCAB)
+
+
+def _card_limits(info, cfg, ev, folder: Path) -> list[str]:
     from .evaluate import LAST_FRAME_DB
 
     lines = []
@@ -210,7 +218,7 @@ def _card_limits(info, cfg, ev) -> list[str]:
            f"  and the camera moves the prompted way in {100 * ev['photos']['summary']['camera_ok_rate']:.0f} %."]
           if ev is not None and "photos" in ev else []),
         "- The text encoder is a small random T5, frozen (as CogVideoX freezes T5-XXL); only the words of",
-        f"  its {len(VOCAB)}-entry word-level vocabulary mean anything.",
+        f"  its {_vocab_size(folder)}-entry word-level vocabulary mean anything.",
         "- Fixed resolution (learned positional embeddings), like 5b-I2V.",
         "",
     ]
@@ -235,6 +243,33 @@ TRIED = (
 )
 
 
+#: The photo figures a training curve reads (``benchmarks/eval_toy.py --json``), as the card prints them.
+CURVE_FIGURES = {"frame0_psnr_median": "frame 0 dB", "camera_ok_rate": "camera direction",
+                 "last_frame_ok_rate": "last frame shows the photo", "last_frame_psnr_median": "its median dB",
+                 "still_ok_rate": "holds still >= 20 dB", "still_last_psnr_median": "its median dB"}
+
+
+def _curve_cell(key: str, value) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.0f} %" if key.endswith("_rate") else f"{value:.2f}"
+
+
+def _card_evidence(folder: Path) -> list[str]:
+    """The training curve (``training/evidence.json``): photo figures against CPU time per lever."""
+    path = folder / "training" / "evidence.json"
+    if not path.exists():
+        return []
+    ev = json.loads(path.read_text())
+    lines = ["", "## Evidence: what moves the photo figures", "", *ev["setup"], "",
+             "| run | lever | steps | CPU min | " + " | ".join(CURVE_FIGURES.values()) + " |",
+             "|---|---|---|---|" + "---|" * len(CURVE_FIGURES)]
+    for pt in ev["points"]:
+        cells = [_curve_cell(k, pt.get(k)) for k in CURVE_FIGURES]
+        lines.append(f"| {pt['run']} | {pt['lever']} | {pt['steps']} | {pt['cpu_min']:.0f} | " + " | ".join(cells) + " |")
+    return lines + ["", *ev["reading"]]
+
+
 def _card_tried() -> list[str]:
     return ["", "## What was tried", "",
             "Each line is a run that did not ship, and what it measured; `training/` beside this card holds the "
@@ -247,7 +282,7 @@ def write_model_card(folder: Path = WEIGHTS) -> Path:
     ev = json.loads((folder / "eval.json").read_text()) if (folder / "eval.json").exists() else None
     cfg = info["train_config"]
     lines = (_card_header(info, cfg) + _card_recipe(info, cfg) + _card_evaluation(ev) + _card_speed(folder)
-             + _card_limits(info, cfg, ev) + _card_tried())
+             + _card_limits(info, cfg, ev, folder) + _card_evidence(folder) + _card_tried())
     path = folder / "README.md"
     path.write_text("\n".join(lines))
     return path

@@ -6,6 +6,11 @@
 | ``shapes_full``  | 15 %  | shapes world, backgrounds over the whole colour range        | "a red circle moves left"     |
 | ``shapes_photo`` | 25 %  | a shape moving over a still natural image                    | "a red circle moves left"     |
 | ``camera``       | 45 %  | a camera move over a still natural image                     | "the camera pans left"        |
+| ``still``        | 0 %   | a still natural image, every frame the same                  | "the camera holds still"      |
+
+``still`` has no share of its own in the default mix (so the clips drawn from earlier recipes'
+seeds stay what they were); a recipe draws it with explicit kind weights
+(``cache_kind_weights``).
 
 Natural images come from :class:`cogviz.trainer.natural.SourcePool` (training photographs and
 procedural canvases); every clip is reproducible from its seed and the pool's seed. Training clip
@@ -18,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..toy.scenes import prompt_for, render_scene, sample_scene
-from .natural import SourcePool, camera_prompt
+from .natural import CAMERA_TRAVEL, STILL, SourcePool, camera_prompt
 
 __all__ = ["MIX", "Clip", "training_clip", "training_image"]
 
-MIX: dict[str, float] = {"shapes": 0.15, "shapes_full": 0.15, "shapes_photo": 0.25, "camera": 0.45}
+MIX: dict[str, float] = {"shapes": 0.15, "shapes_full": 0.15, "shapes_photo": 0.25, "camera": 0.45, "still": 0.0}
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,14 @@ class Clip:
 
 
 def training_clip(seed: int, pool: SourcePool, *, h: int = 64, w: int = 96, num_frames: int = 17,
-                  kind: str | None = None) -> Clip:
-    """One training clip of the mix, drawn from ``seed``."""
+                  kind: str | None = None, travel: tuple[float, float] = CAMERA_TRAVEL) -> Clip:
+    """One training clip of the mix, drawn from ``seed`` (a camera move travels a share of the
+    frame drawn from ``travel``)."""
     rng = np.random.default_rng([seed, 17])
     kind = kind or str(rng.choice(list(MIX), p=list(MIX.values())))
-    if kind == "camera":
-        frames, move = pool.camera_clip(rng, h=h, w=w, num_frames=num_frames)
+    if kind in ("camera", "still"):
+        frames, move = pool.camera_clip(rng, STILL if kind == "still" else None, h=h, w=w,
+                                        num_frames=num_frames, travel_range=travel)
         return Clip(frames, camera_prompt(move), kind)
     scene = sample_scene(int(seed), height=h, width=w, num_frames=num_frames,
                          backgrounds="muted" if kind == "shapes" else "full")

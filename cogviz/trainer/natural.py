@@ -20,7 +20,7 @@ saturation, per-channel gain). Every image is ``uint8 (H, W, 3)``; every functio
 
 Camera clips (:func:`camera_clip`) move a window over a still canvas: "the camera pans left" shows
 the view travelling left, so the content slides right across the frame; "the camera zooms in"
-narrows the window around its centre.
+narrows the window around its centre; "the camera holds still" (:data:`STILL`) keeps it where it is.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from PIL import Image
 __all__ = [
     "PHOTOS", "Photo", "photo", "training_photos", "heldout_views",
     "dead_leaves", "fractal_noise", "gradient_image", "colour_jitter", "SourcePool",
-    "CAMERA_MOVES", "camera_prompt", "camera_clip",
+    "CAMERA_MOVES", "STILL", "CAMERA_TRAVEL", "camera_prompt", "camera_clip",
 ]
 
 
@@ -336,6 +336,19 @@ CAMERA_MOVES: dict[str, tuple[float, float, float]] = {
     "zooms in": (0, 0, -1), "zooms out": (0, 0, 1),
 }
 
+#: The camera that does not move: "the camera holds still" (every frame the same window).
+STILL = "holds still"
+#: How far a camera move travels over a clip, as a share of the window (drawn uniformly).
+CAMERA_TRAVEL: tuple[float, float] = (0.15, 0.30)
+
+
+def _window_motion(move: str) -> tuple[float, float, float]:
+    if move == STILL:
+        return (0, 0, 0)
+    if move not in CAMERA_MOVES:
+        raise ValueError(f"camera move {move!r} is not one of {', '.join(map(repr, [*CAMERA_MOVES, STILL]))}")
+    return CAMERA_MOVES[move]
+
 
 def camera_prompt(move: str) -> str:
     """``"the camera pans left"`` for the move ``"pans left"``."""
@@ -344,16 +357,18 @@ def camera_prompt(move: str) -> str:
 
 def camera_clip(rng: np.random.Generator, move: str | None = None, *, h: int = 64, w: int = 96,
                 num_frames: int = 17, kind: str | None = None, travel: float | None = None,
+                travel_range: tuple[float, float] = CAMERA_TRAVEL,
                 source: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """A camera move over a still canvas: ``(uint8 (F, h, w, 3), move)``.
 
-    Pans travel ``travel`` (default 15-30 %) of the window's width or height over the clip; zooms
-    change the window's size by the same fraction. ``source`` (a PIL image or ``uint8 (H, W, 3)``)
-    is the still canvas; without one, a random training photo or procedural canvas is drawn.
+    Pans travel ``travel`` (default: drawn from ``travel_range``, 15-30 %) of the window's width
+    or height over the clip; zooms change the window's size by the same fraction; :data:`STILL`
+    repeats the first window. ``source`` (a PIL image or ``uint8 (H, W, 3)``) is the still canvas;
+    without one, a random training photo or procedural canvas is drawn.
     """
     move = move or str(rng.choice(list(CAMERA_MOVES)))
-    dy, dx, dz = CAMERA_MOVES[move]
-    travel = float(rng.uniform(0.15, 0.30)) if travel is None else travel
+    dy, dx, dz = _window_motion(move)
+    travel = float(rng.uniform(*travel_range)) if travel is None else travel
     if source is None:
         source = SourcePool(int(rng.integers(2**31)), procedural=1, photos=kind != "procedural").source(rng, kind)
     pil = source if isinstance(source, Image.Image) else Image.fromarray(np.asarray(source, np.uint8))

@@ -105,6 +105,14 @@ class TrainConfig:
     vae_crop_motion: float = 0.0
     # stage 3: latent cache
     cache_clips: int = 6000
+    # its clips: "" draws the mix's own shares (cogviz.trainer.data.MIX, where "still" has none);
+    # KIND:WEIGHT,... draws the kinds with these weights
+    cache_kind_weights: str = ""
+    # how far a camera move travels over a clip, as a share of the frame: "LOW,HIGH" (uniform)
+    camera_travel: str = "0.15,0.30"
+    # a trained pipeline folder to start from: its VAE stands for stages 1-2 (and its scaling
+    # factor for the cache's), its transformer for stage 4; stage 5 tunes that transformer
+    init_from: str = ""
     # stage 4: transformer
     # its size (cogviz.toy.components.TRANSFORMER_SIZE): blocks and attention heads of 32 channels.
     # On this VAE 6 blocks split a moving shape into copies; 8 keep it whole
@@ -152,6 +160,11 @@ class TrainConfig:
         if self.vae_clip_kind_weights:
             parse_kind_weights(self.vae_clip_kind_weights, "vae_clip_kind_weights")
         parse_kind_weights(self.tune_kind_weights, "tune_kind_weights")
+        if self.cache_kind_weights:
+            parse_kind_weights(self.cache_kind_weights, "cache_kind_weights")
+        camera_travel(self)
+        if self.init_from and not (Path(self.init_from) / "model_index.json").exists():
+            raise ValueError(f"init_from {self.init_from!r} is not a pipeline folder (no model_index.json there)")
         if self.tune_steps < 0:
             raise ValueError(f"tune_steps must be >= 0 (0 skips the stage), got {self.tune_steps}")
         _check_timestep_draw(self.tr_high_share, self.tr_high_from)
@@ -168,6 +181,17 @@ def vae_channels(cfg: TrainConfig) -> tuple[int, ...]:
     except ValueError:
         raise ValueError(f"vae_channels {cfg.vae_channels!r} is not 4 comma-separated integers "
                          "(e.g. 16,32,32,64)") from None
+
+
+def camera_travel(cfg: TrainConfig) -> tuple[float, float]:
+    """``cfg.camera_travel`` (``"0.15,0.30"``) as the range a camera move's travel is drawn from."""
+    try:
+        lo, hi = (float(v) for v in cfg.camera_travel.split(","))
+    except ValueError:
+        raise ValueError(f"camera_travel {cfg.camera_travel!r} is not LOW,HIGH (e.g. 0.15,0.30)") from None
+    if not 0 <= lo <= hi <= 0.5:
+        raise ValueError(f"camera_travel {cfg.camera_travel!r}: need 0 <= LOW <= HIGH <= 0.5 (a share of the frame)")
+    return lo, hi
 
 
 def make_transformer(cfg: TrainConfig):
@@ -382,7 +406,9 @@ def _cache(cfg, run_dir):
     state = st.load() or {"done": 0, "elapsed": 0.0, "video": [], "image": [], "prompts": [], "kinds": []}
     rng = np.random.default_rng([cfg.seed, STAGES.index("cache")])
     seeds = _train_scene_seeds(rng, cfg.cache_clips)
+    kinds = _cache_kinds(cfg)
     pool = SourcePool(cfg.seed, procedural=cfg.procedural)
+    travel = camera_travel(cfg)
     noise_rng = np.random.default_rng([cfg.seed, 99])
     sigmas = np.exp(noise_rng.normal(-3.0, 0.5, size=cfg.cache_clips))  # I2V recipe: first-frame noise
     start = time.time()
@@ -391,7 +417,7 @@ def _cache(cfg, run_dir):
                total=math.ceil(cfg.cache_clips / batch), desc="cache")
     for i in bar:
         idx = range(i, min(i + batch, cfg.cache_clips))
-        clips = [training_clip(int(seeds[j]), pool) for j in idx]
+        clips = [training_clip(int(seeds[j]), pool, kind=kinds[j], travel=travel) for j in idx]
         x = to_pixels(np.stack([c.frames for c in clips]))  # (b, 3, 17, 64, 96)
         pv = vae.encode(x).latent_dist
         img = x[:, :, :1]
@@ -407,13 +433,48 @@ def _cache(cfg, run_dir):
     video = torch.cat(state["video"]).float()
     mean = video[:, :16]
     std = float(mean.std())  # the posterior std is small next to this; scale the means to unit std
-    scaling = 1.0 / std
+    # a run from a trained pipeline keeps the scaling its transformer was trained with
+    scaling = _init_scaling(cfg) if cfg.init_from else 1.0 / std
     torch.save({"video": torch.cat(state["video"]), "image": torch.cat(state["image"]),
                 "prompts": state["prompts"], "kinds": state["kinds"], "scaling_factor": scaling},
                run_dir / "cache.pt")
     st.save({**state, "elapsed": _elapsed(state, start)})
     st.finish(seconds=round(_elapsed(state, start), 1), scaling_factor=scaling, clips=cfg.cache_clips,
               latent_std=std, mean_posterior_std=float(torch.exp(0.5 * video[:, 16:]).mean()))
+
+
+def _cache_kinds(cfg) -> list[str | None]:
+    """Each cached clip's kind: ``None`` (drawn by the clip's seed from the mix) unless
+    ``cache_kind_weights`` is set; then drawn with those weights from a stream of its own."""
+    if not cfg.cache_kind_weights:
+        return [None] * cfg.cache_clips
+    weights = parse_kind_weights(cfg.cache_kind_weights, "cache_kind_weights")
+    p = np.array(list(weights.values()), dtype=float)
+    rng = np.random.default_rng([cfg.seed, STAGES.index("cache"), 1])
+    return [str(k) for k in rng.choice(list(weights), size=cfg.cache_clips, p=p / p.sum())]
+
+
+def _init_scaling(cfg) -> float:
+    return float(json.loads((Path(cfg.init_from) / "vae" / "config.json").read_text())["scaling_factor"])
+
+
+def _adopt_init(cfg, run_dir: Path) -> None:
+    """Stages 1, 2 and 4 of a run that starts from the pipeline folder ``init_from``: its VAE
+    and transformer become those stages' results (the transformer's size must match the run's)."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+
+    src = Path(cfg.init_from)
+    parts = {"vae_clips": AutoencoderKLCogVideoX.from_pretrained(src / "vae"),
+             "transformer": CogVideoXTransformer3DModel.from_pretrained(src / "transformer")}
+    size = {"num_layers": cfg.tr_layers, "num_attention_heads": cfg.tr_heads}
+    theirs = {k: parts["transformer"].config[k] for k in size}
+    if theirs != size:
+        raise ValueError(f"init_from {src}: its transformer is {theirs}, the run's tr_layers/tr_heads {size}")
+    for stage in ("vae_images", "vae_clips", "transformer"):
+        if not _Stage(run_dir, stage).is_done():
+            if stage in parts:
+                torch.save(parts[stage].state_dict(), run_dir / f"{stage}.pt")
+            _Stage(run_dir, stage).finish(seconds=0.0, init_from=str(src))
 
 
 def _sample(params: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -506,9 +567,12 @@ class _Objective:
             self.emb = pipe.encode_prompt(prompts + [""], do_classifier_free_guidance=False,
                                           max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
             # the validation clips' prompts with the direction flipped
-            self.emb_opposite = pipe.encode_prompt([opposite_prompt(p) for p in cache["prompts"][:n_val]],
-                                                   do_classifier_free_guidance=False,
-                                                   max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
+            # (only the validation clips whose prompt names a direction: "holds still" has none)
+            self.gap_clips = torch.tensor([i for i, p in enumerate(cache["prompts"][:n_val])
+                                           if p.split()[-1] in OPPOSITE])
+            self.emb_opposite = pipe.encode_prompt(
+                [opposite_prompt(cache["prompts"][i]) for i in self.gap_clips.tolist()],
+                do_classifier_free_guidance=False, max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
         self.prompt_index = torch.tensor([prompts.index(p) for p in cache["prompts"]])
         self.empty = len(prompts)
         self.rot = pipe._prepare_rotary_positional_embeddings(C.HEIGHT, C.WIDTH, 5, "cpu")
@@ -555,7 +619,7 @@ class _Objective:
         rec = {"val_v_mse": round(float(np.mean([self.loss(torch.arange(k, min(k + 16, n_val)), vg, False).item()
                                                  for k in range(0, n_val, 16)])), 6)}
         # Does the direction word matter? (1.0 = ignored; the model then cannot follow prompts.)
-        vi = torch.arange(n_val)
+        vi = self.gap_clips
         right = self.later_frame_error(vi, torch.Generator().manual_seed(99), self.emb[self.prompt_index[vi]])
         wrong = self.later_frame_error(vi, torch.Generator().manual_seed(99), self.emb_opposite)
         rec["val_prompt_gap"] = round(prompt_gap(right, wrong), 4)
@@ -583,7 +647,8 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     weights = parse_kind_weights(cfg.tune_kind_weights if tune else cfg.tr_kind_weights)
     mixed = clip_probabilities(cache["kinds"], weights, first=n_val)
     # shapes-first: the shapes kinds in their mix proportions (a kind weighted 0 there still counts 1)
-    shapes_only = clip_probabilities(cache["kinds"], {k: weights.get(k, 0) or 1.0 for k in SHAPES_KINDS}, first=n_val)
+    shapes_only = (clip_probabilities(cache["kinds"], {k: weights.get(k, 0) or 1.0 for k in SHAPES_KINDS}, first=n_val)
+                   if shapes_first else None)
     opt = torch.optim.AdamW(tr.parameters(), lr=peak, weight_decay=0.01)
     state = st.load() or {"step": 0, "elapsed": 0.0}
     if "model" in state:
@@ -658,6 +723,8 @@ def train(cfg: TrainConfig, run_dir: Path, out_dir: Path = DEFAULT_OUT) -> Path:
     else:
         cfg_path.write_text(json.dumps(asdict(cfg), indent=2))
     torch.set_num_threads(cfg.threads)
+    if cfg.init_from:
+        _adopt_init(cfg, run_dir)
     if not _Stage(run_dir, "vae_images").is_done():
         _train_vae(cfg, run_dir, "vae_images", cfg.img_steps, cfg.img_lr, clips_too=False)
     if not _Stage(run_dir, "vae_clips").is_done():
