@@ -244,8 +244,10 @@ def test_training_writes_outside_the_tree_and_the_card_keeps_what_was_tried(tmp_
         first = json.loads((training / f"{stage}.log.jsonl").read_text().splitlines()[1])
         assert first["stage"].startswith("transformer")
     (tmp_path / "w").mkdir()
-    for name in ("cogviz_toy.json", "eval.json", "speed.json"):
-        (tmp_path / "w" / name).write_bytes((training.parent / name).read_bytes())
+    for name in ("cogviz_toy.json", "eval.json", "speed.json", "tokenizer/tokenizer.json", "training/evidence.json"):
+        if (training.parent / name).exists():
+            (tmp_path / "w" / name).parent.mkdir(exist_ok=True)
+            (tmp_path / "w" / name).write_bytes((training.parent / name).read_bytes())
     card = write_model_card(tmp_path / "w").read_text()
     assert card == (training.parent / "README.md").read_text()  # the committed card is the generated one
     assert "## What was tried" in card and all(t in card for t in TRIED)
