@@ -314,3 +314,26 @@ def test_a_run_from_the_shipped_weights_tunes_its_transformer(tmp_path):
     assert pipe.tokenizer.convert_tokens_to_ids("holds") != pipe.tokenizer.unk_token_id
     with pytest.raises(ValueError, match="tr_layers/tr_heads"):
         T.train(T.TrainConfig(**{**cfg.__dict__, "tr_layers": 2}), tmp_path / "run2", tmp_path / "out2")
+
+
+def test_model_card_prints_the_training_curve_and_a_run_from_trained_weights(tmp_path):
+    from dataclasses import asdict
+
+    from cogviz.trainer.card import CURVE_FIGURES, WEIGHTS, write_model_card
+
+    info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
+    info["train_config"] = asdict(T.TrainConfig(init_from="cogviz/toy/weights", cache_kind_weights="camera:1,still:1",
+                                                 camera_travel="0.05,0.15"))
+    (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
+    (tmp_path / "training").mkdir()
+    point = {"run": "tuned", "lever": "camera share 70 %", "steps": 1500, "cpu_min": 9.6,
+             "camera_ok_rate": 0.833, "last_frame_ok_rate": 0.25, "still_ok_rate": None}
+    (tmp_path / "training" / "evidence.json").write_text(json.dumps(
+        {"setup": ["Twelve views."], "points": [point], "reading": ["Share moves it most."]}))
+    text = write_model_card(tmp_path).read_text()
+    assert "## Evidence: what moves the photo figures" in text and "Twelve views." in text
+    assert "| tuned | camera share 70 % | 1500 | 10 | - | 83 % | 25 % | - | - | - |" in text
+    assert text.index("Share moves it most.") > text.index("| tuned |")
+    assert len(CURVE_FIGURES) == 6 and "`init_from`: cogviz/toy/weights" in text
+    assert "the kinds drawn with weights camera:1,still:1, camera moves travelling 0.05-0.15 of the frame" in text
+    assert "scaling factor: the starting weights'" in text

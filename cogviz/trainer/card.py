@@ -91,6 +91,9 @@ def _card_recipe(info, cfg) -> list[str]:
     lines = []
     lines += [
         "",
+        *([f"Steps 1, 2 and 4 ran once, for the weights this run started from (`init_from`: {cfg['init_from']});",
+           "their settings below are that recipe's; this run made the cache (step 3) and step 5.", ""]
+          if cfg.get("init_from") else []),
         f"1. VAE with block channels ({cfg.get('vae_channels', '16,32,32,64')}), on single frames of the mix (70 % natural views, 30 % frames of clips; {cfg['img_steps']} steps, batch {cfg['img_batch']},",
         f"   random 32x48 crops, posterior mode + MSE, Adam {cfg['img_lr']} with warm-up and cosine decay).",
         f"2. VAE on 17-frame clips of the mix (batch {cfg['clip_batch']}) plus frames (batch {cfg['clip_img_batch']}), {cfg['clip_steps']} steps,",
@@ -101,8 +104,13 @@ def _card_recipe(info, cfg) -> list[str]:
            "   shape is inside them); the rest are placed at random."] if cfg.get("vae_crop_motion") else []),
         *([f"   The decoder reads the latent with extra Gaussian noise of {cfg['vae_latent_noise']} x its std, so a slightly wrong",
            "   latent still decodes to a clean picture."] if cfg.get("vae_latent_noise") else []),
-        f"3. Latent cache of {cfg['cache_clips']} clips of the mix; frame 0 encoded after pixel noise sigma ~ exp(N(-3, 0.5));",
-        "   scaling factor = 1 / std of the latents.",
+        f"3. Latent cache of {cfg['cache_clips']} clips of the mix"
+        + (f", the kinds drawn with weights {cfg['cache_kind_weights']}" if cfg.get("cache_kind_weights") else "")
+        + (f", camera moves travelling {cfg['camera_travel'].replace(',', '-')} of the frame"
+           if cfg.get("camera_travel", "0.15,0.30") != "0.15,0.30" else "")
+        + "; frame 0 encoded after pixel noise sigma ~ exp(N(-3, 0.5));",
+        ("   scaling factor: the starting weights' (its transformer was trained at that scale)." if cfg.get("init_from")
+         else "   scaling factor = 1 / std of the latents."),
         f"4. Transformer of {cfg.get('tr_layers', TRANSFORMER_SIZE['num_layers'])} blocks, "
         f"{cfg.get('tr_heads', TRANSFORMER_SIZE['num_attention_heads'])} heads x {TRANSFORMER_SIZE['attention_head_dim']} channels; "
         f"{cfg['tr_steps']} steps of batch {cfg['tr_batch']},",
