@@ -337,3 +337,40 @@ def test_model_card_prints_the_training_curve_and_a_run_from_trained_weights(tmp
     assert len(CURVE_FIGURES) == 6 and "`init_from`: cogviz/toy/weights" in text
     assert "the kinds drawn with weights camera:1,still:1, camera moves travelling 0.05-0.15 of the frame" in text
     assert "scaling factor: the starting weights'" in text
+
+
+@pytest.mark.slow
+def test_a_resume_point_without_the_optimizer_goes_on_in_a_fresh_run_dir(tmp_path, monkeypatch):
+    """What a session commits to go on elsewhere: config + weights + step (no optimizer moments).
+    A fresh run dir with it makes the earlier stages again and resumes the tune stage at that
+    step, its learning rate warmed up again from there."""
+    from cogviz.models import TOY_DIR
+
+    cfg = T.TrainConfig(init_from=str(TOY_DIR), cache_clips=8, cache_kind_weights="camera:1,still:1", tr_batch=2,
+                        tune_steps=4, tune_warmup=2, ckpt_every=2, val_every=100, val_scenes=1, procedural=4)
+    real, calls = T._Objective.loss, {"n": 0}
+
+    def dies_at_step_3(self, idx, g, train=True):
+        calls["n"] += train
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, idx, g, train)
+
+    monkeypatch.setattr(T._Objective, "loss", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, tmp_path / "run", tmp_path / "out")
+    monkeypatch.setattr(T._Objective, "loss", real)
+    assert T.main(["--run-dir", str(tmp_path / "run"), "--save-resume", str(tmp_path / "point")]) == 0
+    saved = torch.load(tmp_path / "point" / "transformer_tune.ckpt", weights_only=False)
+    assert saved["step"] == 2 and "opt" not in saved
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for f in (tmp_path / "point").iterdir():
+        (fresh / f.name).write_bytes(f.read_bytes())
+    calls["n"] = 10  # counts on, never 3 again
+    monkeypatch.setattr(T._Objective, "loss", dies_at_step_3)
+    T.train(cfg, fresh, tmp_path / "out")
+    assert calls["n"] == 12  # steps 3 and 4: it went on from step 2, not from 0
+    assert json.loads((fresh / "transformer_tune.done").read_text())["steps"] == 4
+    with pytest.raises(FileNotFoundError, match="no transformer_tune checkpoint"):
+        T.save_resume_point(tmp_path / "nothing", tmp_path / "p2")

@@ -69,7 +69,7 @@ from ..toy.scenes import render_scene, sample_scene
 from .data import training_clip, training_image
 from .natural import SourcePool, heldout_views
 
-__all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "main"]
+__all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "save_resume_point", "main"]
 
 EVAL_SEED_BASE = 1_000_000_000  #: scene seeds >= this are never used in training
 STAGES = ("vae_images", "vae_clips", "cache", "transformer", "transformer_tune", "export")
@@ -572,7 +572,8 @@ class _Objective:
                                            if p.split()[-1] in OPPOSITE])
             self.emb_opposite = pipe.encode_prompt(
                 [opposite_prompt(cache["prompts"][i]) for i in self.gap_clips.tolist()],
-                do_classifier_free_guidance=False, max_sequence_length=C.MAX_TEXT_LEN, device="cpu")[0]
+                do_classifier_free_guidance=False, max_sequence_length=C.MAX_TEXT_LEN,
+                device="cpu")[0] if len(self.gap_clips) else None
         self.prompt_index = torch.tensor([prompts.index(p) for p in cache["prompts"]])
         self.empty = len(prompts)
         self.rot = pipe._prepare_rotary_positional_embeddings(C.HEIGHT, C.WIDTH, 5, "cpu")
@@ -620,10 +621,43 @@ class _Objective:
                                                  for k in range(0, n_val, 16)])), 6)}
         # Does the direction word matter? (1.0 = ignored; the model then cannot follow prompts.)
         vi = self.gap_clips
+        if not len(vi):  # no validation clip names a direction: no gap to measure
+            return rec
         right = self.later_frame_error(vi, torch.Generator().manual_seed(99), self.emb[self.prompt_index[vi]])
         wrong = self.later_frame_error(vi, torch.Generator().manual_seed(99), self.emb_opposite)
         rec["val_prompt_gap"] = round(prompt_gap(right, wrong), 4)
         return rec
+
+
+def _resumed_optimizer(tr, state: dict, peak: float):
+    """AdamW for the transformer, resumed from a stage checkpoint ``state``. A checkpoint without
+    the optimizer's moments (a resume point: :func:`save_resume_point`) loads the weights alone and
+    returns the step from which the learning rate warms up again (moments start from zero);
+    otherwise that step lies in the past (no extra warm-up)."""
+    opt = torch.optim.AdamW(tr.parameters(), lr=peak, weight_decay=0.01)
+    if "model" in state:
+        tr.load_state_dict(state["model"])
+        if "opt" in state:
+            opt.load_state_dict(state["opt"])
+        else:
+            return opt, state["step"]
+    return opt, -10**9
+
+
+def save_resume_point(run_dir: Path, dest: Path, stage: str = "transformer_tune") -> Path:
+    """The smallest state from which a run's transformer stage goes on elsewhere: the run's
+    ``config.json`` and the stage checkpoint's weights, step and time, without the optimizer's
+    moments (a third of the size; :func:`_resumed_optimizer` warms them up again). Copy both into
+    a fresh ``--run-dir`` and run the same command: the earlier stages are made again from the
+    config (the cache in minutes), the stage goes on from the saved step."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    state = _Stage(run_dir, stage).load()
+    if state is None or "model" not in state:
+        raise FileNotFoundError(f"{run_dir} holds no {stage} checkpoint to resume from")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.json").write_text((run_dir / "config.json").read_text())
+    _save_atomic({k: state[k] for k in ("step", "model", "elapsed")}, dest / f"{stage}.ckpt")
+    return dest
 
 
 def _train_transformer(cfg, run_dir, stage="transformer"):
@@ -649,18 +683,15 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     # shapes-first: the shapes kinds in their mix proportions (a kind weighted 0 there still counts 1)
     shapes_only = (clip_probabilities(cache["kinds"], {k: weights.get(k, 0) or 1.0 for k in SHAPES_KINDS}, first=n_val)
                    if shapes_first else None)
-    opt = torch.optim.AdamW(tr.parameters(), lr=peak, weight_decay=0.01)
     state = st.load() or {"step": 0, "elapsed": 0.0}
-    if "model" in state:
-        tr.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+    opt, rewarm = _resumed_optimizer(tr, state, peak)
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + state["step"] + (10**6 if tune else 0))
     start = time.time()
     tr.train()
     bar = tqdm(range(state["step"], steps), initial=state["step"], total=steps, desc=stage)
     for step in bar:
         for grp in opt.param_groups:
-            grp["lr"] = _cosine_lr(step, steps, peak, warmup=warmup)
+            grp["lr"] = _cosine_lr(step, steps, peak, warmup=warmup) * min(1.0, (step - rewarm + 1) / max(warmup, 1))
         probs = shapes_only if step < shapes_first else mixed
         loss = objective.loss(torch.multinomial(probs, cfg.tr_batch, replacement=True, generator=gen), gen)
         opt.zero_grad(set_to_none=True)
@@ -751,6 +782,8 @@ def build_parser(prog: str = "python -m cogviz.trainer") -> argparse.ArgumentPar
     p.add_argument("--run-dir", type=Path, default=default_run_dir(),
                    help="checkpoints and log (default $COGVIZ_RUNS/toy, else ~/.cache/cogviz/runs/toy)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
+    p.add_argument("--save-resume", type=Path, metavar="DIR",
+                   help="write --run-dir's resume point (config + the tune stage's weights and step) into DIR and stop")
     for name, value in asdict(TrainConfig()).items():
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     return p
@@ -758,6 +791,9 @@ def build_parser(prog: str = "python -m cogviz.trainer") -> argparse.ArgumentPar
 
 def main(argv=None, prog: str = "python -m cogviz.trainer") -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.save_resume:
+        print(f"resume point written to {save_resume_point(args.run_dir, args.save_resume)}")
+        return 0
     fields = {k: getattr(args, k) for k in asdict(TrainConfig())}
     out = train(TrainConfig(**fields), args.run_dir, args.out)
     print(f"exported the toy pipeline to {out}")
