@@ -369,7 +369,7 @@ def test_a_resume_point_without_the_optimizer_goes_on_in_a_fresh_run_dir(tmp_pat
         (fresh / f.name).write_bytes(f.read_bytes())
     calls["n"] = 10  # counts on, never 3 again
     monkeypatch.setattr(T._Objective, "loss", dies_at_step_3)
-    T.train(cfg, fresh, tmp_path / "out")
+    assert T.main(["--run-dir", str(fresh), "--config", str(fresh / "config.json"), "--out", str(tmp_path / "out")]) == 0
     assert calls["n"] == 12  # steps 3 and 4: it went on from step 2, not from 0
     assert json.loads((fresh / "transformer_tune.done").read_text())["steps"] == 4
     with pytest.raises(FileNotFoundError, match="no transformer_tune checkpoint"):

@@ -782,6 +782,8 @@ def build_parser(prog: str = "python -m cogviz.trainer") -> argparse.ArgumentPar
     p.add_argument("--run-dir", type=Path, default=default_run_dir(),
                    help="checkpoints and log (default $COGVIZ_RUNS/toy, else ~/.cache/cogviz/runs/toy)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
+    p.add_argument("--config", type=Path, metavar="JSON",
+                   help="take every setting from a run's config.json (options given too override it)")
     p.add_argument("--save-resume", type=Path, metavar="DIR",
                    help="write --run-dir's resume point (config + the tune stage's weights and step) into DIR and stop")
     for name, value in asdict(TrainConfig()).items():
@@ -790,7 +792,15 @@ def build_parser(prog: str = "python -m cogviz.trainer") -> argparse.ArgumentPar
 
 
 def main(argv=None, prog: str = "python -m cogviz.trainer") -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.config:
+        saved = json.loads(args.config.read_text())
+        unknown = sorted(set(saved) - set(asdict(TrainConfig())))
+        if unknown:
+            parser.error(f"{args.config}: unknown setting(s) {unknown}")
+        parser.set_defaults(**saved)
+        args = parser.parse_args(argv)
     if args.save_resume:
         print(f"resume point written to {save_resume_point(args.run_dir, args.save_resume)}")
         return 0
