@@ -314,6 +314,17 @@ def test_a_run_from_the_shipped_weights_tunes_its_transformer(tmp_path):
     assert pipe.tokenizer.convert_tokens_to_ids("holds") != pipe.tokenizer.unk_token_id
     with pytest.raises(ValueError, match="tr_layers/tr_heads"):
         T.train(T.TrainConfig(**{**cfg.__dict__, "tr_layers": 2}), tmp_path / "run2", tmp_path / "out2")
+    # a finished tune stage's weights start the next run (init_transformer), not the folder's own
+    from safetensors.torch import save_file
+
+    save_file(tuned, tmp_path / "tuned.safetensors")
+    again = T.TrainConfig(**{**cfg.__dict__, "init_transformer": str(tmp_path / "tuned.safetensors")})
+    (tmp_path / "run3").mkdir()
+    T._adopt_init(again, tmp_path / "run3")
+    started = torch.load(tmp_path / "run3" / "transformer.pt")
+    assert all(torch.equal(started[k], tuned[k]) for k in tuned)
+    with pytest.raises(ValueError, match="init_transformer"):
+        T.TrainConfig(init_transformer=str(tmp_path / "tuned.safetensors"))  # without init_from
 
 
 def test_model_card_prints_the_training_curve_and_a_run_from_trained_weights(tmp_path):

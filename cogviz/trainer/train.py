@@ -113,6 +113,9 @@ class TrainConfig:
     # a trained pipeline folder to start from: its VAE stands for stages 1-2 (and its scaling
     # factor for the cache's), its transformer for stage 4; stage 5 tunes that transformer
     init_from: str = ""
+    # with init_from: a transformer's weights (a .safetensors or torch state dict, e.g. a finished
+    # tune stage's) to start from instead of the folder's own transformer
+    init_transformer: str = ""
     # stage 4: transformer
     # its size (cogviz.toy.components.TRANSFORMER_SIZE): blocks and attention heads of 32 channels.
     # On this VAE 6 blocks split a moving shape into copies; 8 keep it whole
@@ -163,6 +166,8 @@ class TrainConfig:
         if self.cache_kind_weights:
             parse_kind_weights(self.cache_kind_weights, "cache_kind_weights")
         camera_travel(self)
+        if self.init_transformer and not (self.init_from and Path(self.init_transformer).is_file()):
+            raise ValueError(f"init_transformer {self.init_transformer!r}: needs init_from and an existing weights file")
         if self.init_from and not (Path(self.init_from) / "model_index.json").exists():
             raise ValueError(f"init_from {self.init_from!r} is not a pipeline folder (no model_index.json there)")
         if self.tune_steps < 0:
@@ -454,6 +459,15 @@ def _cache_kinds(cfg) -> list[str | None]:
     return [str(k) for k in rng.choice(list(weights), size=cfg.cache_clips, p=p / p.sum())]
 
 
+def _read_weights(path: str) -> dict:
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, weights_only=False)
+    return state.get("model", state)  # a stage checkpoint or a state dict
+
+
 def _init_scaling(cfg) -> float:
     return float(json.loads((Path(cfg.init_from) / "vae" / "config.json").read_text())["scaling_factor"])
 
@@ -470,6 +484,8 @@ def _adopt_init(cfg, run_dir: Path) -> None:
     theirs = {k: parts["transformer"].config[k] for k in size}
     if theirs != size:
         raise ValueError(f"init_from {src}: its transformer is {theirs}, the run's tr_layers/tr_heads {size}")
+    if cfg.init_transformer:
+        parts["transformer"].load_state_dict(_read_weights(cfg.init_transformer))
     for stage in ("vae_images", "vae_clips", "transformer"):
         if not _Stage(run_dir, stage).is_done():
             if stage in parts:
