@@ -385,3 +385,21 @@ def test_a_resume_point_without_the_optimizer_goes_on_in_a_fresh_run_dir(tmp_pat
     assert json.loads((fresh / "transformer_tune.done").read_text())["steps"] == 4
     with pytest.raises(FileNotFoundError, match="no transformer_tune checkpoint"):
         T.save_resume_point(tmp_path / "nothing", tmp_path / "p2")
+
+
+def test_the_committed_resume_point_loads_onto_the_shipped_pipeline(tmp_path):
+    """``training/resume/``: its config is a valid run configuration that started from the
+    shipped weights, and its transformer loads onto the shipped pipeline's (init_transformer)."""
+    from pathlib import Path
+
+    from cogviz.models import TOY_DIR
+
+    point = Path(__file__).resolve().parents[1] / "training" / "resume"
+    saved = json.loads((point / "config.json").read_text())
+    cfg = T.TrainConfig(**{**saved, "init_from": str(TOY_DIR),
+                           "init_transformer": str(point / "transformer.safetensors")})
+    assert saved["init_from"] == "cogviz/toy/weights" and "still:" in saved["tune_kind_weights"]
+    T._adopt_init(cfg, tmp_path)
+    weights = torch.load(tmp_path / "transformer.pt")
+    shipped = T._read_weights(str(TOY_DIR / "transformer" / "diffusion_pytorch_model.safetensors"))
+    assert weights.keys() == shipped.keys() and any(not torch.equal(weights[k], shipped[k]) for k in shipped)
