@@ -36,6 +36,11 @@ The recipe is staged, because a video VAE trained naively on clips on a CPU craw
                      keeps a moving shape whole. ``tune_steps=0`` skips it.
 6. ``export``      - a standard diffusers pipeline folder (``save_pretrained``, safetensors).
 
+A run can start from a trained pipeline folder instead (``init_from``, optionally with another
+transformer's weights: ``init_transformer``): its VAE and transformer stand for stages 1, 2 and 4,
+the cache keeps its scaling factor, and stage 5 tunes the transformer, e.g. on a mix that adds
+the still camera (kind ``still``, "the camera holds still") through ``cache_kind_weights``.
+
 The transformer's validation logs ``val_v_mse`` and ``val_prompt_gap``: the later-frame x0 error
 with each validation prompt's direction flipped ("moves left" -> "moves right") over the error with
 the right prompt. 1.0 means the direction word is ignored; the first shipped model (shapes world
