@@ -38,9 +38,9 @@ def _print_bar(summary: dict, meets: dict, bar: dict) -> None:
 
 def _checkpoint_onto(pipe, path: str) -> None:
     from cogviz.toy.components import make_text_encoder, make_tokenizer
+    from cogviz.trainer.train import read_weights
 
-    state = torch.load(path, weights_only=False)
-    pipe.transformer.load_state_dict(state.get("model", state))  # a stage checkpoint or a state dict
+    pipe.transformer.load_state_dict(read_weights(path))
     pipe.tokenizer, pipe.text_encoder = make_tokenizer(), make_text_encoder(0)
 
 

@@ -401,5 +401,5 @@ def test_the_committed_resume_point_loads_onto_the_shipped_pipeline(tmp_path):
     assert saved["init_from"] == "cogviz/toy/weights" and "still:" in saved["tune_kind_weights"]
     T._adopt_init(cfg, tmp_path)
     weights = torch.load(tmp_path / "transformer.pt")
-    shipped = T._read_weights(str(TOY_DIR / "transformer" / "diffusion_pytorch_model.safetensors"))
+    shipped = T.read_weights(str(TOY_DIR / "transformer" / "diffusion_pytorch_model.safetensors"))
     assert weights.keys() == shipped.keys() and any(not torch.equal(weights[k], shipped[k]) for k in shipped)

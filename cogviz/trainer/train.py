@@ -74,7 +74,7 @@ from ..toy.scenes import render_scene, sample_scene
 from .data import training_clip, training_image
 from .natural import SourcePool, heldout_views
 
-__all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "save_resume_point", "main"]
+__all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "save_resume_point", "read_weights", "main"]
 
 EVAL_SEED_BASE = 1_000_000_000  #: scene seeds >= this are never used in training
 STAGES = ("vae_images", "vae_clips", "cache", "transformer", "transformer_tune", "export")
@@ -276,8 +276,7 @@ def _clip_batch(rng, n, pool, kind_weights: dict[str, float] | None = None, moti
     (``vae_crop_motion``), the rest at random."""
     seeds = _train_scene_seeds(rng, n)
     if kind_weights:
-        p = np.array(list(kind_weights.values()), dtype=float)
-        kinds = [str(k) for k in rng.choice(list(kind_weights), size=n, p=p / p.sum())]
+        kinds = _draw_kinds(rng, kind_weights, n)
     else:
         kinds = [None] * n  # training_clip draws the kind from the clip's seed
     # no draw at all when motion_share is 0, so that the old recipe's random stream is unchanged
@@ -458,13 +457,18 @@ def _cache_kinds(cfg) -> list[str | None]:
     ``cache_kind_weights`` is set; then drawn with those weights from a stream of its own."""
     if not cfg.cache_kind_weights:
         return [None] * cfg.cache_clips
-    weights = parse_kind_weights(cfg.cache_kind_weights, "cache_kind_weights")
-    p = np.array(list(weights.values()), dtype=float)
     rng = np.random.default_rng([cfg.seed, STAGES.index("cache"), 1])
-    return [str(k) for k in rng.choice(list(weights), size=cfg.cache_clips, p=p / p.sum())]
+    return _draw_kinds(rng, parse_kind_weights(cfg.cache_kind_weights, "cache_kind_weights"), cfg.cache_clips)
 
 
-def _read_weights(path: str) -> dict:
+def _draw_kinds(rng: np.random.Generator, weights: dict[str, float], n: int) -> list[str]:
+    """``n`` clip kinds drawn with ``weights`` (``parse_kind_weights``' result)."""
+    p = np.array(list(weights.values()), dtype=float)
+    return [str(k) for k in rng.choice(list(weights), size=n, p=p / p.sum())]
+
+
+def read_weights(path: str) -> dict:
+    """A transformer's weights from a ``.safetensors`` file, a state dict or a stage checkpoint."""
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -490,12 +494,13 @@ def _adopt_init(cfg, run_dir: Path) -> None:
     if theirs != size:
         raise ValueError(f"init_from {src}: its transformer is {theirs}, the run's tr_layers/tr_heads {size}")
     if cfg.init_transformer:
-        parts["transformer"].load_state_dict(_read_weights(cfg.init_transformer))
-    for stage in ("vae_images", "vae_clips", "transformer"):
-        if not _Stage(run_dir, stage).is_done():
-            if stage in parts:
-                torch.save(parts[stage].state_dict(), run_dir / f"{stage}.pt")
-            _Stage(run_dir, stage).finish(seconds=0.0, init_from=str(src))
+        parts["transformer"].load_state_dict(read_weights(cfg.init_transformer))
+    for name in ("vae_images", "vae_clips", "transformer"):
+        stage = _Stage(run_dir, name)
+        if not stage.is_done():
+            if name in parts:
+                torch.save(parts[name].state_dict(), run_dir / f"{name}.pt")
+            stage.finish(seconds=0.0, init_from=str(src))
 
 
 def _sample(params: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
