@@ -179,5 +179,5 @@ from cogviz.lessons import check
 
 cropped = cogviz.fit_image(sample_path("panorama"), "CogVideoX-5b-I2V", "crop").report.cropped_pct
 check({"my_answer": my_answer}, lambda: None if abs(my_answer - cropped) < 0.1 else f"fit_image says {cropped:.2f} %",
-      f"{cropped:.1f} % of the panorama is cropped away")
+      f"{cropped:.1f} % of the panorama is cropped away");
 server.shutdown()

@@ -172,4 +172,4 @@ truth = (n_latent, big.vae.config.latent_channels, 480 // big.vae_scale_factor_s
 check({"my_shape": my_shape, "my_zero_frames": my_zero_frames},
       lambda: None if (tuple(my_shape), my_zero_frames) == (truth, n_latent - 1)
       else f"the architecture says {truth}, with {n_latent - 1} zero frames",
-      f"{truth}, with {n_latent - 1} zero frames after the image frame")
+      f"{truth}, with {n_latent - 1} zero frames after the image frame");

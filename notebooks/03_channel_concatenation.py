@@ -186,4 +186,4 @@ for i in range(STEPS):
     m = contribution_maps(pipe, g.trace[f"step/{i}/input"])["image"]
     receiving |= {f for f in range(m.shape[0]) if m[f].max() > 0}
 check({"my_frames": my_frames}, lambda: None if sorted(my_frames) == sorted(receiving) else f"the maps say {sorted(receiving)}",
-      f"only {sorted(receiving)} - later frames learn about the image through attention alone")
+      f"only {sorted(receiving)} - later frames learn about the image through attention alone");

@@ -209,7 +209,7 @@ viz.rgb_tiles([truth[0], zeroed.frames[0], flipped.frames[0]], ["image", "z_img 
 from cogviz.lessons import check
 
 check({"my_answer": my_answer}, lambda: None if my_answer == truth_is else f"the measurement says {truth_is!r}",
-      f"{truth_is} - guidance amplifies (cond - uncond), which now points away from the image")
+      f"{truth_is} - guidance amplifies (cond - uncond), which now points away from the image");
 
 # %% [markdown]
 # ## 8. The same cell on a real checkpoint

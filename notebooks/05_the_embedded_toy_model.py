@@ -198,4 +198,4 @@ channels = pipe.transformer.config.in_channels
 check({"my_latent_shape": my_latent_shape, "my_transformer_channels": my_transformer_channels},
       lambda: None if (tuple(my_latent_shape), my_transformer_channels) == (tuple(z.shape), channels)
       else f"the VAE says {tuple(z.shape)}, the transformer reads {channels} channels",
-      f"{tuple(z.shape)} and {channels} channels")
+      f"{tuple(z.shape)} and {channels} channels");

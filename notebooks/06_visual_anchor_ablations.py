@@ -239,4 +239,4 @@ measured = "early" if frame0["image in steps 0-30%"] > frame0["image in steps 30
 print({k: f"{v:.1f} dB" for k, v in frame0.items()})
 check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
       f"'{measured}' keeps frame 0 closer. On this model the image is read until the last steps: without it "
-      "there, frame 0's details are re-invented, however well the early steps laid it out.")
+      "there, frame 0's details are re-invented, however well the early steps laid it out.");

@@ -182,7 +182,7 @@ print(f"{len(extended)} runs in the extended sweep: {skipped} already done, {com
 check({"my_computed": my_computed, "my_skipped": my_skipped},
       lambda: None if (my_computed, my_skipped) == (computed, skipped) else f"measured {computed} computed, {skipped} done",
       f"{computed} computed ({len(SEEDS)} seeds x the new variant, then seed 3 x all "
-      f"{len(variants) + 2} variants with its baseline), {skipped} skipped")
+      f"{len(variants) + 2} variants with its baseline), {skipped} skipped");
 
 # %% [markdown]
 # ## 7. AblationLab

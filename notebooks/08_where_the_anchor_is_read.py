@@ -162,7 +162,7 @@ ssim = {k: float(np.mean(v)) for k, v in later.items()}
 measured = min(ssim, key=ssim.get)
 print({k: round(v, 3) for k, v in ssim.items()})
 check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
-      f"cutting the road in the {measured} steps costs the later frames more.")
+      f"cutting the road in the {measured} steps costs the later frames more.");
 
 # %% [markdown]
 # ## What the toy shows, and what it cannot say

@@ -200,7 +200,7 @@ late = {k: mean(k, "ssim", slice(13, None)) for k in ("guidance 2", "guidance ra
 measured = "ramp" if late["guidance ramp 1->3"] > late["guidance 2"] else "constant"
 print({k: round(v, 3) for k, v in late.items()})
 check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
-      f"the {measured} guidance keeps the last frames closer to the image.")
+      f"the {measured} guidance keeps the last frames closer to the image.");
 
 # %% [markdown]
 # ## What one model can and cannot say

@@ -101,6 +101,9 @@ def check_executed(nb, stem: str, answered: bool = True) -> None:
     assert pictures == PICTURES[stem], f"{stem} shows {pictures} pictures, expected {PICTURES[stem]}"
     said = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
             if o.output_type == "stream"]
+    echoed = [c.source[:40] for c in nb.cells if c.cell_type == "code" and "check(" in c.source
+              for o in c.get("outputs", []) if o.output_type == "execute_result"]
+    assert not echoed, f"{stem}: the exercise's check cell also shows its return value: {echoed}"
     expected = "correct: " if answered else lessons.NOT_ANSWERED
     assert any(line.startswith(expected) for text in said for line in text.splitlines()), \
         f"{stem}: the exercise's check did not say {expected!r}"
@@ -127,6 +130,13 @@ def test_check_executed_catches_errors_unrun_cells_and_missing_pictures():
         check_executed(nb, "04_i2v_generation")
     ok.outputs = [nbformat.v4.new_output("stream", name="stdout", text="correct: further\n")]
     check_executed(nb, "04_i2v_generation")
+    echo = nbformat.v4.new_code_cell("check({}, lambda: None, 'x')")
+    echo.execution_count = 3
+    echo.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "True"}, execution_count=3)]
+    nb.cells = [ok, pictures, echo]
+    with pytest.raises(AssertionError, match="also shows its return value"):
+        check_executed(nb, "04_i2v_generation")
+    nb.cells = [ok, pictures]
     with pytest.raises(AssertionError, match="did not say 'not answered yet'"):
         check_executed(nb, "04_i2v_generation", answered=False)
     nb.cells = [nbformat.v4.new_code_cell("y")]
