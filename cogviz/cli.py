@@ -196,6 +196,8 @@ def _batch(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .presets import PROMPT_HINT
+
     p = _Parser(prog="cogviz", description="See, run and test CogVideoX image-to-video conditioning.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     g = sub.add_parser("generate", help="image-to-video: the toy model by default, any CogVideoX I2V checkpoint",
@@ -204,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "runs the embedded toy model on the CPU in seconds.")
     g.lists_kinds = True
     g.add_argument("--image", required=True, help="path or http(s) URL of the conditioning image")
-    g.add_argument("--prompt", required=True, help="what should happen, e.g. 'a red circle moves left'")
+    g.add_argument("--prompt", required=True, help=PROMPT_HINT)
     g.add_argument("--model", default="toy", help="'toy' (default), a hub id such as THUDM/CogVideoX-5b-I2V, "
                                                   "or a pipeline folder")
     g.add_argument("--fit", choices=["crop", "pad", "stretch"], default="crop", help="how the image is fitted")

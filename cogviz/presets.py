@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .errors import PresetError
 from .family import FAMILIES, Family
 
-__all__ = ["Preset", "PRESETS", "get_preset", "best_size"]
+__all__ = ["Preset", "PRESETS", "PROMPT_HINT", "get_preset", "best_size"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ PRESETS: dict[str, Preset] = {
 }
 _ALIASES = {k.lower(): k for k in PRESETS} | {p.repo_id.lower(): k for k, p in PRESETS.items() if p.repo_id} | {
     "toy": "cogviz-toy"}
+#: What a prompt box says before anything is typed: prompts the embedded model knows, for shapes
+#: world and for the user's own photograph.
+PROMPT_HINT = "what should happen, e.g. 'a red circle moves left', or over a photo 'the camera holds still'"
 
 
 def get_preset(name: str | Preset) -> Preset:

@@ -28,7 +28,7 @@ PICTURES = {
     "02_latent_space_encoding": 7,
     "03_channel_concatenation": 8,
     "04_i2v_generation": 2,
-    "05_the_embedded_toy_model": 5,
+    "05_the_embedded_toy_model": 6,
     "06_visual_anchor_ablations": 6,
     "07_sweeps": 3,
     "08_where_the_anchor_is_read": 5,

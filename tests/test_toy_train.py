@@ -179,6 +179,7 @@ def test_model_card_states_the_transformer_recipe(tmp_path):
     from cogviz.trainer.card import WEIGHTS, write_model_card
 
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
+    info.pop("started_from", None)  # a run from a seed: nothing it started from
     info["train_config"] = asdict(T.TrainConfig(tr_high_share=0.25, tr_high_from=800, tr_shapes_first=123,
                                                  tune_steps=77, tune_lr=1e-4, vae_channels="16,48,64,64",
                                                  vae_latent_noise=0.1, snr_shift_scale=0.5,
@@ -291,6 +292,9 @@ def test_a_run_from_the_shipped_weights_tunes_its_transformer(tmp_path):
     """``init_from``: the shipped VAE and transformer stand for stages 1, 2 and 4, the cache keeps
     their scaling factor, the tune stage trains still-camera clips too and exports a pipeline
     whose tokenizer knows "holds"."""
+    import re
+    from pathlib import Path
+
     from diffusers import CogVideoXImageToVideoPipeline
 
     from cogviz.models import TOY_DIR
@@ -312,6 +316,11 @@ def test_a_run_from_the_shipped_weights_tunes_its_transformer(tmp_path):
     tuned, before = pipe.transformer.state_dict(), shipped.transformer.state_dict()
     assert any(not torch.equal(tuned[k], before[k]) for k in before)
     assert pipe.tokenizer.convert_tokens_to_ids("holds") != pipe.tokenizer.unk_token_id
+    started = json.loads((out / "cogviz_toy.json").read_text())["started_from"]  # for the card to name
+    assert started["path"] == str(TOY_DIR) and started["stages"] == json.loads((TOY_DIR / "cogviz_toy.json").read_text())["stages"]
+    if (Path(__file__).resolve().parents[1] / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{7,40}", started["commit"])
+    assert T.started_from(tmp_path)["commit"] is None  # outside a checkout: no commit, no error
     with pytest.raises(ValueError, match="tr_layers/tr_heads"):
         T.train(T.TrainConfig(**{**cfg.__dict__, "tr_layers": 2}), tmp_path / "run2", tmp_path / "out2")
     # a finished tune stage's weights start the next run (init_transformer), not the folder's own
@@ -335,6 +344,10 @@ def test_model_card_prints_the_training_curve_and_a_run_from_trained_weights(tmp
     info = json.loads((WEIGHTS / "cogviz_toy.json").read_text())
     info["train_config"] = asdict(T.TrainConfig(init_from="cogviz/toy/weights", cache_kind_weights="camera:1,still:1",
                                                  camera_travel="0.05,0.15"))
+    info["stages"]["vae_images"] = {"seconds": 0.0, "init_from": "cogviz/toy/weights"}
+    info["started_from"] = {"path": "p/w", "commit": "abc1234", "training_seconds": 600.0, "hardware": "hw",
+                            "stages": {"vae_images": {"seconds": 60.0, "val_image_psnr": 31.0},
+                                       "transformer_tune": {"seconds": 120.0, "steps": 600}}}
     (tmp_path / "cogviz_toy.json").write_text(json.dumps(info))
     (tmp_path / "training").mkdir()
     point = {"run": "tuned", "lever": "camera share 70 %", "steps": 1500, "cpu_min": 9.6,
@@ -345,7 +358,10 @@ def test_model_card_prints_the_training_curve_and_a_run_from_trained_weights(tmp
     assert "## Evidence: what moves the photo figures" in text and "Twelve views." in text
     assert "| tuned | camera share 70 % | 1500 | 10 | - | 83 % | 25 % | - | - | - |" in text
     assert text.index("Share moves it most.") > text.index("| tuned |")
-    assert len(CURVE_FIGURES) == 6 and "`init_from`: cogviz/toy/weights" in text
+    assert len(CURVE_FIGURES) == 6 and "for the weights this run started from (`p/w` at commit abc1234)" in text
+    assert "| vae_images | 1.0 min (for the starting weights) | val_image_psnr 31.00 |" in text
+    assert "from the starting weights' transformer (their step 4, then a step 5 of 600 steps of its own)" in text
+    assert "after 10.0 min on hw for the starting weights." in text
     assert "the kinds drawn with weights camera:1,still:1, camera moves travelling 0.05-0.15 of the frame" in text
     assert "scaling factor: the starting weights'" in text
 
@@ -387,19 +403,18 @@ def test_a_resume_point_without_the_optimizer_goes_on_in_a_fresh_run_dir(tmp_pat
         T.save_resume_point(tmp_path / "nothing", tmp_path / "p2")
 
 
-def test_the_committed_resume_point_loads_onto_the_shipped_pipeline(tmp_path):
-    """``training/resume/``: its config is a valid run configuration that started from the
-    shipped weights, and its transformer loads onto the shipped pipeline's (init_transformer)."""
-    from pathlib import Path
-
+def test_the_shipped_weights_carry_the_recipe_that_made_them():
+    """``training/photo_tune.*``: the config of the run that made the shipped weights is theirs, a
+    valid run configuration that starts from trained weights and draws still-camera clips; its
+    log ran every tune step."""
     from cogviz.models import TOY_DIR
 
-    point = Path(__file__).resolve().parents[1] / "training" / "resume"
-    saved = json.loads((point / "config.json").read_text())
-    cfg = T.TrainConfig(**{**saved, "init_from": str(TOY_DIR),
-                           "init_transformer": str(point / "transformer.safetensors")})
-    assert saved["init_from"] == "cogviz/toy/weights" and "still:" in saved["tune_kind_weights"]
-    T._adopt_init(cfg, tmp_path)
-    weights = torch.load(tmp_path / "transformer.pt")
-    shipped = T.read_weights(str(TOY_DIR / "transformer" / "diffusion_pytorch_model.safetensors"))
-    assert weights.keys() == shipped.keys() and any(not torch.equal(weights[k], shipped[k]) for k in shipped)
+    training = TOY_DIR / "training"
+    saved = json.loads((training / "photo_tune.config.json").read_text())
+    info = json.loads((TOY_DIR / "cogviz_toy.json").read_text())
+    assert saved == info["train_config"] and "still:" in saved["tune_kind_weights"]
+    T.TrainConfig(**{**saved, "init_from": str(TOY_DIR)})  # every setting is still a valid one
+    done = [json.loads(l) for l in (training / "photo_tune.log.jsonl").read_text().splitlines()]
+    tune = [r for r in done if r["stage"] == "transformer_tune" and r.get("event") == "done"]
+    assert tune and tune[-1]["steps"] == saved["tune_steps"] == info["stages"]["transformer_tune"]["steps"]
+    assert info["started_from"]["stages"]["transformer"]["steps"] == saved["tr_steps"]

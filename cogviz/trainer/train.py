@@ -59,6 +59,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -740,6 +741,20 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     st.finish(seconds=round(_elapsed(state, start), 1), steps=steps)
 
 
+def started_from(folder: Path) -> dict:
+    """What a run's starting pipeline folder says of itself (its stages, their time and hardware)
+    and the commit that last wrote it where it lies in a git checkout, for the card to name."""
+    own = folder / "cogviz_toy.json"
+    info = json.loads(own.read_text()) if own.exists() else {}
+    try:
+        commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "."], cwd=folder, capture_output=True,
+                                text=True, timeout=30).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"path": str(folder), "commit": commit,
+            **{k: info[k] for k in ("stages", "training_seconds", "hardware") if k in info}}
+
+
 def _export(cfg, run_dir, out_dir: Path):
     cache_info = json.loads((run_dir / "cache.done").read_text())
     vae = C.make_vae(cache_info["scaling_factor"], vae_channels(cfg))
@@ -761,6 +776,7 @@ def _export(cfg, run_dir, out_dir: Path):
         "stages": stages,
         "training_seconds": round(sum(s.get("seconds", 0) for s in stages.values()), 1),
         "hardware": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        **({"started_from": started_from(Path(cfg.init_from))} if cfg.init_from else {}),
     }
     (out_dir / "cogviz_toy.json").write_text(json.dumps(info, indent=2) + "\n")
     _Stage(run_dir, "export").finish(out_dir=str(out_dir))

@@ -27,6 +27,7 @@ import traitlets
 
 from ..ablations import KINDS, from_dict
 from ..errors import AblationError, CogvizError
+from ..presets import PROMPT_HINT
 from ..viz import to_png
 from .generate_ui import _big, image_source
 from .image_fitter import ImageFitter
@@ -151,7 +152,7 @@ class AblationLab(W.VBox):
         self._frames_png: list[bytes] = []
         self.source = image_source(self.pipe, image)
 
-        self.prompt = W.Text(prompt, placeholder="what should happen, e.g. 'a red circle moves left'",
+        self.prompt = W.Text(prompt, placeholder=PROMPT_HINT,
                              description="Prompt", layout=W.Layout(width="420px"))
         self.seeds = W.Text(", ".join(map(str, seeds)), description="Seeds", placeholder="0, 1, 2 or 0-3",
                             layout=W.Layout(width="240px"))

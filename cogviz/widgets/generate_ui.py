@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..errors import CogvizError
 from ..fit import FittedImage
+from ..presets import PROMPT_HINT
 from ..viz import to_png
 from .image_fitter import ImageFitter
 
@@ -73,7 +74,7 @@ class GenerateUI(W.VBox):
         cfg = self.pipe.transformer.config
         self.source = image_source(self.pipe, image)
 
-        self.prompt = W.Text(prompt, placeholder="what should happen, e.g. 'a red circle moves left'",
+        self.prompt = W.Text(prompt, placeholder=PROMPT_HINT,
                              description="Prompt", layout=W.Layout(width="420px"))
         self.steps = W.IntSlider(steps, min=1, max=100, description="Steps", continuous_update=False)
         self.guidance = W.FloatSlider(guidance, min=1.0, max=12.0, step=0.5, description="Guidance",
