@@ -55,11 +55,15 @@ def main(argv=None) -> int:
     ap.add_argument("--transformer", help="a transformer state dict (a training checkpoint) to evaluate on --model's pipeline")
     ap.add_argument("--every", type=int, default=1, help="every K-th held-out photograph view (default: all)")
     ap.add_argument("--no-ablate", action="store_true", help="skip the runs with z_img zeroed")
+    ap.add_argument("--backgrounds", choices=["muted", "full"], default="muted",
+                    help="shapes scenes' backgrounds: muted (the card's) or full (dark and saturated too)")
     ap.add_argument("--json", help="write the figures to this file")
     ap.add_argument("--write-card", action="store_true", help="write cogviz/toy/weights/README.md and eval.json")
     args = ap.parse_args(argv)
-    if args.write_card and (args.no_shapes or args.no_photos or args.transformer or args.every != 1 or args.no_ablate):
-        ap.error("--write-card takes the whole evaluation: no --no-shapes, --no-photos, --transformer, --every or --no-ablate")
+    if args.write_card and (args.no_shapes or args.no_photos or args.transformer or args.every != 1 or args.no_ablate
+                            or args.backgrounds != "muted"):
+        ap.error("--write-card takes the card's whole evaluation: no --no-shapes, --no-photos, --transformer, --every, "
+                 "--no-ablate or --backgrounds full")
     torch.set_num_threads(2)
 
     import cogviz.models as M
@@ -71,7 +75,8 @@ def main(argv=None) -> int:
     out = {}
     if not args.no_shapes:
         t = time.perf_counter()
-        report = evaluate(pipe, args.scenes, steps=args.steps, guidance=args.guidance, ablate=not args.no_ablate)
+        report = evaluate(pipe, args.scenes, steps=args.steps, guidance=args.guidance, ablate=not args.no_ablate,
+                          backgrounds=args.backgrounds)
         seconds = time.perf_counter() - t
         s, meets = report.summary(), report.meets()
         print("shapes world:", json.dumps(s, indent=2))

@@ -56,6 +56,21 @@ def test_toy_is_anchored_small_eval(toy):
     assert s["stays_whole_rate"] >= 0.5, s
 
 
+def test_the_eval_draws_dark_and_saturated_backgrounds_on_request(toy, monkeypatch):
+    """``backgrounds="full"``: the same held-out seeds over the whole RGB cube; a misspelt choice
+    fails before any video is made."""
+    import cogviz.trainer.evaluate as E
+
+    drawn = []
+    real = E.sample_scene
+    monkeypatch.setattr(E, "sample_scene", lambda seed, **kw: drawn.append(kw) or real(seed, **kw))
+    report = evaluate(toy, 1, steps=2, ablate=False, progress=False, backgrounds="full")
+    assert drawn == [{"backgrounds": "full"}] and len(report.scenes) == 1
+    monkeypatch.setattr(E, "_generate", lambda *a: pytest.fail("generated before the choice was checked"))
+    with pytest.raises(ValueError, match="expected 'muted' or 'full'"):
+        evaluate(toy, 1, backgrounds="dark")
+
+
 def test_random_weights_fail_the_small_eval():
     pipe = tiny_random_pipeline()
     frames = pipe(Image.new("RGB", TINY_SIZE[::-1], (220, 40, 40)), "a red circle moves left", height=32,

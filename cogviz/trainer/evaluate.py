@@ -169,14 +169,16 @@ def _generate(pipe, image, prompt, steps, guidance, seed, num_frames):
 
 
 def evaluate(pipe, n_scenes: int = 32, *, steps: int = 50, guidance: float = 6.0, ablate: bool = True,
-             seed_base: int = EVAL_SEED_BASE, progress: bool = True) -> EvalReport:
-    """Run the held-out evaluation; see the module doc for each figure."""
+             seed_base: int = EVAL_SEED_BASE, progress: bool = True, backgrounds: str = "muted") -> EvalReport:
+    """Run the held-out evaluation; see the module doc for each figure. ``backgrounds="full"`` draws
+    the scenes' backgrounds from the whole RGB cube (dark and saturated ones too) instead of the
+    card's muted ones (:func:`~cogviz.toy.scenes.sample_scene`)."""
     from tqdm.auto import tqdm
 
     report = EvalReport(steps=steps, guidance=guidance)
     for k in tqdm(range(n_scenes), desc="eval", disable=not progress):
         seed = seed_base + k
-        scene = sample_scene(seed)
+        scene = sample_scene(seed, backgrounds=backgrounds)
         truth = render_scene(scene)
         image = Image.fromarray(truth[0])
         prompt = prompt_for(scene)
