@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "runs the embedded toy model on the CPU in seconds.")
     g.lists_kinds = True
     g.add_argument("--image", required=True, help="path or http(s) URL of the conditioning image")
-    g.add_argument("--prompt", required=True, help=PROMPT_HINT)
+    g.add_argument("--prompt", required=True, help=f"what should happen, {PROMPT_HINT}")
     g.add_argument("--model", default="toy", help="'toy' (default), a hub id such as THUDM/CogVideoX-5b-I2V, "
                                                   "or a pipeline folder")
     g.add_argument("--fit", choices=["crop", "pad", "stretch"], default="crop", help="how the image is fitted")

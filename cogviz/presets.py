@@ -59,8 +59,8 @@ PRESETS: dict[str, Preset] = {
 _ALIASES = {k.lower(): k for k in PRESETS} | {p.repo_id.lower(): k for k, p in PRESETS.items() if p.repo_id} | {
     "toy": "cogviz-toy"}
 #: What a prompt box says before anything is typed: prompts the embedded model knows, for shapes
-#: world and for the user's own photograph.
-PROMPT_HINT = "what should happen, e.g. 'a red circle moves left', or over a photo 'the camera holds still'"
+#: world and for the user's own photograph (short enough to show whole in the widgets' prompt box).
+PROMPT_HINT = "e.g. 'a red circle moves left' or 'the camera holds still'"
 
 
 def get_preset(name: str | Preset) -> Preset:

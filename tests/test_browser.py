@@ -116,8 +116,9 @@ def _images_loaded(n):
             "[...document.querySelectorAll('.jp-OutputArea .widget-image')].every(i => i.naturalWidth > 0)")
 
 
-def _page_text(lab, name: str, ready_js: str, height: int = 1000) -> str:
-    """Open the notebook in Chromium, run it, wait for ``ready_js``; the page's text (no widget errors)."""
+def _page_text(lab, name: str, ready_js: str, height: int = 1000, probes: dict | None = None) -> str:
+    """Open the notebook in Chromium, run it, wait for ``ready_js``; the page's text (no widget errors).
+    ``probes``: ``{name: js}``, each replaced by what the js returns on the finished page."""
     from playwright.sync_api import sync_playwright
 
     base, token, root = lab
@@ -125,6 +126,8 @@ def _page_text(lab, name: str, ready_js: str, height: int = 1000) -> str:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": height})
         text = _open_and_run(page, base, token, name, ready_js)
+        for key, js in (probes or {}).items():
+            probes[key] = page.evaluate(js)
         page.screenshot(path=str(root / f"{Path(name).stem}.png"))
         browser.close()
     assert "Error displaying widget" not in text and "Failed to load model" not in text
@@ -136,12 +139,28 @@ def test_image_fitter_renders_in_jupyterlab(lab):
     assert "cropped" in text and "Preset" in text  # the report and the controls are on the page
 
 
+#: Each text box's placeholder in the outputs: (placeholder, its width in the box's font, the room the box has).
+_PLACEHOLDERS = """() => [...document.querySelectorAll('.jp-OutputArea input[placeholder]')].map(i => {
+  const s = getComputedStyle(i), ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = s.font;
+  return [i.placeholder, ctx.measureText(i.placeholder).width,
+          i.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight)];
+})"""
+
+
 def test_generate_ui_renders_and_shows_the_video_in_jupyterlab(lab):
+    from cogviz.presets import PROMPT_HINT
+
     # fitter source + fitted, live preview, player frame: four images with pixels once the run ended
+    probes = {"placeholders": _PLACEHOLDERS}
     text = _page_text(lab, "generate.ipynb",
-                      _images_loaded(4) + " && document.body.innerText.includes('frames (17, 64, 96, 3)')", 1400)
+                      _images_loaded(4) + " && document.body.innerText.includes('frames (17, 64, 96, 3)')", 1400,
+                      probes=probes)
     for label in ("Run", "Prompt", "Guidance", "predicted clean frame 0", "17 frames at 64x96"):
         assert label in text, label
+    shown = {p: (width, room) for p, width, room in probes["placeholders"]}
+    assert PROMPT_HINT in shown and "the camera holds still" in PROMPT_HINT
+    assert all(width <= room for width, room in shown.values()), shown  # every hint shows whole
 
 
 def test_latent_explorer_renders_and_follows_its_sliders_in_jupyterlab(lab):

@@ -153,7 +153,7 @@ class AblationLab(W.VBox):
         self.source = image_source(self.pipe, image)
 
         self.prompt = W.Text(prompt, placeholder=PROMPT_HINT,
-                             description="Prompt", layout=W.Layout(width="420px"))
+                             description="Prompt", layout=W.Layout(width="520px"))
         self.seeds = W.Text(", ".join(map(str, seeds)), description="Seeds", placeholder="0, 1, 2 or 0-3",
                             layout=W.Layout(width="240px"))
         self.steps = W.IntSlider(steps, min=1, max=100, description="Steps", continuous_update=False)

@@ -75,7 +75,7 @@ class GenerateUI(W.VBox):
         self.source = image_source(self.pipe, image)
 
         self.prompt = W.Text(prompt, placeholder=PROMPT_HINT,
-                             description="Prompt", layout=W.Layout(width="420px"))
+                             description="Prompt", layout=W.Layout(width="520px"))
         self.steps = W.IntSlider(steps, min=1, max=100, description="Steps", continuous_update=False)
         self.guidance = W.FloatSlider(guidance, min=1.0, max=12.0, step=0.5, description="Guidance",
                                       continuous_update=False)
