@@ -236,9 +236,9 @@ def _card_limits(info, cfg, ev, folder: Path) -> list[str]:
         "",
         "## Limits",
         "- 64 x 96 pixels, 17 frames. Its motions are the ones above: one shape in four colours and three",
-        "  forms moving in a straight line, and six camera moves over a still picture. Frame 0 holds",
-        "  any picture it is given (figures above), but it invents no new content: it is a specimen for",
-        "  studying the conditioning mechanism, not a video generator.",
+        "  forms moving in a straight line, six camera moves over a still picture, and a camera that holds",
+        "  still. Frame 0 holds any picture it is given (figures above), but it invents no new content: it",
+        "  is a specimen for studying the conditioning mechanism, not a video generator.",
         *([f"- On photographs the last frame still shows the photo (aligned PSNR >= {LAST_FRAME_DB:g} dB) in "
            f"{100 * ev['photos']['summary']['last_frame_ok_rate']:.0f} % of the held-out clips,",
            f"  and the camera moves the prompted way in {100 * ev['photos']['summary']['camera_ok_rate']:.0f} %."
