@@ -104,9 +104,11 @@ def full_size_random_pipeline(device="cuda", dtype=torch.bfloat16, seed: int = 0
         if family not in ("1.0", "1.5"):
             raise ValueError(f"family must be '1.0' or '1.5', got {family!r}")
         config = COGVIDEOX_5B_I2V_TRANSFORMER if family == "1.0" else COGVIDEOX15_5B_I2V_TRANSFORMER
-        transformer = CogVideoXTransformer3DModel(**config).to(dtype)
-        vae = AutoencoderKLCogVideoX(latent_channels=16, scaling_factor=0.7, sample_height=480,
-                                     sample_width=720, invert_scale_latents=family == "1.5").to(dtype)
+        # torch's own cast: diffusers' ModelMixin.to warns on every dtype cast, even for models
+        # without float32-only modules (these have none), and a lesson would show that warning
+        transformer = torch.nn.Module.to(CogVideoXTransformer3DModel(**config), dtype)
+        vae = torch.nn.Module.to(AutoencoderKLCogVideoX(latent_channels=16, scaling_factor=0.7, sample_height=480,
+                                                        sample_width=720, invert_scale_latents=family == "1.5"), dtype)
         text_encoder = T5EncoderModel(T5Config(vocab_size=len(VOCAB), d_model=4096, d_kv=64, d_ff=1024,
                                                num_layers=1, num_heads=8, pad_token_id=0, eos_token_id=1)).to(dtype)
     pipe = CogVideoXImageToVideoPipeline(tokenizer=make_tokenizer(), text_encoder=text_encoder.eval(), vae=vae,

@@ -101,6 +101,9 @@ def check_executed(nb, stem: str, answered: bool = True) -> None:
     assert pictures == PICTURES[stem], f"{stem} shows {pictures} pictures, expected {PICTURES[stem]}"
     said = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
             if o.output_type == "stream"]
+    noise = [o.get("text", "")[:120] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+             if o.output_type == "stream" and o.get("name") == "stderr"]
+    assert not noise, f"{stem}: a cell shows warnings or logs (stderr) to the reader: {noise}"
     echoed = [c.source[:40] for c in nb.cells if c.cell_type == "code" and "check(" in c.source
               for o in c.get("outputs", []) if o.output_type == "execute_result"]
     assert not echoed, f"{stem}: the exercise's check cell also shows its return value: {echoed}"
@@ -135,6 +138,12 @@ def test_check_executed_catches_errors_unrun_cells_and_missing_pictures():
     echo.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "True"}, execution_count=3)]
     nb.cells = [ok, pictures, echo]
     with pytest.raises(AssertionError, match="also shows its return value"):
+        check_executed(nb, "04_i2v_generation")
+    warned = nbformat.v4.new_code_cell("build()")
+    warned.execution_count = 4
+    warned.outputs = [nbformat.v4.new_output("stream", name="stderr", text="There are modules in ...\n")]
+    nb.cells = [ok, pictures, warned]
+    with pytest.raises(AssertionError, match="stderr"):
         check_executed(nb, "04_i2v_generation")
     nb.cells = [ok, pictures]
     with pytest.raises(AssertionError, match="did not say 'not answered yet'"):

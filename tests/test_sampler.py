@@ -225,9 +225,20 @@ def test_decode_video_false_stops_at_the_latents():
 
 
 def test_full_size_5b_architecture_builds_with_the_real_configuration():
+    import logging
+
     from cogviz.testing import full_size_random_pipeline
 
-    pipe = full_size_random_pipeline("meta")  # shapes only, no memory
+    said = []
+    hear = logging.Handler(logging.WARNING)
+    hear.emit = said.append
+    logging.getLogger("diffusers").addHandler(hear)
+    try:
+        pipe = full_size_random_pipeline("meta")  # shapes only, no memory
+    finally:
+        logging.getLogger("diffusers").removeHandler(hear)
+    assert [r.getMessage()[:60] for r in said] == []  # lesson 02 builds it: no warning for the reader
+    assert pipe.transformer.dtype == pipe.vae.dtype == torch.bfloat16
     n = sum(p.numel() for p in pipe.transformer.parameters())
     assert 5.5e9 < n < 5.65e9 and pipe.transformer.config.in_channels == 32
     assert pipe.vae.config.block_out_channels == (128, 256, 256, 512) and pipe.vae.config.latent_channels == 16
