@@ -418,3 +418,14 @@ def test_the_shipped_weights_carry_the_recipe_that_made_them():
     tune = [r for r in done if r["stage"] == "transformer_tune" and r.get("event") == "done"]
     assert tune and tune[-1]["steps"] == saved["tune_steps"] == info["stages"]["transformer_tune"]["steps"]
     assert info["started_from"]["stages"]["transformer"]["steps"] == saved["tr_steps"]
+
+
+def test_a_config_file_with_a_misspelt_setting_fails_naming_the_closest(tmp_path, capsys):
+    """``--config FILE``: a setting that is not TrainConfig's fails before any stage runs, with the
+    setting it most resembles."""
+    (tmp_path / "config.json").write_text(json.dumps({"tune_step": 10, "zzz": 1}))
+    with pytest.raises(SystemExit) as exit_:
+        T.main(["--config", str(tmp_path / "config.json"), "--run-dir", str(tmp_path / "run")])
+    assert exit_.value.code == 2 and not (tmp_path / "run").exists()
+    err = capsys.readouterr().err
+    assert "'tune_step' (did you mean 'tune_steps'?)" in err and "'zzz'" in err

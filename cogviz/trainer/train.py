@@ -63,6 +63,7 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from difflib import get_close_matches
 from pathlib import Path
 
 import numpy as np
@@ -838,9 +839,12 @@ def main(argv=None, prog: str = "python -m cogviz.trainer") -> int:
     args = parser.parse_args(argv)
     if args.config:
         saved = json.loads(args.config.read_text())
-        unknown = sorted(set(saved) - set(asdict(TrainConfig())))
+        known = list(asdict(TrainConfig()))
+        unknown = sorted(set(saved) - set(known))
         if unknown:
-            parser.error(f"{args.config}: unknown setting(s) {unknown}")
+            hints = "; ".join(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if (close := get_close_matches(u, known, n=1))
+                                          else "") for u in unknown)
+            parser.error(f"{args.config}: unknown setting(s) {hints}; the settings are the options `--help` lists")
         parser.set_defaults(**saved)
         args = parser.parse_args(argv)
     if args.save_resume:
