@@ -48,7 +48,7 @@ figures: install
 
 train: install
 	@$(PY) -c 'import sklearn' 2>/dev/null || $(PY) -m pip install --progress-bar off -q -e '.[train]'
-	$(PY) -m cogviz.trainer
+	$(PY) -m cogviz.trainer --out cogviz/toy/weights
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -171,15 +171,35 @@ class ImageRef:
         if digest != d.get("sha256"):
             raise AblationError(f"swap_image.image: sha256 {d.get('sha256')!r} does not match the embedded "
                                 f"PNG ({digest}): the data is corrupt or was edited")
+        _check_embedded_png(data)
         return cls(digest, data)
 
     def image(self):
-        from PIL import Image
+        from .image import load_image
 
-        return Image.open(io.BytesIO(self.png)).convert("RGB")
+        return load_image(self.png)  # the loader's caps and checks, as for any other source
 
     def label(self) -> str:
         return f"sha256:{self.sha256[:8]}"
+
+
+def _check_embedded_png(data: bytes) -> None:
+    """An embedded image read from JSON is a PNG within the loader's pixel cap, checked from its
+    header before anything is decoded (ablation JSON may come from someone else)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .image import DEFAULT_MAX_PIXELS
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt, (w, h) = im.format, im.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        fmt, w, h = None, 0, 0
+    if fmt != "PNG":
+        raise AblationError("swap_image.image: png_base64 does not hold a PNG image")
+    if w * h > DEFAULT_MAX_PIXELS:
+        raise AblationError(f"swap_image.image: the embedded PNG is {w}x{h} = {w * h} pixels, over the cap of "
+                            f"{DEFAULT_MAX_PIXELS}; embed the fitted image (the model's size), not a huge one")
 
 
 def _image_value(self, name: str, v):

@@ -1,7 +1,7 @@
 """One error hierarchy for cogviz. Every message says what was received, the rule, and the fix."""
 from __future__ import annotations
 
-__all__ = ["names_in", "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
+__all__ = ["names_in", "one_line", "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
            "ModelLoadError", "OutOfMemoryError", "AblationError", "SpeedPresetError", "PointError",
            "NotRecordedError", "SweepError"]
 
@@ -16,6 +16,13 @@ def names_in(value, accepted: tuple, label: str, error: type) -> list[str]:
     if bad:
         raise error(f"{label}={value!r}: unknown {bad}; accepted are {accepted} (a name or a list of names)")
     return items
+
+
+def one_line(e: BaseException, limit: int = 400) -> str:
+    """The line a view shows for an error: a cogviz error's message as written; any other error (a
+    full disk, a Ray failure, memory) prefixed by its type, so a widget or the CLI never stays silent."""
+    text = (str(e).strip().splitlines() or [""])[0][:limit]
+    return text if isinstance(e, CogvizError) else f"unexpected {type(e).__name__}: {text or 'no message'}"
 
 
 class CogvizError(ValueError):

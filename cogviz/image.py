@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = ["load_image", "fetch_url", "DeferredImage", "DEFAULT_MAX_PIXELS", "DE
 
 DEFAULT_MAX_PIXELS = 64_000_000  #: 64 megapixels: far above any camera JPEG, far below a bomb
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024  #: cap on a URL's body, enforced while streaming
+MAX_FILE_BYTES = 1 << 30  #: a local file's size cap (1 GiB: a 64 MP 16-bit TIFF fits), checked before reading
 DEFAULT_TIMEOUT = (5.0, 20.0)  #: (connect, total read) seconds for URLs
 MAX_REDIRECTS = 5
 ACCEPTED = ("a path (str or pathlib.Path), an http(s) URL, bytes/bytearray/memoryview, a binary file "
@@ -32,6 +34,8 @@ ACCEPTED = ("a path (str or pathlib.Path), an http(s) URL, bytes/bytearray/memor
 
 
 def _describe(source: Any) -> str:
+    if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
+        return repr(_safe_url(source))
     if isinstance(source, (str, Path)):
         return repr(str(source))
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -58,13 +62,14 @@ def fetch_url(
     calls read it from there (written atomically: an interrupted download leaves no entry).
     """
     import requests
+    import urllib3
 
     if not url.lower().startswith(("http://", "https://")):
-        raise FetchError(f"cannot fetch {url!r}: only http:// and https:// URLs are accepted")
+        raise FetchError(f"cannot fetch {_safe_url(url)!r}: only http:// and https:// URLs are accepted")
     cache_path = None
     if cache_dir is not None:
         cache_path = Path(cache_dir) / (hashlib.sha256(url.encode()).hexdigest() + ".bin")
-        if cache_path.exists():
+        if cache_path.is_file() and cache_path.stat().st_size <= max_bytes:
             return cache_path.read_bytes()
     connect, total = timeout
     session = requests.Session()
@@ -73,46 +78,81 @@ def fetch_url(
     try:
         with session.get(url, stream=True, timeout=(connect, total), headers={"Accept": "image/*"}) as r:
             if r.status_code >= 400:
-                raise FetchError(f"cannot fetch {url!r}: the server answered HTTP {r.status_code} {r.reason}")
+                raise FetchError(f"cannot fetch {_safe_url(url)!r}: the server answered HTTP {r.status_code} {r.reason}")
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if ctype and not (ctype.startswith("image/") or ctype == "application/octet-stream"):
-                raise FetchError(f"cannot fetch {url!r}: content type is {ctype!r}, expected image/* "
+                raise FetchError(f"cannot fetch {_safe_url(url)!r}: content type is {ctype!r}, expected image/* "
                                  "(is the URL a web page rather than the image itself?)")
             declared = r.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(f"cannot fetch {url!r}: it is {int(declared)} bytes, over the cap of "
+                raise FetchError(f"cannot fetch {_safe_url(url)!r}: it is {int(declared)} bytes, over the cap of "
                                  f"{max_bytes} (raise max_bytes= to allow it)")
-            chunks, size = [], 0
-            for chunk in r.iter_content(chunk_size=64 * 1024):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise FetchError(f"cannot fetch {url!r}: body exceeds the cap of {max_bytes} bytes "
-                                     "(raise max_bytes= to allow it)")
-                if time.monotonic() > deadline:
-                    raise FetchError(f"cannot fetch {url!r}: timed out after {connect + total:.0f} s "
-                                     "(timeout=(connect, total) sets the limits)")
-                chunks.append(chunk)
+            chunks = _read_body(r, url, deadline, max_bytes, connect + total)
     except FetchError:
         raise
     except requests.exceptions.TooManyRedirects:
-        raise FetchError(f"cannot fetch {url!r}: more than {MAX_REDIRECTS} redirects (a redirect loop?)") from None
+        raise FetchError(f"cannot fetch {_safe_url(url)!r}: more than {MAX_REDIRECTS} redirects (a redirect loop?)") from None
     except requests.exceptions.Timeout:
-        raise FetchError(f"cannot fetch {url!r}: timed out (connect {connect} s, read {total} s; "
+        raise FetchError(f"cannot fetch {_safe_url(url)!r}: timed out (connect {connect} s, read {total} s; "
                          "timeout=(connect, total) sets the limits)") from None
     except requests.exceptions.ConnectionError as e:
         text = str(e)
         why = ("the host name could not be resolved" if "resolve" in text.lower() or "name or service" in text.lower()
                else "the connection failed")
-        raise FetchError(f"cannot fetch {url!r}: {why} ({type(e).__name__})") from None
-    except requests.exceptions.RequestException as e:
-        raise FetchError(f"cannot fetch {url!r}: {type(e).__name__}: {e}") from None
+        raise FetchError(f"cannot fetch {_safe_url(url)!r}: {why} ({type(e).__name__})") from None
+    except urllib3.exceptions.ReadTimeoutError:
+        raise FetchError(f"cannot fetch {_safe_url(url)!r}: timed out after {connect + total:.0f} s "
+                         "(timeout=(connect, total) sets the limits)") from None
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
+        raise FetchError(f"cannot fetch {_safe_url(url)!r}: {type(e).__name__}: {e}") from None
     data = b"".join(chunks)
     if cache_path is not None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = cache_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
         tmp.write_bytes(data)
         os.replace(tmp, cache_path)
     return data
+
+
+def _read_body(r, url: str, deadline: float, max_bytes: int, allowed: float) -> list[bytes]:
+    """The body of a streamed response, read until ``deadline`` at the latest: each socket read
+    waits at most the time left (requests' read timeout bounds one read, not the download, and a
+    server trickling a byte at a time would keep a chunked read going for days), and ``read1``
+    returns whatever has arrived instead of waiting for a full chunk."""
+    import socket
+
+    sock = getattr(getattr(r.raw, "connection", None), "sock", None)
+    chunks, size = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise FetchError(f"cannot fetch {_safe_url(url)!r}: timed out after {allowed:.0f} s "
+                             "(timeout=(connect, total) sets the limits)")
+        if isinstance(sock, socket.socket):
+            sock.settimeout(left)
+        chunk = r.raw.read1(64 * 1024, decode_content=True) if hasattr(r.raw, "read1") else r.raw.read(64 * 1024)
+        if not chunk:
+            return chunks
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(f"cannot fetch {_safe_url(url)!r}: body exceeds the cap of {max_bytes} bytes "
+                             "(raise max_bytes= to allow it)")
+        chunks.append(chunk)
+
+
+def _safe_url(url: str) -> str:
+    """A URL as cogviz shows and stores it: without its query string and ``user:pass@`` (presigned
+    links and credentials stay out of errors, warnings and results folders)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a URL that does not parse>"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # ------------------------------------------------------------------------------- array sources
@@ -377,7 +417,14 @@ def _read_path_or_url(source, what: str, *, timeout, max_bytes, cache_dir) -> by
         raise ImageLoadError(f"cannot load {what}: no such file")
     if path.is_dir():
         raise ImageLoadError(f"cannot load {what}: it is a directory, not an image file")
+    if not path.is_file():  # a FIFO, /dev/zero, a socket: reading would hang or never end
+        raise ImageLoadError(f"cannot load {what}: it is not a regular file (a device, pipe or socket); "
+                             "accepted are image files")
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageLoadError(f"cannot load {what}: it is {size} bytes, over the {MAX_FILE_BYTES} a local "
+                                 "image may have (cogviz.image.MAX_FILE_BYTES)")
         return path.read_bytes()
     except OSError as e:
         raise ImageLoadError(f"cannot load {what}: {e.strerror or e}") from None

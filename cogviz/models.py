@@ -59,8 +59,9 @@ def _memory_list(memory) -> list[str]:
 
 
 @contextlib.contextmanager
-def _quiet_loading():
-    """No per-component loading bars or hub warnings (diffusers', transformers'), restored afterwards."""
+def _quiet_loading(keep_warnings: bool = False):
+    """No per-component loading bars or hub warnings (diffusers', transformers'), restored afterwards;
+    with ``keep_warnings`` diffusers' warnings (e.g. "Defaulting to unsafe serialization") stay."""
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
@@ -68,7 +69,8 @@ def _quiet_loading():
     level = dlog.get_verbosity()
     dlog.disable_progress_bar()
     tlog.disable_progress_bar()
-    dlog.set_verbosity_error()  # "couldn't connect to the Hub": cogviz's own error says it better
+    if not keep_warnings:
+        dlog.set_verbosity_error()  # "couldn't connect to the Hub": cogviz's own error says it better
     try:
         yield
     finally:
@@ -87,12 +89,17 @@ def load_pipeline(
     memory: str | Iterable[str] | None = None,
     speed: str | Iterable[str] | None = None,
     compile_kwargs: dict | None = None,
+    revision: str | None = None,
+    use_safetensors: bool = True,
 ):
     """Load a CogVideoX image-to-video pipeline.
 
     Args:
         model: ``"toy"`` (the embedded model shipped in the package), a local pipeline folder, or a
-            hub id such as ``"THUDM/CogVideoX-5b-I2V"`` / ``"THUDM/CogVideoX1.5-5B-I2V"``.
+            hub id such as ``"THUDM/CogVideoX-5b-I2V"`` / ``"THUDM/CogVideoX1.5-5B-I2V"``. A name
+            that starts with ``./``, ``../``, ``/`` or ``~``, or whose first part is a folder here,
+            is a path: when it is missing that is an error, never a hub request for a repository
+            of that name.
         device: default: cuda, then mps, then cpu.
         dtype: default: bfloat16 for the 5B models on a GPU, float32 otherwise (and for the toy).
         memory: any of ``"model_offload"`` (``enable_model_cpu_offload``), ``"sequential_offload"``
@@ -104,6 +111,10 @@ def load_pipeline(
             (``"cache_fbc"``, ``"cache_pab"``, ``"cache_faster"``, ``"cache_taylorseer"``),
             ``"int8"`` or ``"fp8"``; each is diffusers' or PyTorch's own mechanism.
         compile_kwargs: passed to ``torch.compile`` by the ``"compile"`` preset.
+        revision: the hub revision (a commit hash pins exactly the weights you checked).
+        use_safetensors: True (default): only safetensors weights load, never a pickled ``.bin``
+            file (whose loading can run code). False lets diffusers fall back to ``.bin`` files, with
+            its warning.
 
     Raises:
         ModelLoadError: missing weights (offline, never downloaded, wrong folder), with how to fix it.
@@ -120,37 +131,57 @@ def load_pipeline(
         if not (TOY_DIR / "model_index.json").exists():
             raise ModelLoadError(f"the embedded toy model is missing from {TOY_DIR}; reinstall cogviz, or "
                                  "train it with `python -m cogviz.trainer`")
-        source, kwargs = TOY_DIR, {}
-    elif Path(model).expanduser().is_dir():
-        source, kwargs = Path(model).expanduser(), {}
-        if not (source / "model_index.json").exists():
-            raise ModelLoadError(f"{str(model)!r} is a folder but holds no model_index.json: not a diffusers "
-                                 "pipeline folder (save one with pipe.save_pretrained(folder))")
-    elif not _HUB_ID.fullmatch(str(model)):
-        raise ModelLoadError(f"no pipeline folder at {str(model)!r} (and it is not a hub id like "
-                             "'THUDM/CogVideoX-5b-I2V')")
+        source = TOY_DIR
     else:
-        source, kwargs = str(model), {}
+        source = _source(model)
+    kwargs = {"use_safetensors": use_safetensors, **({"revision": revision} if revision else {})}
     try:
-        with _quiet_loading():
+        with _quiet_loading(keep_warnings=not use_safetensors):
             from diffusers import CogVideoXImageToVideoPipeline
 
             pipe = CogVideoXImageToVideoPipeline.from_pretrained(source, dtype=dtype, **kwargs)
     except Exception as e:  # diffusers/hub raise many types; one clear cogviz error instead
-        if isinstance(source, Path):
-            raise ModelLoadError(f"could not load the pipeline folder {str(source)!r}: {type(e).__name__}: {e}") from None
-        raise ModelLoadError(
-            f"could not load {source!r} ({type(e).__name__}). Without a hub connection the weights must already "
-            f"be on disk: download them once elsewhere, e.g. `huggingface-cli download {source} --local-dir DIR`, "
-            "copy DIR here and call load_pipeline(DIR); or set HF_HOME to a cache that holds them. "
-            'load_pipeline("toy") runs the embedded model offline.') from None
+        raise _load_error(source, e, use_safetensors) from None
     apply_memory(pipe, memory_items, device)
     if not any(m in _OFFLOADS for m in memory_items):
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     pipe.cogviz_model = "toy" if is_toy else str(model)  # a stable name for results (sweeps), not a path
+    # what another process loads (a Ray actor in another working directory): a folder's absolute path
+    pipe.cogviz_source = "toy" if is_toy else str(source.resolve() if isinstance(source, Path) else source)
     apply_speed(pipe, speed, compile_kwargs=compile_kwargs)
     return pipe
+
+
+def _source(model) -> Path | str:
+    """A local pipeline folder (a Path) or a hub id (a str), told apart before any hub request."""
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").exists():
+            raise ModelLoadError(f"{text!r} is a folder but holds no model_index.json: not a diffusers "
+                                 "pipeline folder (save one with pipe.save_pretrained(folder))")
+        return path
+    explicit_path = isinstance(model, os.PathLike) or text.startswith(("./", "../", "/", "~", "."))
+    first = Path(text.split("/", 1)[0]).expanduser()
+    if explicit_path or not _HUB_ID.fullmatch(text) or first.is_dir():
+        raise ModelLoadError(f"no pipeline folder at {text!r} (resolved: {str(path.resolve())!r}); "
+                             "a hub id looks like 'THUDM/CogVideoX-5b-I2V', a local folder must exist")
+    return text
+
+
+def _load_error(source, e: Exception, use_safetensors: bool) -> ModelLoadError:
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    no_st = use_safetensors and "safetensors" in str(e).lower()
+    hint = (" It has no safetensors weights: convert them, or pass use_safetensors=False to allow pickled "
+            ".bin weights from a source you trust." if no_st else "")
+    if isinstance(source, Path):
+        return ModelLoadError(f"could not load the pipeline folder {str(source)!r}: {type(e).__name__}: {first}.{hint}")
+    return ModelLoadError(
+        f"could not load {source!r} ({type(e).__name__}).{hint} Without a hub connection the weights must already "
+        f"be on disk: download them once elsewhere, e.g. `huggingface-cli download {source} --local-dir DIR`, "
+        "copy DIR here and call load_pipeline(DIR); or set HF_HOME to a cache that holds them. "
+        'load_pipeline("toy") runs the embedded model offline.')
 
 
 def apply_memory(pipe, memory, device) -> None:

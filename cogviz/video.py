@@ -10,6 +10,7 @@ import base64
 import io
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,7 @@ def save(frames, path: str | os.PathLike, fps: float = 8) -> Path:
         data = buf.getvalue()
     else:
         raise CogvizError(f"cannot save {str(path)!r}: use a .mp4, .gif or .png file name")
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # two writers never share one
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
@@ -109,10 +110,17 @@ def load(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise CogvizError(f"no such video file: {str(path)!r}")
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    meta = next(reader)
-    w, h = meta["size"]
-    frames = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+    # the container named, never guessed, and local files only: a playlist or a URL list renamed
+    # .mp4 in a results folder someone else wrote is not followed
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24",
+                                        input_params=["-f", "mp4", "-protocol_whitelist", "file"])
+    try:
+        meta = next(reader)
+        w, h = meta["size"]
+        frames = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+    except (OSError, RuntimeError, StopIteration) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise CogvizError(f"{str(path)!r} is not an mp4 video cogviz can read ({first})") from None
     if not frames:
         raise CogvizError(f"{str(path)!r} holds no frames")
     return np.stack(frames)

@@ -60,6 +60,20 @@ def lesson_index(paths: list[Path]) -> str:
             f"```{{toctree}}\n:maxdepth: 1\n\n{entries}\n```\n")
 
 
+STAGING = ".cogviz-docs-src"  #: the staging folder's name inside --out
+MARKER = ".cogviz-staging"  #: the file that marks a folder as this script's staging folder
+
+
+def fresh_staging(src: Path) -> None:
+    """Empty the staging folder ``src`` for a new build: only a folder this script made (it holds
+    :data:`MARKER`) is ever deleted; anything else in the way is an error, not a loss."""
+    if src.exists() or src.is_symlink():
+        if src.is_symlink() or not (src / MARKER).is_file():
+            raise SystemExit(f"{src} exists and is not a staging folder of docs/build.py (no {MARKER} in it); "
+                             "move it away or choose another --out")
+        shutil.rmtree(src)
+
+
 def stage(src: Path, executed: Path | None) -> None:
     """Copy docs/ into ``src`` and add the executed lessons, their index and MathJax."""
     import jupyter_server_mathjax
@@ -67,9 +81,9 @@ def stage(src: Path, executed: Path | None) -> None:
 
     from cogviz.lessons import run
 
-    if src.exists():
-        shutil.rmtree(src)
+    fresh_staging(src)
     shutil.copytree(DOCS, src, ignore=shutil.ignore_patterns("build.py", "__pycache__"))
+    (src / MARKER).write_text("made by docs/build.py; deleted and remade by each build\n")
     (src / "lessons").mkdir()
     paths = lessons()
     for path in paths:
@@ -85,10 +99,11 @@ def stage(src: Path, executed: Path | None) -> None:
 
 def build(out: Path, executed: Path | None = None) -> Path:
     """Stage and render the site into ``out``/html; returns that folder."""
-    stage(out / "src", executed)
+    src = out / STAGING
+    stage(src, executed)
     html = out / "html"
     subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-E",
-                    str(out / "src"), str(html)], check=True, cwd=ROOT)
+                    str(src), str(html)], check=True, cwd=ROOT)
     return html
 
 

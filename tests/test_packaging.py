@@ -53,3 +53,40 @@ def test_cli_fit_and_errors(tmp_path):
     r = run_cli("fit", "x.png", "--size", "big", "--out", str(out))
     assert r.returncode == 2 and "HEIGHTxWIDTH" in r.stderr and "Traceback" not in r.stderr
     assert "fit" in run_cli("--help").stdout
+
+
+def _floors() -> tuple[dict, dict]:
+    """The lower bound each file sets, by pip name: (pyproject, environment.yml)."""
+    import yaml
+
+    def floor(spec):
+        m = re.search(r">=\s*([0-9][0-9.]*)", spec)
+        return m.group(1) if m else None
+
+    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(py["dependencies"]) + [s for v in py["optional-dependencies"].values() for s in v]
+    pip = {_name(s): floor(s) for s in specs}
+    conda = {}
+    for dep in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]:
+        for s in dep["pip"] if isinstance(dep, dict) else [dep]:
+            n = _name(s)
+            conda[CONDA_TO_PIP.get(n, n)] = floor(s)
+    return pip, conda
+
+
+# versions with published remote-code-execution or credential-leak bugs that the floors must exclude
+# (issue 43): Ray's Jobs API RCE before token auth (2.52; cogviz's recipe is tested on 2.60), torch's
+# weights_only bypass (< 2.6) and unpickler memory corruption (< 2.10), pyarrow's Parquet RCE in
+# 14.0.0, requests' .netrc leak (< 2.32.4)
+SECURITY_FLOORS = {"ray": "2.60", "torch": "2.10", "pyarrow": "14.0.1", "requests": "2.32.4"}
+
+
+def test_dependency_floors_exclude_known_vulnerable_versions_and_agree():
+    from packaging.version import Version
+
+    pip, conda = _floors()
+    for name, least in SECURITY_FLOORS.items():
+        for where, floors in (("pyproject.toml", pip), ("environment.yml", conda)):
+            assert floors.get(name) and Version(floors[name]) >= Version(least), (where, name, floors.get(name))
+    for name in set(pip) & set(conda):
+        assert pip[name] == conda[name], f"{name}: pyproject >= {pip[name]}, environment.yml >= {conda[name]}"

@@ -28,7 +28,7 @@ def test_train_resumes_after_interruption_and_exports(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "_image_batch", flaky)
     with pytest.raises(KeyboardInterrupt):
         T.train(cfg, tmp_path / "run", tmp_path / "out")
-    ckpt = torch.load(tmp_path / "run" / "vae_images.ckpt", weights_only=False)
+    ckpt = T.load_state(tmp_path / "run" / "vae_images.ckpt")
     assert ckpt["step"] == 2 and not (tmp_path / "run" / "vae_images.done").exists()
     monkeypatch.setattr(T, "_image_batch", real)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -388,8 +388,10 @@ def test_a_resume_point_without_the_optimizer_goes_on_in_a_fresh_run_dir(tmp_pat
         T.train(cfg, tmp_path / "run", tmp_path / "out")
     monkeypatch.setattr(T._Objective, "loss", real)
     assert T.main(["--run-dir", str(tmp_path / "run"), "--save-resume", str(tmp_path / "point")]) == 0
-    saved = torch.load(tmp_path / "point" / "transformer_tune.ckpt", weights_only=False)
-    assert saved["step"] == 2 and "opt" not in saved
+    assert sorted(f.name for f in (tmp_path / "point").iterdir()) == [
+        "config.json", "transformer_tune.json", "transformer_tune.safetensors"]  # tensors and JSON, no pickle
+    saved = T._Stage(tmp_path / "point", "transformer_tune").load()
+    assert saved["step"] == 2 and "opt" not in saved and saved["model"]
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     for f in (tmp_path / "point").iterdir():
@@ -429,3 +431,31 @@ def test_a_config_file_with_a_misspelt_setting_fails_naming_the_closest(tmp_path
     assert exit_.value.code == 2 and not (tmp_path / "run").exists()
     err = capsys.readouterr().err
     assert "'tune_step' (did you mean 'tune_steps'?)" in err and "'zzz'" in err
+
+
+class _RunsCode:
+    """A pickle that would call ``Path.touch`` on load: what a hostile checkpoint carries."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path):
+    """Issue 43: resume points are carried between machines, so loading one must never run its
+    code: stage checkpoints, ``read_weights`` and resume points all refuse such a pickle."""
+    marker = tmp_path / "ran"
+    for name in ("transformer_tune.ckpt", "weights.pt"):
+        torch.save({"step": 1, "model": {"w": torch.zeros(2)}, "x": _RunsCode(marker)}, tmp_path / name)
+    with pytest.raises(ValueError, match="refused, its pickle holds more than weights"):
+        T._Stage(tmp_path, "transformer_tune").load()
+    with pytest.raises(ValueError, match="weights.pt: refused"):
+        T.read_weights(str(tmp_path / "weights.pt"))
+    assert not marker.exists()
+    # a plain weights-only checkpoint still loads
+    torch.save({"step": 3, "model": {"w": torch.ones(2)}, "elapsed": 1.0}, tmp_path / "vae_images.ckpt")
+    assert T._Stage(tmp_path, "vae_images").load()["step"] == 3

@@ -1,7 +1,6 @@
 """The sweep itself: plan, skip what is done, run the rest locally or on Ray, return the results."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from ..errors import SweepError
@@ -9,7 +8,7 @@ from .identity import plan
 from .local import _as_dict, _groups, _run_group
 from .on_ray import _run_on_ray
 from .results import SweepResult
-from .store import _valid, _write_manifest
+from .store import _valid, _write_manifest, clean_stale
 
 
 def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, guidance: float = 6.0,
@@ -59,11 +58,10 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         from .on_ray import connect
 
         connect((ray_options or {}).get("address"))
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).expanduser().resolve()  # actors on other nodes (and other cwds) read the same path
     _write_manifest(out_dir, {"settings": settings, "model": runs[0].config["model"],
                               "run_ids": [r.run_id for r in runs]})
-    for stale in (out_dir / "runs").glob(".*.tmp"):  # runs in flight when an earlier sweep died
-        shutil.rmtree(stale, ignore_errors=True)
+    clean_stale(out_dir)  # runs in flight when an earlier sweep died; a live writer's are kept
     todo = [r for r in runs if _valid(out_dir / "runs" / r.run_id) is None]
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc="cogviz.sweep",
                unit="run")
@@ -86,6 +84,24 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         else:
             text_cache = {}
             for group in groups:
+                group = _still_missing(out_dir, group, advance)  # another writer may have done some since
+                if not group:
+                    continue
                 _run_group(pipe, [_as_dict(r) for r in group], fitted[group[0].image_index], job,
                            done=lambda _: advance(), text_cache=text_cache)
-    return SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
+    result = SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
+    if len(result) < len(runs):
+        got = set(result.runs["run_id"]) if len(result) else set()
+        missing = [r.run_id for r in runs if r.run_id not in got]
+        raise SweepError(f"{len(missing)} of {len(runs)} runs are not in {out_dir} after the sweep "
+                         f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); were they written to "
+                         "storage this machine does not see? Sweep again to redo them")
+    return result
+
+
+def _still_missing(out_dir: Path, group, advance) -> list:
+    """The runs of ``group`` not yet in ``out_dir`` (a second writer may have finished some)."""
+    todo = [r for r in group if _valid(out_dir / "runs" / r.run_id) is None]
+    if len(todo) < len(group):
+        advance(len(group) - len(todo))
+    return todo

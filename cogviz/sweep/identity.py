@@ -108,7 +108,11 @@ class Run:
 def _image_name(source, index: int) -> str:
     if isinstance(source, (str, os.PathLike)):
         s = str(source)
-        return s if s.startswith(("http://", "https://")) else Path(s).name
+        if s.lower().startswith(("http://", "https://")):
+            from ..image import _safe_url
+
+            return _safe_url(s)  # no query string or user:pass@ in run.json and the runs table
+        return Path(s).name
     return f"image{index}"
 
 

@@ -137,13 +137,14 @@ def connect(address) -> None:
 class _SweepActor:
     """One pipeline per actor; groups of runs (one (image, prompt, seed) each) arrive one at a time."""
 
-    def __init__(self, model: str, fingerprint: str, threads: int, memory=None):
+    def __init__(self, model: str, fingerprint: str, threads: int, memory=None, source: str | None = None):
         import torch
 
         from ..models import load_pipeline
 
         torch.set_num_threads(max(1, threads))
-        self.pipe = load_pipeline(model, memory=memory)
+        self.pipe = load_pipeline(source or model, memory=memory)  # a folder by its absolute path
+        self.pipe.cogviz_model = model  # the driver's name, which the fingerprint and run ids hash
         self.text_cache = {}
         mine = model_fingerprint(self.pipe)
         if mine != fingerprint:
@@ -151,7 +152,28 @@ class _SweepActor:
                              "give every node the same weights")
 
     def run(self, run_dicts: list[dict], fitted, job: dict) -> list[str]:
+        _check_shared(job, run_dicts)
         return _run_group(self.pipe, run_dicts, fitted, job, text_cache=self.text_cache)
+
+
+def _check_shared(job: dict, run_dicts: list[dict]) -> None:
+    """Where an actor runs, the driver's results folder must be there with this sweep's manifest
+    (written before any actor starts): otherwise the storage is not shared and the runs would land on
+    this node's own disk."""
+    from .store import read_manifest
+
+    out = Path(job["out_dir"])
+    try:
+        ids = {i for s in read_manifest(out) for i in s.get("run_ids", [])}
+    except (OSError, SweepError):
+        ids = set()
+    missing = [d["run_id"] for d in run_dicts if d["run_id"] not in ids]
+    if not out.is_absolute() or missing:
+        import socket
+
+        raise SweepError(f"runs {', '.join(missing) or '(all)'}: the results folder {out} on node "
+                         f"{socket.gethostname()} does not hold this sweep's manifest; the results folder "
+                         "must be an absolute path on storage every node shares")
 
 
 def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=None, num_gpus=None, num_cpus=1,
@@ -177,14 +199,15 @@ def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=
         groups += [big[: len(big) // 2], big[len(big) // 2:]]
     num_actors = max(1, min(num_actors, len(groups)))
     model, fingerprint = pipe.cogviz_model, model_fingerprint(pipe)
+    source = getattr(pipe, "cogviz_source", None)
     Actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_SweepActor)
 
     def spawn():
-        return Actor.remote(model, fingerprint, max(1, int(num_cpus)), memory)
+        return Actor.remote(model, fingerprint, max(1, int(num_cpus)), memory, source)
 
     images = [ray.put(f) for f in fitted]
     pending = [(g, 0) for g in groups]
-    actors = [spawn() for _ in range(num_actors)]
+    spawned = [spawn() for _ in range(num_actors)]
     in_flight = {}
 
     def submit(actor):
@@ -192,7 +215,7 @@ def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=
         ref = actor.run.remote([_as_dict(r) for r in group], images[group[0].image_index], job)
         in_flight[ref] = (actor, group, tries)
 
-    for actor in actors:
+    for actor in spawned:
         if pending:
             submit(actor)
     try:
@@ -201,18 +224,63 @@ def _run_on_ray(pipe, groups, fitted, job, advance, *, address=None, num_actors=
             actor, group, tries = in_flight.pop(ready[0])
             try:
                 ray.get(ready[0])
-                advance(len(group))
-            except RayActorError:  # the actor died (killed, node lost): replace it, redo what it lost
+            except RayActorError as e:  # the actor died (killed, node lost): replace it, redo what it lost
+                _raise_init_failure(e)
                 if tries + 1 > max_retries:
                     raise SweepError(f"runs {', '.join(r.run_id for r in group)} lost their actor {tries + 1} "
-                                     "times; giving up") from None
+                                     f"times; giving up ({_first_line(e)})") from None
+                ray.kill(actor)  # "unavailable" may still be running: it must not write on beside the new one
                 actor = spawn()
+                spawned.append(actor)
                 lost = [r for r in group if _valid(Path(job["out_dir"]) / "runs" / r.run_id) is None]
                 advance(len(group) - len(lost))
                 if lost:
                     pending.insert(0, (lost, tries + 1))
+            else:
+                _check_written(job, group)
+                advance(len(group))
             if pending:
                 submit(actor)
     finally:
-        for ref in in_flight:
-            ray.cancel(ref, force=True)
+        _stop(ray, in_flight, spawned)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
+def _raise_init_failure(e) -> None:
+    """An actor whose constructor failed (no model on that node, other weights) fails the same way
+    when respawned: say why at once instead of retrying."""
+    if getattr(e, "actor_init_failed", False):
+        cause = getattr(e, "error_msg", "") or str(e)
+        lines = [ln for ln in cause.splitlines() if "Error" in ln and ":" in ln]
+        raise SweepError(f"a Ray actor could not start: {(lines[-1] if lines else _first_line(e)).strip()[:300]}") from None
+
+
+def _check_written(job: dict, group) -> None:
+    """The actor says it wrote these runs: they must be in the driver's ``out_dir`` too, or the
+    storage is not shared between the nodes and the driver would return a sweep with runs missing."""
+    missing = [r.run_id for r in group if _valid(Path(job["out_dir"]) / "runs" / r.run_id) is None]
+    if missing:
+        raise SweepError(f"runs {', '.join(missing)}: a Ray actor wrote them but they are not in {job['out_dir']} "
+                         "on this machine; the results folder must be storage every node shares (the same path "
+                         "on each)")
+
+
+def _stop(ray, in_flight: dict, actors: list) -> None:
+    """After the sweep, or when it fails or is interrupted: cancel what is in flight (actor tasks take
+    only a plain cancel) and kill every actor this sweep started, so none goes on computing or writing
+    into the results folder after the driver stopped. Runs are renamed into place whole, so a killed
+    actor leaves at most a temporary folder, never a half-written run. The original error, if any,
+    propagates unchanged."""
+    for ref in list(in_flight):
+        try:
+            ray.cancel(ref)
+        except Exception:  # noqa: BLE001 - a task that already finished or whose actor died
+            pass
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - an actor that is already gone
+            pass

@@ -51,9 +51,17 @@ class SweepResult:
     @classmethod
     def load(cls, out_dir, *, run_ids=None) -> SweepResult:
         """Every intact run in ``out_dir`` (or only ``run_ids``), finished or from a partial sweep."""
+        import re
+
+        from .store import read_manifest
+
         out_dir = Path(out_dir)
-        if not (out_dir / "manifest.json").exists():
+        if not (out_dir / "manifest.json").is_file():
             raise SweepError(f"{str(out_dir)!r} is not a sweep results directory (no manifest.json)")
+        read_manifest(out_dir)  # a corrupt manifest is reported, not read as an empty one
+        bad = [r for r in (run_ids or []) if not (isinstance(r, str) and re.fullmatch(r"[0-9a-f]{8,64}", r))]
+        if bad:
+            raise SweepError(f"run_ids: {bad[0]!r} is not a run id (the hex names under {out_dir / 'runs'})")
         dirs = ([out_dir / "runs" / r for r in run_ids] if run_ids is not None
                 else sorted(p for p in (out_dir / "runs").glob("*") if not p.name.startswith(".")))
         records = [rec for rec in (_valid(d) for d in dirs) if rec is not None]

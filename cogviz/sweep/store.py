@@ -1,31 +1,100 @@
 """Writing runs atomically: each run is built in a temporary folder and renamed into place, with
-the SHA-256 of every file in its ``run.json``; a run whose files no longer match is redone."""
+the SHA-256 of every file in its ``run.json``; a run whose files no longer match is redone.
+
+Several writers may share one results folder (two kernels, the CLI beside a widget, Ray actors on
+shared storage): a lock file (``out_dir/.lock``, ``fcntl.flock``) orders the manifest's
+read-modify-write, the clean-up of stale temporary folders and the final rename of each run; each
+temporary folder names its writer (host and process id), so a clean-up never deletes a live
+writer's run; a run that another writer finished first is kept and the second copy dropped.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
 
+from ..errors import SweepError
 from .identity import FORMAT, Run, _sha
+
+#: the only files a run may list: a ``run.json`` naming anything else is refused as foreign
+RUN_FILES = ("frames.parquet", "video.mp4", "latents.safetensors")
+#: a temporary folder of another host (whose process cannot be checked) counts as stale after this
+STALE_SECONDS = 24 * 3600
+#: the keys a run record must carry, with their types, for ``SweepResult`` to read it
+_RECORD = {"run_id": str, "config": dict, "image_name": str, "label": str, "summary": dict, "frames": int,
+           "finished": (int, float), "files": list}
+_CONFIG = {"image": str, "prompt": str, "seed": int, "ablations": list, "settings": dict, "model": dict}
+
+
+@contextlib.contextmanager
+def locked(out_dir: Path):
+    """Hold ``out_dir/.lock`` exclusively (blocking) for the block's duration."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk (before the rename that makes it final)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _writer() -> str:
+    return f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"
 
 
 def _file_entry(path: Path) -> dict:
+    _fsync(path)
     return {"name": path.name, "bytes": path.stat().st_size, "sha256": _sha(path.read_bytes())}
 
 
+def _well_formed(run_dir: Path, record) -> bool:
+    """The record has the keys and types a reader needs, is the run of its own folder, and lists
+    only the run files cogviz writes (never a path: ``../x``, ``/dev/zero``)."""
+    if not isinstance(record, dict) or record.get("run_id") != run_dir.name:
+        return False
+    if any(not isinstance(record.get(k), t) for k, t in _RECORD.items()):
+        return False
+    c = record["config"]
+    if any(not isinstance(c.get(k), t) for k, t in _CONFIG.items()):
+        return False
+    if any(k not in c["settings"] for k in ("steps", "guidance")) or any(k not in c["model"] for k in ("id", "fingerprint")):
+        return False
+    names = [f.get("name") if isinstance(f, dict) else None for f in record["files"]]
+    return len(set(names)) == len(names) and all(n in RUN_FILES for n in names) and all(
+        isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str) for f in record["files"])
+
+
 def _valid(run_dir: Path) -> dict | None:
-    """The run's record when every file it lists is present and unchanged, else None."""
+    """The run's record when it is well formed and every file it lists is present, a regular file,
+    and unchanged; else None (the run is redone, or left out when reading)."""
     try:
         record = json.loads((run_dir / "run.json").read_text())
+        if not _well_formed(run_dir, record):
+            return None
         for f in record["files"]:
             p = run_dir / f["name"]
-            if p.stat().st_size != f["bytes"] or _sha(p.read_bytes()) != f["sha256"]:
+            if p.is_symlink() or not p.is_file() or p.stat().st_size != f["bytes"]:
+                return None
+            if _sha(p.read_bytes()) != f["sha256"]:
                 return None
         return record
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -34,7 +103,7 @@ def _write_run(out_dir: Path, run: Run, g, *, metrics: bool, save_latents: bool,
     from ..metrics import anchor_metrics, summarize
 
     runs_dir = out_dir / "runs"
-    tmp = runs_dir / f".{run.run_id}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = runs_dir / f".{run.run_id}.{_writer()}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
     files = []
     summary = {}
@@ -56,24 +125,92 @@ def _write_run(out_dir: Path, run: Run, g, *, metrics: bool, save_latents: bool,
               "summary": summary, "frames": int(len(g.frames)), "finished": time.time(),
               "files": [_file_entry(p) for p in files]}
     (tmp / "run.json").write_text(json.dumps(record, indent=1))
-    final = runs_dir / run.run_id
-    if final.exists():  # a corrupt earlier copy: replace it
-        shutil.rmtree(final)
-    os.replace(tmp, final)  # atomic: the run appears whole or not at all
-    return record
+    _fsync(tmp / "run.json")
+    _fsync(tmp)
+    return _place(runs_dir, tmp, run.run_id) or record
+
+
+def _place(runs_dir: Path, tmp: Path, run_id: str) -> dict | None:
+    """Rename a finished temporary run into place, under the folder's lock. When another writer
+    placed an intact copy first, that copy stays, this one is dropped and its record returned."""
+    final = runs_dir / run_id
+    with locked(runs_dir.parent):
+        theirs = _valid(final) if final.exists() else None
+        if theirs is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return theirs
+        if final.exists():  # a corrupt earlier copy (checked above, under the lock): replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # atomic: the run appears whole or not at all
+        _fsync(runs_dir)
+    return None
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the writer named in a temporary folder's name (``.RUN.HOST-PID.RAND.tmp``) may still
+    be running: on this host, whether its process exists; a writer on another host (or a name of
+    an older format) cannot be checked from here, so it counts as alive."""
+    parts = name.split(".")
+    if len(parts) != 5:
+        return True
+    host, _, pid = parts[2].rpartition("-")
+    if host != socket.gethostname().replace(".", "-") or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale(out_dir: Path) -> list[str]:
+    """Delete the temporary folders of writers that are gone (a sweep killed mid-run), never those
+    of a writer still running: on this host its process is checked, elsewhere only folders older
+    than ``STALE_SECONDS`` go. Returns the names removed."""
+    removed = []
+    with locked(out_dir):
+        for tmp in (out_dir / "runs").glob(".*.tmp"):
+            try:
+                old = time.time() - tmp.stat().st_mtime > STALE_SECONDS
+            except OSError:
+                continue
+            if old or not _writer_alive(tmp.name):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp.name)
+        for tmp in out_dir.glob(".manifest.*.tmp"):
+            if time.time() - tmp.stat().st_mtime > 60:
+                tmp.unlink(missing_ok=True)
+    return removed
+
+
+def read_manifest(out_dir: Path) -> list[dict]:
+    """The sweeps recorded in ``out_dir/manifest.json`` ([] when there is none yet). A manifest
+    that is not cogviz's JSON is reported, never silently reset."""
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SweepError(f"{path} is corrupt ({e}); the runs in {out_dir / 'runs'} are intact: move the file "
+                         "aside and sweep again to write a new one") from None
+    if not isinstance(data, dict) or not isinstance(data.get("sweeps", []), list):
+        raise SweepError(f"{path} is not a cogviz manifest (expected an object with a 'sweeps' list); "
+                         "is this folder a sweep's results?")
+    return data.get("sweeps", [])
 
 
 def _write_manifest(out_dir: Path, manifest: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "manifest.json"
-    sweeps = []
-    if path.exists():
-        try:
-            sweeps = json.loads(path.read_text()).get("sweeps", [])
-        except ValueError:
-            sweeps = []
-    if manifest not in sweeps:
-        sweeps.append(manifest)
-    tmp = path.with_name(f".manifest.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "sweeps": sweeps}, indent=1))
-    os.replace(tmp, path)
+    with locked(out_dir):  # read-modify-write: no other writer's entry is lost
+        sweeps = read_manifest(out_dir)
+        if manifest not in sweeps:
+            sweeps.append(manifest)
+        tmp = path.with_name(f".manifest.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(json.dumps({"format": FORMAT, "sweeps": sweeps}, indent=1))
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(out_dir)

@@ -76,11 +76,14 @@ from ..toy.scenes import render_scene, sample_scene
 from .data import training_clip, training_image
 from .natural import SourcePool, heldout_views
 
-__all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "save_resume_point", "read_weights", "main"]
+__all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "save_resume_point", "read_weights", "load_state", "export_atomically", "main"]
 
 EVAL_SEED_BASE = 1_000_000_000  #: scene seeds >= this are never used in training
 STAGES = ("vae_images", "vae_clips", "cache", "transformer", "transformer_tune", "export")
-DEFAULT_OUT = Path(__file__).parents[1] / "toy" / "weights"
+PACKAGE_WEIGHTS = Path(__file__).parents[1] / "toy" / "weights"  #: the shipped model (``make train`` exports here)
+#: where a run exports by default: outside the package, so training never replaces the shipped model
+#: unless asked (``--out cogviz/toy/weights``)
+DEFAULT_OUT = Path(os.environ.get("COGVIZ_RUNS") or Path.home() / ".cache" / "cogviz" / "runs") / "toy-export"
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,23 @@ def _log(run_dir: Path, **record) -> None:
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
+    with open(tmp, "rb") as f:  # on disk before the rename makes it the checkpoint
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def load_state(path) -> dict:
+    """A checkpoint or state dict that this trainer wrote, read with torch's weights-only
+    unpickler: tensors, numbers, strings, lists and dicts load; a file whose pickle would import
+    or call anything is refused (loading someone's checkpoint never runs their code)."""
+    import pickle
+
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise ValueError(f"{path}: refused, its pickle holds more than weights ({first}); "
+                         "cogviz reads .safetensors files and its own weights-only checkpoints") from None
 
 
 def _cosine_lr(step: int, total: int, peak: float, warmup: int = 50, floor: float = 0.03) -> float:
@@ -330,7 +349,16 @@ class _Stage:
         return self.done.exists()
 
     def load(self):
-        return torch.load(self.ckpt, weights_only=False) if self.ckpt.exists() else None
+        """The stage's checkpoint, else a resume point's (``{name}.safetensors`` + ``{name}.json``:
+        weights, step and time, no pickle), else None."""
+        if self.ckpt.exists():
+            return load_state(self.ckpt)
+        weights, info = self.run_dir / f"{self.name}.safetensors", self.run_dir / f"{self.name}.json"
+        if weights.exists() and info.exists():
+            meta = json.loads(info.read_text())
+            return {"step": int(meta["step"]), "elapsed": float(meta.get("elapsed", 0.0)),
+                    "model": read_weights(weights)}
+        return None
 
     def save(self, state) -> None:
         _save_atomic(state, self.ckpt)
@@ -354,7 +382,7 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
     st = _Stage(run_dir, stage_name)
     vae = C.make_vae(block_out_channels=vae_channels(cfg))
     if stage_name == "vae_clips":
-        vae.load_state_dict(torch.load(run_dir / "vae_images.pt"))
+        vae.load_state_dict(load_state(run_dir / "vae_images.pt"))
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     state = st.load() or {"step": 0, "elapsed": 0.0}
     if "model" in state:
@@ -412,7 +440,7 @@ def _train_vae(cfg, run_dir, stage_name, steps, lr, clips_too: bool):
 def _cache(cfg, run_dir):
     st = _Stage(run_dir, "cache")
     vae = C.make_vae(block_out_channels=vae_channels(cfg))
-    vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
+    vae.load_state_dict(load_state(run_dir / "vae_clips.pt"))
     vae.eval()
     state = st.load() or {"done": 0, "elapsed": 0.0, "video": [], "image": [], "prompts": [], "kinds": []}
     rng = np.random.default_rng([cfg.seed, STAGES.index("cache")])
@@ -475,7 +503,7 @@ def read_weights(path: str) -> dict:
         from safetensors.torch import load_file
 
         return load_file(path)
-    state = torch.load(path, weights_only=False)
+    state = load_state(path)
     return state.get("model", state)  # a stage checkpoint or a state dict
 
 
@@ -674,8 +702,10 @@ def _resumed_optimizer(tr, state: dict, peak: float):
 
 def save_resume_point(run_dir: Path, dest: Path, stage: str = "transformer_tune") -> Path:
     """The smallest state from which a run's transformer stage goes on elsewhere: the run's
-    ``config.json`` and the stage checkpoint's weights, step and time, without the optimizer's
-    moments (a third of the size; :func:`_resumed_optimizer` warms them up again). Copy both into
+    ``config.json`` and the stage checkpoint's weights (``{stage}.safetensors``) with its step and
+    time (``{stage}.json``), without the optimizer's moments (a third of the size;
+    :func:`_resumed_optimizer` warms them up again). No pickle: a resume point from someone else
+    loads as tensors and JSON, never as code. Copy them into
     a fresh ``--run-dir`` and run the same command: the earlier stages are made again from the
     config (the cache in minutes), the stage goes on from the saved step."""
     run_dir, dest = Path(run_dir), Path(dest)
@@ -684,7 +714,10 @@ def save_resume_point(run_dir: Path, dest: Path, stage: str = "transformer_tune"
         raise FileNotFoundError(f"{run_dir} holds no {stage} checkpoint to resume from")
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.json").write_text((run_dir / "config.json").read_text())
-    _save_atomic({k: state[k] for k in ("step", "model", "elapsed")}, dest / f"{stage}.ckpt")
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().clone().contiguous() for k, v in state["model"].items()}, dest / f"{stage}.safetensors")
+    (dest / f"{stage}.json").write_text(json.dumps({"step": state["step"], "elapsed": state.get("elapsed", 0.0)}))
     return dest
 
 
@@ -694,7 +727,7 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     at ``tune_lr`` drawing ``tune_kind_weights``)."""
     tune = stage == "transformer_tune"
     st = _Stage(run_dir, stage)
-    cache = torch.load(run_dir / "cache.pt")
+    cache = load_state(run_dir / "cache.pt")
     pipe = C.make_pipeline(vae=C.make_vae(cache["scaling_factor"], vae_channels(cfg)),
                            transformer=make_transformer(cfg), text_encoder=C.make_text_encoder(cfg.seed),
                            scheduler=C.make_scheduler(cfg.snr_shift_scale))
@@ -702,7 +735,7 @@ def _train_transformer(cfg, run_dir, stage="transformer"):
     n_val = min(64, len(cache["prompts"]) // 4)  # held-out clips for the validation loss (never trained on)
     objective = _Objective(cfg, pipe, cache, n_val)
     if tune:
-        tr.load_state_dict(torch.load(run_dir / "transformer.pt"))
+        tr.load_state_dict(load_state(run_dir / "transformer.pt"))
     steps, peak, warmup = ((cfg.tune_steps, cfg.tune_lr, cfg.tune_warmup) if tune
                            else (cfg.tr_steps, cfg.tr_lr, cfg.tr_warmup))
     shapes_first = 0 if tune else cfg.tr_shapes_first
@@ -759,13 +792,11 @@ def started_from(folder: Path) -> dict:
 def _export(cfg, run_dir, out_dir: Path):
     cache_info = json.loads((run_dir / "cache.done").read_text())
     vae = C.make_vae(cache_info["scaling_factor"], vae_channels(cfg))
-    vae.load_state_dict(torch.load(run_dir / "vae_clips.pt"))
+    vae.load_state_dict(load_state(run_dir / "vae_clips.pt"))
     tr = make_transformer(cfg)
-    tr.load_state_dict(torch.load(run_dir / ("transformer_tune.pt" if cfg.tune_steps else "transformer.pt")))
+    tr.load_state_dict(load_state(run_dir / ("transformer_tune.pt" if cfg.tune_steps else "transformer.pt")))
     pipe = C.make_pipeline(vae=vae, transformer=tr, text_encoder=C.make_text_encoder(cfg.seed),
                            scheduler=C.make_scheduler(cfg.snr_shift_scale))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pipe.save_pretrained(out_dir, safe_serialization=True)
     stages = {}
     for name in STAGES[:-1]:
         if name != "transformer_tune" or cfg.tune_steps:
@@ -779,8 +810,46 @@ def _export(cfg, run_dir, out_dir: Path):
         "hardware": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
         **({"started_from": started_from(Path(cfg.init_from))} if cfg.init_from else {}),
     }
-    (out_dir / "cogviz_toy.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    def write(folder: Path) -> None:
+        pipe.save_pretrained(folder, safe_serialization=True)
+        (folder / "cogviz_toy.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    export_atomically(out_dir, write)
     _Stage(run_dir, "export").finish(out_dir=str(out_dir))
+
+
+def export_atomically(out_dir: Path, write) -> Path:
+    """``write(folder)`` fills a fresh folder beside ``out_dir``, which then replaces ``out_dir`` by
+    renames: an interrupted export leaves the old pipeline whole (lessons and tests load it), never a
+    half-written one. Files of the old folder that the export does not write (the model card, its
+    evaluation, the training records) are kept. A folder in the way that is not a pipeline folder
+    (no ``model_index.json``) and not empty is refused, never overwritten."""
+    import shutil
+
+    out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "model_index.json").is_file():
+        raise SystemExit(f"--out {out_dir}: a folder that is not a pipeline folder (no model_index.json) and not "
+                         "empty; cogviz exports only into a new, empty or pipeline folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.export-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        if out_dir.exists():
+            for kept in out_dir.iterdir():
+                if not (tmp / kept.name).exists():
+                    (shutil.copytree if kept.is_dir() else shutil.copy2)(kept, tmp / kept.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return out_dir
 
 
 def train(cfg: TrainConfig, run_dir: Path, out_dir: Path = DEFAULT_OUT) -> Path:
@@ -824,7 +893,9 @@ def build_parser(prog: str = "python -m cogviz.trainer") -> argparse.ArgumentPar
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--run-dir", type=Path, default=default_run_dir(),
                    help="checkpoints and log (default $COGVIZ_RUNS/toy, else ~/.cache/cogviz/runs/toy)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="where the pipeline folder is written, replaced whole at the end (default $COGVIZ_RUNS/toy-export, "
+                        "else ~/.cache/cogviz/runs/toy-export; `make train` passes cogviz/toy/weights)")
     p.add_argument("--config", type=Path, metavar="JSON",
                    help="take every setting from a run's config.json (options given too override it)")
     p.add_argument("--save-resume", type=Path, metavar="DIR",

@@ -26,7 +26,7 @@ import numpy as np
 import traitlets
 
 from ..ablations import KINDS, from_dict
-from ..errors import AblationError, CogvizError
+from ..errors import AblationError, CogvizError, one_line
 from ..presets import PROMPT_HINT
 from ..viz import to_png
 from .generate_ui import _big, image_source
@@ -37,6 +37,7 @@ __all__ = ["AblationLab", "AblationRow", "parse_seeds"]
 #: Starting values for parameters without a default (the widget needs something to show).
 _STARTS = {"alpha": 0.5, "sigma": 0.1, "box": [0, 0, 32, 32], "image": ""}
 #: The runs table's columns, when the sweep measured them.
+MAX_SEEDS = 1000  #: seeds one AblationLab sweep may name (each is a batch of generations)
 _COLUMNS = ["label", "seed", "frame0_psnr", "mean_ssim", "half_life", "motion"]
 
 
@@ -51,6 +52,9 @@ def parse_seeds(text: str) -> list[int]:
             raise CogvizError(f"seeds {text!r}: {part!r} is not a whole number or a range like 0-3") from None
         if sep and int(hi) < int(lo):
             raise CogvizError(f"seeds {text!r}: the range {part!r} runs backwards")
+        if len(seeds) + len(span) > MAX_SEEDS:
+            raise CogvizError(f"seeds {text!r}: more than {MAX_SEEDS} seeds; a sweep of that size belongs in a "
+                              "config file run with `cogviz sweep`")
         seeds += [s for s in span if s not in seeds]
     if not seeds:
         raise CogvizError("seeds is empty: give whole numbers like '0, 1, 2' or a range like '0-3'")
@@ -233,9 +237,9 @@ class AblationLab(W.VBox):
         return self.source
 
     def _fail(self, e: Exception) -> None:
-        self.error = str(e)
+        self.error = one_line(e)
         self.progress.bar_style = "danger"
-        self.message.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
+        self.message.value = f'<span style="color:#b00">{html.escape(self.error)}</span>'
 
     def run(self):
         """Run the sweep (finished runs in the folder are skipped) and show it; returns the SweepResult."""
@@ -245,7 +249,7 @@ class AblationLab(W.VBox):
             return None
         try:  # everything checked before the model runs
             ablations, seeds, image = self.ablations(), parse_seeds(self.seeds.value), self.image()
-        except CogvizError as e:
+        except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
             self._fail(e)
             return None
         self.running = True
@@ -266,7 +270,7 @@ class AblationLab(W.VBox):
         try:
             result = sweep(self.pipe, [image], [self.prompt.value], ablations, seeds, out_dir=self.out_dir.value,
                            steps=self.steps.value, guidance=self.guidance.value, progress=False, callback=on_run)
-        except CogvizError as e:
+        except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
             self._fail(e)
             return None
         finally:
@@ -286,7 +290,7 @@ class AblationLab(W.VBox):
             return None
         try:
             result = SweepResult.load(folder)
-        except CogvizError as e:
+        except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
             self._fail(e)
             return None
         self.error = ""

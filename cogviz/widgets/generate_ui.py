@@ -18,7 +18,7 @@ import numpy as np
 import traitlets
 from PIL import Image
 
-from ..errors import CogvizError
+from ..errors import CogvizError, one_line
 from ..fit import FittedImage
 from ..presets import PROMPT_HINT
 from ..viz import to_png
@@ -136,10 +136,10 @@ class GenerateUI(W.VBox):
 
             g = generate(self.pipe, image, self.prompt.value, num_frames=self.frames.value, steps=self.steps.value,
                          guidance=self.guidance.value, seed=int(self.seed.value), progress=False, callback=on_step)
-        except CogvizError as e:
-            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
+            self.error = one_line(e)
             self.progress.bar_style = "danger"
-            self.message.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
+            self.message.value = f'<span style="color:#b00">{html.escape(self.error)}</span>'
             return None
         finally:
             self.running = False

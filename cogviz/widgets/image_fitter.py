@@ -19,7 +19,7 @@ import html
 import ipywidgets as W
 import traitlets
 
-from ..errors import CogvizError
+from ..errors import one_line
 from ..fit import FitSource, FittedImage, fit_image
 from ..presets import PRESETS
 from ..samples import SAMPLES, load_sample
@@ -28,6 +28,11 @@ from ..viz import fit_overlay, thumbnail, to_png
 __all__ = ["ImageFitter"]
 
 _FILLS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "edge": "edge", "blur": "blur"}
+
+
+#: Jupyter's kernel channel carries messages of up to 10 MiB: a larger upload never reaches the
+#: kernel (and nothing says so), so the widget says it beside the button
+UPLOAD_NOTE = "uploads up to 10 MiB; a larger photo: give its path below"
 
 
 class ImageFitter(W.VBox):
@@ -40,7 +45,8 @@ class ImageFitter(W.VBox):
                  sample: str = "lighthouse", preview_side: int = 320):
         self._side = preview_side
         self._source = None
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload",
+                                   tooltip=UPLOAD_NOTE)
         self.location = W.Text(placeholder="path or http(s) URL, then Enter", continuous_update=False,
                                layout=W.Layout(width="320px"))
         self.sample = W.Dropdown(options=["(none)"] + list(SAMPLES), value=sample if image is None else "(none)",
@@ -55,7 +61,7 @@ class ImageFitter(W.VBox):
         self.report_view = W.HTML()
         self.message = W.HTML()
 
-        controls = W.VBox([W.HBox([self.sample, self.upload]), self.location, self.preset, self.mode,
+        controls = W.VBox([W.HBox([self.sample, self.upload, W.HTML(f"<small>{UPLOAD_NOTE}</small>")]), self.location, self.preset, self.mode,
                            W.HBox([self.focus_x, self.focus_y]), self.fill])
         views = W.HBox([W.VBox([W.HTML("<b>source</b> (kept region outlined)"), self.source_view]),
                         W.VBox([W.HTML("<b>fitted</b>"), self.result_view])])
@@ -76,15 +82,15 @@ class ImageFitter(W.VBox):
         """Load any source :func:`cogviz.load_image` accepts; on failure keep the current one."""
         try:
             src = FitSource(source)  # loads it once (load_image), a big JPEG left undecoded
-        except CogvizError as e:
+        except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
             self._show_error(e)
             return
         self._source = src
         self._refit()
 
     def _show_error(self, e: Exception) -> None:
-        self.error = str(e)
-        self.message.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
+        self.error = one_line(e)
+        self.message.value = f'<span style="color:#b00">{html.escape(self.error)}</span>'
 
     def _on_upload(self, change) -> None:
         if change.new:
@@ -107,7 +113,7 @@ class ImageFitter(W.VBox):
         try:
             fitted = fit_image(self._source, self.preset.value, self.mode.value,
                                focus=(self.focus_x.value, self.focus_y.value), fill=_FILLS[self.fill.value])
-        except CogvizError as e:
+        except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
             self._show_error(e)
             return
         self.error = ""
