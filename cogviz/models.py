@@ -134,7 +134,8 @@ def load_pipeline(
         source = TOY_DIR
     else:
         source = _source(model)
-    kwargs = {"use_safetensors": use_safetensors, **({"revision": revision} if revision else {})}
+    # None is diffusers' own default: safetensors where present, else a pickled .bin file
+    kwargs = {"use_safetensors": True if use_safetensors else None, **({"revision": revision} if revision else {})}
     try:
         with _quiet_loading(keep_warnings=not use_safetensors):
             from diffusers import CogVideoXImageToVideoPipeline

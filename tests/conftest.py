@@ -49,6 +49,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             for _ in range(50):
                 self.wfile.write(b"0" * 10_000)
+        elif p.startswith("/trickle.png"):  # headers at once, then a byte every 0.2 s: each read succeeds
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"0")
+                self.wfile.flush()
+                time.sleep(0.2)
         elif p == "/slow.png":
             time.sleep(3)
             self._send(200, png_bytes())

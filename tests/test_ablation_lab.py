@@ -145,3 +145,14 @@ def test_rows_for_the_conditioning_families_turn_into_their_ablations():
     assert row.ablation() == A.ReplaceFrame(0.0, 0.5)
     row = AblationRow("end_image", {"image": "cogviz/samples/lighthouse.png"})
     assert row.ablation() == A.EndImage("cogviz/samples/lighthouse.png")
+
+
+def test_seed_ranges_are_capped_before_any_expansion():
+    import time
+
+    from cogviz.widgets.ablation_lab import MAX_SEEDS, parse_seeds
+
+    t = time.monotonic()
+    with pytest.raises(CogvizError, match=f"more than {MAX_SEEDS} seeds"):
+        parse_seeds("0-1000000")
+    assert time.monotonic() - t < 1 and len(parse_seeds(f"0-{MAX_SEEDS - 1}")) == MAX_SEEDS

@@ -421,3 +421,27 @@ def test_the_new_kinds_run_in_a_sweep(toy, tmp_path):
     labels = set(r.runs["label"])
     assert "zero_image + replace_frame(start=0, end=1)" in labels and any(x.startswith("end_image(image=sha256:")
                                                                           for x in labels), labels
+
+
+def test_an_embedded_png_is_held_to_the_loaders_pixel_cap(monkeypatch):
+    """Issue 43: ablation JSON may come from someone else; its embedded image is a PNG within the
+    loader's pixel cap, checked from the header before decoding."""
+    import base64
+    import hashlib
+    import io
+
+    import cogviz.image as I
+
+    def ref(img, fmt="PNG"):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt)
+        data = buf.getvalue()
+        return {"sha256": hashlib.sha256(data).hexdigest(), "png_base64": base64.b64encode(data).decode()}
+
+    big = Image.new("RGB", (400, 300))
+    assert A.ImageRef.from_dict(ref(big)).image().size == (400, 300)
+    monkeypatch.setattr(I, "DEFAULT_MAX_PIXELS", 100_000)
+    with pytest.raises(AblationError, match="400x300 = 120000 pixels, over the cap of 100000"):
+        A.ImageRef.from_dict(ref(big))
+    with pytest.raises(AblationError, match="does not hold a PNG"):
+        A.ImageRef.from_dict(ref(Image.new("RGB", (4, 4)), "BMP"))

@@ -275,3 +275,41 @@ def test_url_cache(http_server, tmp_path):
     assert len(entries) == 1 and entries[0].read_bytes()[:4] == b"\x89PNG"
     entries[0].write_bytes(png_bytes(colour=(1, 1, 1)))  # served from the cache from now on
     assert load_image(url, cache_dir=tmp_path).getpixel((0, 0)) == (1, 1, 1)
+
+
+def test_url_trickling_server_fails_within_its_deadline(http_server):
+    """A server that sends a byte every 0.2 s never lets one read time out; the deadline
+    (connect + total) still ends the download, within a second of it (issue 43)."""
+    import time
+
+    t = time.monotonic()
+    with pytest.raises(FetchError, match="timed out after 2 s"):
+        load_image(f"{http_server}/trickle.png", timeout=(1.0, 0.5))
+    assert time.monotonic() - t < 1.5 + 1.0
+
+
+def test_url_credentials_and_query_stay_out_of_messages(http_server):
+    url = http_server.replace("http://", "http://alice:hunter2@") + "/trickle.png?X-Amz-Signature=SECRET"
+    with pytest.raises(FetchError) as e:
+        load_image(url, timeout=(1.0, 0.2))
+    assert "hunter2" not in str(e.value) and "SECRET" not in str(e.value) and "/trickle.png" in str(e.value)
+
+
+def test_local_sources_that_never_end_are_refused_before_reading(tmp_path, monkeypatch):
+    import os
+    import time
+
+    import cogviz.image as I
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    t = time.monotonic()
+    for source in (fifo, "/dev/zero"):
+        with pytest.raises(ImageLoadError, match="not a regular file"):
+            load_image(source)
+    assert time.monotonic() - t < 2
+    big = tmp_path / "big.png"
+    big.write_bytes(png_bytes() + b"0" * 2000)
+    monkeypatch.setattr(I, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(ImageLoadError, match="over the 1000 a local image may have"):
+        load_image(big)

@@ -171,3 +171,44 @@ def test_loading_the_toy_prints_nothing():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == "", (proc.stdout + proc.stderr)[-2000:]
+
+
+def test_a_missing_relative_folder_is_a_path_error_never_a_hub_request(tmp_path, monkeypatch):
+    """Issue 43: ``runs/model`` (missing here, its first part a folder) and ``./x/y`` are paths; the
+    error names the path and diffusers is never asked (no hub request for a repository of that name)."""
+    asked = []
+    monkeypatch.setattr(CogVideoXImageToVideoPipeline, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: asked.append(a) or (_ for _ in ()).throw(OSError("hub"))))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for name in ("runs/model", "./owner/name", "~/no-such-owner/name"):
+        with pytest.raises(ModelLoadError, match=f"no pipeline folder at '{name}'"):
+            M.load_pipeline(name)
+    assert asked == []
+    with pytest.raises(ModelLoadError, match="could not load 'owner/name'"):  # a hub id stays one
+        M.load_pipeline("owner/name")
+    assert asked == [("owner/name",)]
+
+
+def test_loading_asks_for_safetensors_and_passes_the_revision(monkeypatch):
+    seen = {}
+    real = CogVideoXImageToVideoPipeline.from_pretrained.__func__
+
+    def spy(cls, source, **kwargs):
+        seen.update(kwargs)
+        return real(cls, source, **kwargs)
+
+    monkeypatch.setattr(CogVideoXImageToVideoPipeline, "from_pretrained", classmethod(spy))
+    M.load_pipeline("toy")
+    assert seen["use_safetensors"] is True and "revision" not in seen
+    M.load_pipeline("toy", revision="0123abcd", use_safetensors=False)
+    assert seen["use_safetensors"] is None and seen["revision"] == "0123abcd"  # diffusers' default: .bin allowed
+
+
+def test_a_folder_of_pickled_weights_is_refused_by_default(tmp_path):
+    """``.bin`` weights unpickle on load; without ``use_safetensors=False`` they are refused, with the fix."""
+    pipe = M.load_pipeline("toy")
+    pipe.save_pretrained(tmp_path / "pickled", safe_serialization=False)
+    with pytest.raises(ModelLoadError, match="use_safetensors=False"):
+        M.load_pipeline(tmp_path / "pickled")
+    assert M.load_pipeline(tmp_path / "pickled", use_safetensors=False).cogviz_source == str(tmp_path / "pickled")

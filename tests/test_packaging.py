@@ -5,6 +5,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PIP = {"pytorch": "torch", "ray-default": "ray"}
 
@@ -90,3 +92,24 @@ def test_dependency_floors_exclude_known_vulnerable_versions_and_agree():
             assert floors.get(name) and Version(floors[name]) >= Version(least), (where, name, floors.get(name))
     for name in set(pip) & set(conda):
         assert pip[name] == conda[name], f"{name}: pyproject >= {pip[name]}, environment.yml >= {conda[name]}"
+
+
+def test_the_docs_build_deletes_only_its_own_staging_folder(tmp_path):
+    """Issue 43: ``docs/build.py --out X`` stages into X/.cogviz-docs-src and deletes a folder there
+    only when it carries the build's marker: a user's folder in the way is an error, not a loss."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import build
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "mine.py").write_text("keep me")
+    mine = tmp_path / build.STAGING
+    mine.mkdir()
+    (mine / "notes.md").write_text("keep me too")
+    with pytest.raises(SystemExit, match="not a staging folder"):
+        build.fresh_staging(mine)
+    assert (mine / "notes.md").exists() and (tmp_path / "src" / "mine.py").exists()
+    (mine / build.MARKER).write_text("")
+    build.fresh_staging(mine)
+    assert not mine.exists() and (tmp_path / "src" / "mine.py").exists()

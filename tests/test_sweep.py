@@ -286,22 +286,23 @@ def test_ray_backend_with_two_actors_gives_the_local_rows(toy, reference, local_
     assert_rows_close(r.frames, reference.frames)
 
 
-@pytest.mark.slow
+def actor_pids() -> list[int]:
+    """The processes of live sweep actors on this machine (Ray names the actor in its command line)."""
+    import psutil  # a Ray dependency
+
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and any("_SweepActor" in part for part in (p.info["cmdline"] or [])):
+                out.append(p.pid)
+        except psutil.Error:
+            pass
+    return out
+
+
 def actor_killer(out_dir: Path, killed: list, timeout: float = 120):
     """A thread that SIGKILLs one sweep actor's process once the first run of ``out_dir`` lands."""
     import threading
-
-    import psutil  # a Ray dependency
-
-    def actor_pids():
-        out = []
-        for p in psutil.process_iter(["cmdline"]):
-            try:
-                if any("_SweepActor" in part for part in (p.info["cmdline"] or [])):
-                    out.append(p.pid)
-            except psutil.Error:
-                pass
-        return out
 
     def killer():
         deadline = time.time() + timeout
@@ -605,3 +606,170 @@ def test_a_wrong_ray_address_fails_in_seconds_before_anything_is_written(tmp_pat
     job = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert "SweepError: ray address '127.0.0.1:1': nothing answers" in job.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "cli").exists()
+
+
+# ---------------------------------------------------------------- issue 43: failures lose nothing
+def _no_actor_left(timeout: float = 30) -> bool:
+    deadline = time.time() + timeout
+    while actor_pids() and time.time() < deadline:
+        time.sleep(0.2)
+    return not actor_pids()
+
+
+def test_an_interrupted_ray_sweep_reraises_kills_its_actors_and_leaves_whole_runs(toy, local_ray, tmp_path):
+    """Ctrl-C in the driver (here: raised from the progress callback once the first runs land): the
+    KeyboardInterrupt itself comes back (not Ray's ValueError about cancelling actor tasks), no actor
+    lives on to write into the folder, and every run there is whole; a second sweep completes it."""
+    seen = []
+
+    def interrupt(done, total):
+        seen.append(done)
+        if len(seen) > 1:  # the first call reports the runs already there
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0, 1, 2], out_dir=tmp_path, steps=8,
+              progress=False, backend="ray", ray_options={"num_actors": 2}, callback=interrupt)
+    assert _no_actor_left(), actor_pids()
+    before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    time.sleep(2)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before  # nobody writes on
+    from cogviz.sweep.store import _valid
+
+    whole = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
+    assert whole and all(_valid(p) is not None for p in whole)
+    r = sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0, 1, 2], out_dir=tmp_path, steps=8,
+              progress=False)
+    assert len(r) == 12 and not list((tmp_path / "runs").glob(".*"))
+
+
+def test_an_actor_that_cannot_see_the_results_folder_fails_the_sweep_naming_its_runs(toy, local_ray, tmp_path):
+    """Storage that is not shared: the actor's node has no manifest at the driver's path. Its error
+    comes back as itself (a SweepError naming the runs), and no actor is left running."""
+    from cogviz.sweep.identity import plan
+    from cogviz.sweep.local import _groups
+    from cogviz.sweep.on_ray import _run_on_ray
+
+    runs, fitted, settings = plan(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS[:1], [0], steps=2)
+    job = dict(settings=settings, metrics=True, save_latents=False, fps=8.0, out_dir=str(tmp_path / "elsewhere"),
+               batch=1)
+    with pytest.raises(CogvizError, match=f"runs {runs[0].run_id}.*does not hold this sweep's manifest"):
+        _run_on_ray(toy, _groups(runs), fitted, job, lambda n: None, num_actors=1)
+    assert _no_actor_left(), actor_pids()
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_ray_sweep_with_a_relative_out_writes_every_run_there(toy, local_ray, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS[:1], [0], out_dir="rel/out", steps=2,
+              progress=False, backend="ray", ray_options={"num_actors": 1})
+    assert len(r) == 2 and len(SweepResult.load(tmp_path / "rel" / "out")) == 2
+    assert r.out_dir == tmp_path / "rel" / "out"
+
+
+def test_a_sweep_that_comes_back_short_names_the_missing_runs(toy, tmp_path, monkeypatch):
+    """Runs written where this machine does not see them (simulated: the writes vanish) are an
+    error naming them, not a short result with exit 0."""
+    import cogviz.sweep.local as L
+
+    monkeypatch.setattr(L, "_write_run", lambda *a, **k: {})
+    with pytest.raises(CogvizError, match="2 of 2 runs are not in"):
+        sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS[:1], [0], out_dir=tmp_path, steps=2,
+              progress=False)
+
+
+TWO_WRITERS = """
+import sys
+import cogviz.ablations as A, cogviz.models as M
+from cogviz.sweep import sweep
+pipe = M.load_pipeline("toy")
+sweep(pipe, [sys.argv[2]], ["a red circle moves left"], [A.ZeroImage(), A.NoiseImage(0.3)], [0, 1, 2],
+      out_dir=sys.argv[1], steps=3, progress=False, batch=1)
+print("done")
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_sweeping_into_one_folder_write_every_run_exactly_once(tmp_path):
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-c", TWO_WRITERS, str(out), str(sample_path("shapes"))]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0 and "done" in stdout, stderr[-3000:]
+        assert "Traceback" not in stderr
+    r = SweepResult.load(out)
+    assert len(r) == 9 and r.runs["run_id"].is_unique
+    assert not list((out / "runs").glob(".*"))  # no temporary folder left behind
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["sweeps"]) == 1  # both wrote the same sweep's entry: one, not lost, not doubled
+
+
+def test_cleaning_keeps_a_live_writers_temporary_run_and_removes_a_dead_ones(tmp_path):
+    import socket
+
+    from cogviz.sweep.store import clean_stale
+
+    host = socket.gethostname().replace(".", "-")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "runs").mkdir()
+    live = tmp_path / "runs" / f".{'a' * 20}.{host}-{os.getpid()}.1234abcd.tmp"
+    gone = tmp_path / "runs" / f".{'b' * 20}.{host}-{dead.pid}.1234abcd.tmp"
+    other = tmp_path / "runs" / f".{'c' * 20}.another-host-1.1234abcd.tmp"
+    for d in (live, gone, other):
+        d.mkdir()
+        (d / "video.mp4").write_bytes(b"partial")
+    assert clean_stale(tmp_path) == [gone.name]
+    assert live.exists() and other.exists() and not gone.exists()
+
+
+def test_a_corrupt_manifest_is_reported_not_reset(toy, tmp_path):
+    from cogviz.sweep.store import read_manifest
+
+    for text, match in (("{not json", "is corrupt"), ("[1, 2]", "not a cogviz manifest")):
+        (tmp_path / "manifest.json").write_text(text)
+        with pytest.raises(CogvizError, match=match):
+            sweep(toy, [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=tmp_path, steps=2, progress=False)
+        assert (tmp_path / "manifest.json").read_text() == text  # nothing overwritten
+        with pytest.raises(CogvizError, match=match):
+            SweepResult.load(tmp_path)
+        with pytest.raises(CogvizError, match=match):
+            read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda rec: rec["files"].append({"name": "../../outside.txt", "bytes": 6, "sha256": "0" * 64}),
+     "it lists '../../outside.txt'"),
+    (lambda rec: rec["files"].__setitem__(0, {**rec["files"][0], "name": "/dev/zero", "bytes": 0}),
+     "it lists '/dev/zero'"),
+    (lambda rec: rec.pop("summary"), "missing or mistyped: summary"),
+    (lambda rec: rec["config"]["settings"].pop("steps"), "config.settings.steps"),
+    (lambda rec: rec.__setitem__("run_id", "0" * 20), "is not its folder's name"),
+])
+def test_a_crafted_run_record_is_refused_by_load_and_shown_by_ablation_lab(reference, tmp_path, edit, match):
+    out = tmp_path / "foreign"
+    shutil.copytree(reference.out_dir, out)
+    victim = next(p for p in (out / "runs").iterdir() if not p.name.startswith("."))
+    rec = json.loads((victim / "run.json").read_text())
+    edit(rec)
+    (victim / "run.json").write_text(json.dumps(rec))
+    (tmp_path / "outside.txt").write_text("secret")
+    with pytest.raises(CogvizError, match=f"not a cogviz run record .*{match}"):
+        SweepResult.load(out)
+    from cogviz.widgets import AblationLab
+
+    lab = AblationLab(pipe=None)
+    assert lab.open_results(out) is None
+    assert "not a cogviz run record" in lab.error and "not a cogviz run record" in lab.message.value
+
+
+def test_run_ids_that_are_not_run_names_are_refused(reference):
+    with pytest.raises(CogvizError, match="is not a run id"):
+        SweepResult.load(reference.out_dir, run_ids=["../../etc"])
+
+
+def test_a_url_image_is_recorded_without_credentials_or_query():
+    from cogviz.sweep.identity import _image_name
+
+    assert _image_name("https://alice:pw@host.example/a/b.png?X-Amz-Signature=S", 0) == "https://host.example/a/b.png"

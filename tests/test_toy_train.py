@@ -459,3 +459,33 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path):
     # a plain weights-only checkpoint still loads
     torch.save({"step": 3, "model": {"w": torch.ones(2)}, "elapsed": 1.0}, tmp_path / "vae_images.ckpt")
     assert T._Stage(tmp_path, "vae_images").load()["step"] == 3
+
+
+def test_an_interrupted_export_leaves_the_old_pipeline_whole(tmp_path):
+    """Issue 43: ``train-toy --out`` replaces a pipeline folder only whole: an export that dies
+    half-way leaves it byte for byte as it was; a folder that is not a pipeline is never written."""
+    out = tmp_path / "weights"
+    out.mkdir()
+    (out / "model_index.json").write_text("{}")
+    (out / "README.md").write_text("the card")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def dies_half_way(folder):
+        (folder / "model_index.json").write_text('{"half": true}')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        T.export_atomically(out, dies_half_way)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights"]  # no temporary folder left
+
+    T.export_atomically(out, lambda folder: (folder / "model_index.json").write_text('{"new": true}'))
+    assert json.loads((out / "model_index.json").read_text()) == {"new": True}
+    assert (out / "README.md").read_text() == "the card"  # what the export does not write is kept
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not a pipeline folder"):
+        T.export_atomically(home, lambda folder: None)
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
+    assert T.DEFAULT_OUT != T.PACKAGE_WEIGHTS  # training writes outside the package unless asked

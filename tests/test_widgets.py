@@ -61,3 +61,18 @@ def test_url_location(http_server):
 def test_image_argument():
     w = ImageFitter(np.zeros((30, 30, 3), np.uint8), preset="cogviz-toy")
     assert w.fitted.size == (64, 96) and w.sample.value == "(none)"
+
+
+def test_an_unexpected_error_is_shown_not_swallowed(monkeypatch):
+    """Issue 43: an error that is not cogviz's (a full disk, a Ray failure) still reaches the UI."""
+    import cogviz.widgets.image_fitter as F
+
+    w = ImageFitter(sample="panorama")
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(F, "FitSource", disk_full)
+    w.sample.value = "badge"
+    assert w.error.startswith("unexpected OSError") and "No space left" in w.message.value
+    assert "10 MiB" in w.children[0].children[0].children[2].value  # the upload limit is said

@@ -63,21 +63,40 @@ def _file_entry(path: Path) -> dict:
     return {"name": path.name, "bytes": path.stat().st_size, "sha256": _sha(path.read_bytes())}
 
 
-def _well_formed(run_dir: Path, record) -> bool:
-    """The record has the keys and types a reader needs, is the run of its own folder, and lists
-    only the run files cogviz writes (never a path: ``../x``, ``/dev/zero``)."""
-    if not isinstance(record, dict) or record.get("run_id") != run_dir.name:
-        return False
-    if any(not isinstance(record.get(k), t) for k, t in _RECORD.items()):
-        return False
-    c = record["config"]
-    if any(not isinstance(c.get(k), t) for k, t in _CONFIG.items()):
-        return False
-    if any(k not in c["settings"] for k in ("steps", "guidance")) or any(k not in c["model"] for k in ("id", "fingerprint")):
-        return False
-    names = [f.get("name") if isinstance(f, dict) else None for f in record["files"]]
-    return len(set(names)) == len(names) and all(n in RUN_FILES for n in names) and all(
-        isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str) for f in record["files"])
+def _problem(run_dir: Path, record) -> str | None:
+    """What makes ``record`` not a run record a reader may trust (None when it is one): the keys and
+    types a reader needs, the run of its own folder, and only the run files cogviz writes, never a
+    path (``../x``, ``/dev/zero``)."""
+    if not isinstance(record, dict):
+        return "it is not a JSON object"
+    if record.get("run_id") != run_dir.name:
+        return f"its run_id {record.get('run_id')!r} is not its folder's name"
+    bad = [k for k, t in _RECORD.items() if not isinstance(record.get(k), t)]
+    c = record["config"] if not bad else {}
+    bad += [f"config.{k}" for k, t in _CONFIG.items() if c and not isinstance(c.get(k), t)]
+    if c and not bad:
+        bad += [f"config.settings.{k}" for k in ("steps", "guidance") if k not in c["settings"]]
+        bad += [f"config.model.{k}" for k in ("id", "fingerprint") if k not in c["model"]]
+    if bad:
+        return f"missing or mistyped: {', '.join(bad)}"
+    for f in record["files"]:
+        if not isinstance(f, dict) or f.get("name") not in RUN_FILES:
+            return f"it lists {f.get('name') if isinstance(f, dict) else f!r}; a run's files are {', '.join(RUN_FILES)}"
+        if not isinstance(f.get("bytes"), int) or not isinstance(f.get("sha256"), str):
+            return f"its entry for {f['name']} lacks bytes or sha256"
+    if len({f["name"] for f in record["files"]}) != len(record["files"]):
+        return "it lists a file twice"
+    return None
+
+
+def record_problem(run_dir: Path) -> str | None:
+    """Why the ``run.json`` in ``run_dir`` is refused, when it is JSON but not a cogviz run record
+    (None when it is one, or when it is missing or unreadable: a run being written or redone)."""
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return _problem(run_dir, record)
 
 
 def _valid(run_dir: Path) -> dict | None:
@@ -85,7 +104,7 @@ def _valid(run_dir: Path) -> dict | None:
     and unchanged; else None (the run is redone, or left out when reading)."""
     try:
         record = json.loads((run_dir / "run.json").read_text())
-        if not _well_formed(run_dir, record):
+        if _problem(run_dir, record) is not None:
             return None
         for f in record["files"]:
             p = run_dir / f["name"]
