@@ -390,6 +390,9 @@ def ray_cluster(tmp_path_factory):
     (tmp / "head-home").mkdir()
     token = subprocess.run([str(Path(sys.executable).parent / "ray"), "get-auth-token", "--generate"], env=head_env,
                            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    head_token = tmp / "head-home" / ".ray" / "auth_token"
+    head_token.chmod(0o600)  # the guide's step: Ray writes it readable by every user
+    head_env = {**head_env, "RAY_AUTH_MODE": "token"}  # token mode stated on the head too
     # its session files in a folder of its own (short: Ray's socket paths must fit 107 bytes), so the
     # head never becomes the "current cluster" that a later ray.init() on this machine would join
     session = Path(tempfile.mkdtemp(prefix="cogviz-ray-", dir="/tmp"))
@@ -399,18 +402,25 @@ def ray_cluster(tmp_path_factory):
             "--head", f"--temp-dir={session}", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
             f"--dashboard-agent-listen-port={agents[0]}"], head_env, tmp / "head.log"))
-        assert "Token authentication is enabled" in (tmp / "head.log").read_text()
+        # token mode set explicitly: Ray says nothing (it warns only when it starts without a token);
+        # the tests below show a client without the token refused
+        assert "Token authentication is disabled" not in (tmp / "head.log").read_text()
         # The worker as on a second machine (`ray start --address HEAD:PORT`, the token in its env).
         # Here both share one host: Ray turns 127.0.0.1 into the interface address and refuses a second
         # node when told to keep loopback, so this node is 127.0.0.2 and reaches the head's GCS by
         # 127.0.0.1's IPv6-mapped form, which Ray leaves as written. Both stay on loopback.
-        worker_env = {**env, "HOME": str(tmp / "worker-home"), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-        (tmp / "worker-home").mkdir()
+        # the worker reads the token from its own ~/.ray/auth_token (mode 600), as the guide says: no
+        # token in its environment
+        worker_env = {**env, "HOME": str(tmp / "worker-home"), "RAY_AUTH_MODE": "token"}
+        (tmp / "worker-home" / ".ray").mkdir(parents=True)
+        (tmp / "worker-home" / ".ray" / "auth_token").write_text(token)
+        (tmp / "worker-home" / ".ray" / "auth_token").chmod(0o600)
         nodes.append(_start_node([f"--address=[::ffff:127.0.0.1]:{port}", "--node-ip-address=127.0.0.2",
                                   "--num-cpus=1", f"--dashboard-agent-listen-port={agents[1]}"], worker_env,
                                  tmp / "worker.log"))
         (tmp / "client-home").mkdir()
-        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", token, {**head_env, "HOME": str(tmp / "client-home")}
+        client_env = {k: v for k, v in head_env.items() if k != "RAY_AUTH_MODE"}
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", token, {**client_env, "HOME": str(tmp / "client-home")}
     finally:
         _stop_nodes(nodes)
         shutil.rmtree(session, ignore_errors=True)
@@ -439,9 +449,12 @@ def test_cli_sweep_on_a_real_ray_cluster_writes_the_same_runs_as_local(tmp_path,
     assert "RAY_AUTH_MODE=token" in last and "ray get-auth-token" in last
     assert not (tmp_path / "refused").exists()
     local = subprocess.run([*cli, "--out", str(tmp_path / "local")], env=env, capture_output=True, text=True)
+    token_file = tmp_path / "token"  # the driver's token as a file of its own (RAY_AUTH_TOKEN_PATH)
+    token_file.write_text(token)
+    token_file.chmod(0o600)
     ray = subprocess.run([*cli, "--out", str(tmp_path / "ray"), "--backend", "ray", "--ray-address", address,
                           "--actors", "2", "--gpus-per-actor", "0"],
-                         env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
+                         env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)},
                          capture_output=True, text=True, timeout=600)
     assert local.returncode == 0 and ray.returncode == 0, ray.stderr[-3000:]
     assert "4 runs in" in ray.stdout and "zero_image" in ray.stdout
@@ -773,3 +786,36 @@ def test_a_url_image_is_recorded_without_credentials_or_query():
     from cogviz.sweep.identity import _image_name
 
     assert _image_name("https://alice:pw@host.example/a/b.png?X-Amz-Signature=S", 0) == "https://host.example/a/b.png"
+
+
+def test_the_probe_skips_a_ray_api_it_does_not_know_and_names_a_non_ray_server(http_server, monkeypatch):
+    """Issue 43: a changed private Ray API (TypeError, AttributeError) skips the probe instead of
+    calling a live head 'not a Ray head'; a server that is not a GCS is still named as such; the
+    loopback flag is set for Ray's import alone (no child process inherits it)."""
+    import ray._raylet
+
+    from cogviz.sweep.on_ray import check_address
+
+    address = http_server.replace("http://", "")
+
+    class Moved:
+        @staticmethod
+        def standalone(*args):
+            raise TypeError("standalone() takes 2 positional arguments but 3 were given")
+
+    class Answers:
+        @staticmethod
+        def standalone(*args):
+            raise ConnectionError("RPC failed: not a GCS")
+
+    monkeypatch.setattr(ray._raylet, "InnerGcsClient", Moved)
+    check_address(address)  # skipped: ray.init's own checks remain
+    monkeypatch.setattr(ray._raylet, "InnerGcsClient", Answers)
+    with pytest.raises(CogvizError, match="answers but is not a Ray head's GCS"):
+        check_address(address)
+    probe = ("import os, sys; from cogviz.sweep.on_ray import _loopback_stays_loopback; "
+             "_loopback_stays_loopback('127.0.0.1'); "
+             "print('ray' in sys.modules, os.environ.get('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'))")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "None"]

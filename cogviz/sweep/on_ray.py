@@ -2,7 +2,9 @@
 when they die; results go to shared storage through the same atomic writes."""
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 from ..errors import SweepError
@@ -10,6 +12,7 @@ from .identity import model_fingerprint
 from .local import _as_dict, _run_group
 from .store import _valid
 
+log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 3.0  #: seconds a Ray address has to answer before a sweep gives up on it
 
 
@@ -41,9 +44,10 @@ def check_address(address, timeout: float = CONNECT_TIMEOUT) -> None:
         _probe_gcs(str(address), host, port, timeout)
 
 
-_AUTH_FIX = ("the cluster uses token authentication: set RAY_AUTH_MODE=token here and give this shell the "
-             "cluster's token (`ray get-auth-token` on the head prints it; export it as RAY_AUTH_TOKEN, or copy "
-             "the head's ~/.ray/auth_token)")
+_AUTH_FIX = ("the cluster uses token authentication: set RAY_AUTH_MODE=token here and give this machine the "
+             "cluster's token as a file only you can read (copy the head's ~/.ray/auth_token, which "
+             "`ray get-auth-token` on the head prints, to ~/.ray/auth_token with chmod 600, or point "
+             "RAY_AUTH_TOKEN_PATH at such a file)")
 
 
 def _probe_gcs(address: str, host: str, port: int, timeout: float) -> None:
@@ -54,19 +58,25 @@ def _probe_gcs(address: str, host: str, port: int, timeout: float) -> None:
     _loopback_stays_loopback(host)
     try:
         from ray._raylet import InnerGcsClient
-    except ImportError:
+
+        client_for = InnerGcsClient.standalone
+    except (ImportError, AttributeError):  # a Ray without this client: ray.init's own checks remain
         return
     try:
         gcs = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 keeps its brackets
-        client = InnerGcsClient.standalone(gcs, None, int(timeout * 1000))
+        client = client_for(gcs, None, int(timeout * 1000))
         metadata = client.internal_kv_get(b"CLUSTER_METADATA", b"cluster", timeout)
+    except (TypeError, AttributeError) as e:  # the private client's signature moved in another Ray: skip the probe
+        log.debug("ray address %s: GCS probe skipped (%s)", address, e)
+        return
     except Exception as e:  # noqa: BLE001 - Ray's errors differ by version; the message decides
         text = str(e)
         if "auth" in text.lower() or "token" in text.lower():
             why = "InvalidAuthToken" if "InvalidAuthToken" in text else "authentication failed"
             raise SweepError(f"ray address {address!r}: the cluster refused this client ({why}); {_AUTH_FIX}") from None
         raise SweepError(f"ray address {address!r}: {host}:{port} answers but is not a Ray head's GCS "
-                         f"({text.splitlines()[0][:160]}); pass the address `ray start --head` printed") from None
+                         f"({text.splitlines()[0][:160] if text else type(e).__name__}); pass the address "
+                         "`ray start --head` printed") from None
     _check_versions(address, metadata)
 
 
@@ -81,9 +91,12 @@ def _check_versions(address: str, metadata: bytes | None) -> None:
         return
     if not metadata:
         return
-    cluster = json.loads(metadata)
     try:
+        cluster = json.loads(metadata)
         check_version_info(cluster, "this machine")
+    except (ValueError, TypeError, AttributeError, KeyError) as e:  # metadata or a private API of another Ray
+        log.debug("ray address %s: version check skipped (%s)", address, e)
+        return
     except RuntimeError:
         import platform
 
@@ -105,8 +118,17 @@ def _loopback_stays_loopback(host: str) -> None:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    if loopback:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if loopback and "ray" not in sys.modules:
+        # Ray reads the flag when it is imported: set it for that import alone, so that no child of this
+        # process (a `ray start` from the same shell, ffmpeg, a kernel) inherits it
+        key = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+        had = os.environ.get(key)
+        os.environ.setdefault(key, "0")
+        try:
+            import ray  # noqa: F401
+        finally:
+            if had is None:
+                os.environ.pop(key, None)
 
 
 def connect(address) -> None:
