@@ -819,3 +819,14 @@ def test_the_probe_skips_a_ray_api_it_does_not_know_and_names_a_non_ray_server(h
     env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "None"]
+
+
+def test_an_actor_that_cannot_start_fails_the_sweep_at_once_with_its_reason(toy, local_ray, tmp_path, monkeypatch):
+    """Issue 43: the model missing on an actor's node fails the sweep with that reason, not after
+    max_retries respawns behind 'lost their actor'."""
+    monkeypatch.setattr(toy, "cogviz_source", str(tmp_path / "not-on-this-node"), raising=False)
+    t = time.monotonic()
+    with pytest.raises(CogvizError, match="a Ray actor could not start: .*no pipeline folder at"):
+        sweep(toy, [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=tmp_path / "out", steps=2,
+              progress=False, backend="ray", ray_options={"num_actors": 1, "max_retries": 3})
+    assert time.monotonic() - t < 60 and _no_actor_left()

@@ -489,3 +489,19 @@ def test_an_interrupted_export_leaves_the_old_pipeline_whole(tmp_path):
         T.export_atomically(home, lambda folder: None)
     assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
     assert T.DEFAULT_OUT != T.PACKAGE_WEIGHTS  # training writes outside the package unless asked
+
+
+def test_a_checkpoint_cut_short_falls_back_to_the_one_before_and_log_lines_stay_whole(tmp_path):
+    """Issue 43 (no fsync): each save keeps the checkpoint it replaces; a torn latest one loads the
+    previous; a log line cut by a crash does not swallow the next record."""
+    st = T._Stage(tmp_path, "vae_images")
+    st.save({"step": 2, "model": {"w": torch.zeros(2)}})
+    st.save({"step": 4, "model": {"w": torch.ones(2)}})
+    st.ckpt.write_bytes(st.ckpt.read_bytes()[:50])  # torn by a crash
+    assert st.load()["step"] == 2
+    (tmp_path / "log.jsonl").write_text('{"step": 1}\n{"step": 2, "v_m')  # the crash cut this line
+    T._log(tmp_path, step=3)
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == 3 and len(lines) == 3
+    st.finish(seconds=1.0)
+    assert json.loads(st.done.read_text()) == {"seconds": 1.0} and not list(tmp_path.glob("*.tmp"))

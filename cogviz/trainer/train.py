@@ -216,14 +216,32 @@ def make_transformer(cfg: TrainConfig):
 
 def _log(run_dir: Path, **record) -> None:
     record["time"] = time.time()
-    with open(run_dir / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    with open(run_dir / "log.jsonl", "a+b") as f:
+        # a line cut short by a crash stays a line of its own, never glued to the next record
+        cut = False
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+        f.write((("\n" if cut else "") + json.dumps(record) + "\n").encode())
 
 
 def _save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``; the checkpoint
+    it replaces stays as ``*.prev`` (a crash between the two leaves one whole checkpoint)."""
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     with open(tmp, "rb") as f:  # on disk before the rename makes it the checkpoint
+        os.fsync(f.fileno())
+    if path.exists():
+        os.replace(path, path.with_suffix(path.suffix + ".prev"))
+    os.replace(tmp, path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
@@ -351,8 +369,14 @@ class _Stage:
     def load(self):
         """The stage's checkpoint, else a resume point's (``{name}.safetensors`` + ``{name}.json``:
         weights, step and time, no pickle), else None."""
-        if self.ckpt.exists():
-            return load_state(self.ckpt)
+        prev = self.ckpt.with_suffix(self.ckpt.suffix + ".prev")
+        for ckpt in (self.ckpt, prev):
+            if ckpt.exists():
+                try:
+                    return load_state(ckpt)
+                except (RuntimeError, EOFError, OSError) as e:  # a checkpoint a crash cut short: the one before
+                    if ckpt == prev or not prev.exists():
+                        raise ValueError(f"{ckpt}: unreadable checkpoint ({e}); delete it to start the stage again") from None
         weights, info = self.run_dir / f"{self.name}.safetensors", self.run_dir / f"{self.name}.json"
         if weights.exists() and info.exists():
             meta = json.loads(info.read_text())
@@ -364,7 +388,7 @@ class _Stage:
         _save_atomic(state, self.ckpt)
 
     def finish(self, **info) -> None:
-        self.done.write_text(json.dumps(info))
+        _write_atomic(self.done, json.dumps(info))
         _log(self.run_dir, stage=self.name, event="done", **info)
 
 
