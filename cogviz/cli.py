@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -196,7 +197,7 @@ def _batch(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .presets import PROMPT_HINT
+    from .presets import MEMORY_OPTIONS, PROMPT_HINT
 
     p = _Parser(prog="cogviz", description="See, run and test CogVideoX image-to-video conditioning.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -215,8 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=_positive, default=50, help="denoising steps (default 50)")
     g.add_argument("--guidance", type=float, default=6.0, help="classifier-free guidance scale (default 6)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--memory", action="append", choices=["model_offload", "sequential_offload", "vae_tiling",
-                                                         "vae_slicing"], help="a memory option (repeatable)")
+    g.add_argument("--memory", action="append", choices=MEMORY_OPTIONS, help="a memory option (repeatable)")
     g.add_argument("--out", default="video.mp4", help="video file: .mp4, .gif or .png strip (default video.mp4)")
     g.add_argument("--trace", help="also save the trace (safetensors + JSON metadata) here")
     g.add_argument("--image-strength", type=float, metavar="ALPHA",
@@ -250,8 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPUs per Ray actor, fractions allowed, e.g. 0.5 (default: 1 with GPUs, else 0)")
     s.add_argument("--batch", type=_batch, default="auto", metavar="N|auto",
                    help="variants per transformer forward (default auto: as many as fit the device's memory)")
-    s.add_argument("--memory", action="append", choices=["model_offload", "sequential_offload", "vae_tiling",
-                                                         "vae_slicing"], help="a memory option (repeatable)")
+    s.add_argument("--memory", action="append", choices=MEMORY_OPTIONS, help="a memory option (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     f = sub.add_parser("fit", help="load an image (path or URL) and fit it to a model's size")
     f.add_argument("image", help="path or http(s) URL")
@@ -278,7 +277,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from .errors import CogvizError
+    from .errors import CogvizError, one_line
 
     try:
         if args.command == "generate":
@@ -286,8 +285,14 @@ def main(argv=None) -> int:
         if args.command == "sweep":
             return _sweep(args)
         if args.command == "fit":
+            from PIL import Image
+
             from .fit import fit_image
 
+            suffix = Path(args.out).suffix.lower()
+            if suffix not in Image.registered_extensions():
+                raise CogvizError(f"--out {args.out!r}: {suffix or 'no suffix'} is not an image format Pillow "
+                                  "writes; use e.g. .png or .jpg")
             fitted = fit_image(args.image, args.size or args.preset, args.mode)
             fitted.image.save(args.out)
             print(fitted.report.summary())
@@ -295,6 +300,9 @@ def main(argv=None) -> int:
     except CogvizError as e:
         sys.stderr.write(f"cogviz: error: {e}\n")
         return 2
+    except OSError as e:  # a full disk, a folder without permission: one line, not a traceback
+        sys.stderr.write(f"cogviz: error: {one_line(e)}\n")
+        return 1
     return 0
 
 

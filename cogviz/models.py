@@ -14,13 +14,12 @@ from pathlib import Path
 import torch
 
 from .errors import ModelLoadError, names_in
-from .presets import PRESETS, Preset
+from .presets import MEMORY_OPTIONS, PRESETS, Preset
 
 __all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "apply_memory", "auto_device", "max_sequence_length", "preset_for"]
 
 TOY_DIR = Path(__file__).parent / "toy" / "weights"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "owner/name"; anything else is a path
-MEMORY_OPTIONS = ("model_offload", "sequential_offload", "group_offload", "vae_tiling", "vae_slicing")
 _OFFLOADS = ("model_offload", "sequential_offload", "group_offload")
 
 

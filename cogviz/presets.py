@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from .errors import PresetError
 from .family import FAMILIES, Family
 
+#: ``load_pipeline(memory=...)``'s choices, each one of diffusers' own mechanisms (here, torch-free,
+#: so the CLI's parser offers exactly these without importing torch)
+MEMORY_OPTIONS = ("model_offload", "sequential_offload", "group_offload", "vae_tiling", "vae_slicing")
+
 __all__ = ["Preset", "PRESETS", "PROMPT_HINT", "get_preset", "best_size"]
 
 

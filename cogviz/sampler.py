@@ -348,6 +348,7 @@ def _check(run: _Run) -> None:
     from .speed import cache_preset, check_recordable, speed_of
 
     pipe = run.pipe
+    run.cache = cache_preset(pipe)  # before every check that reads it
     blocks = len(pipe.transformer.transformer_blocks)
     recorded = set(_attention_layers(pipe, run.settings.attention_layers))
     for v in run.variants:
@@ -364,7 +365,6 @@ def _check(run: _Run) -> None:
                                "reuses from earlier steps; load the pipeline without a cache preset")
     check_recordable(pipe, names=[iv.point for v in run.variants for iv in v.interventions],
                      attention=bool(run.settings.attention_layers))
-    run.cache = cache_preset(pipe)
     if run.cache and any(v.cond.image_guidance is not None for v in run.variants):
         from .errors import SpeedPresetError
 

@@ -113,3 +113,24 @@ def test_the_docs_build_deletes_only_its_own_staging_folder(tmp_path):
     (mine / build.MARKER).write_text("")
     build.fresh_staging(mine)
     assert not mine.exists() and (tmp_path / "src" / "mine.py").exists()
+
+
+def test_cli_fit_to_an_unknown_format_is_one_line(tmp_path):
+    from cogviz.samples import sample_path
+
+    r = run_cli("fit", str(sample_path("lighthouse")), "--out", str(tmp_path / "x.xyz"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and ".xyz is not an image format" in r.stderr
+    r = run_cli("fit", str(sample_path("lighthouse")), "--out", str(tmp_path / "no-such-dir" / "x.png"))
+    assert r.returncode == 1 and r.stderr.startswith("cogviz: error: unexpected FileNotFoundError")
+
+
+def test_cli_memory_choices_are_load_pipelines():
+    """Issue 42: the CLI's --memory choices were typed by hand twice and lacked group_offload."""
+    from cogviz.cli import build_parser
+    from cogviz.models import MEMORY_OPTIONS
+
+    parser = build_parser()
+    for command in ("generate", "sweep"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        memory = next(a for a in sub._actions if a.dest == "memory")
+        assert tuple(memory.choices) == MEMORY_OPTIONS and "group_offload" in memory.choices

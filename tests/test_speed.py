@@ -168,3 +168,17 @@ def test_bench_gpu_tiny_runs_every_configuration(tmp_path):
         for c in set(mine) - ran:  # every configuration that did not run says why
             assert len(mine[c]["skipped"]) > 10
     assert "| 5b | bare |" in proc.stdout and "| 1.5 | cache_pab |" in proc.stdout
+
+
+@pytest.mark.parametrize("preset", CACHE_PRESETS)
+@pytest.mark.parametrize("ablation", [A.AttentionKnockout(), A.AttentionKnockout(layers=[0], start=0.5)])
+def test_attention_edits_are_refused_under_every_cache_preset(preset, ablation, monkeypatch):
+    """Issue 42: the guard read the cache preset before it was known, so a knockout ran under
+    cache_fbc and was skipped on every reused step (a partly unablated video). Now it is refused
+    before any compute."""
+    import cogviz.sampler as S
+
+    pipe = M.load_pipeline("toy", speed=preset)
+    monkeypatch.setattr(S, "_denoise", lambda *a, **k: pytest.fail("computed"))
+    with pytest.raises(SpeedPresetError, match="attention edits change what each block computes"):
+        run(pipe, ablations=[ablation])

@@ -68,3 +68,18 @@ def test_grid_wraps_a_title_wider_than_its_video_instead_of_cutting_it():
 
     lines = video._wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), long, 92)
     assert "".join(lines).replace(" ", "") == long.replace(" ", "") and len(lines) >= 2
+
+
+def test_a_playlist_named_mp4_is_not_followed(tmp_path):
+    """Issue 43: a results folder from elsewhere may hold a 'video.mp4' that is an HLS playlist;
+    ffmpeg reads it as mp4, local files only, and cogviz says what is wrong."""
+    import numpy as np
+
+    from cogviz import video
+    from cogviz.errors import CogvizError
+
+    real = video.save(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "real.mp4", fps=8)
+    (tmp_path / "video.mp4").write_text(f"#EXTM3U\n#EXTINF:1,\n{real}\n")
+    with pytest.raises(CogvizError, match="is not an mp4 video cogviz can read"):
+        video.load(tmp_path / "video.mp4")
+    assert video.load(real).shape == (3, 16, 16, 3)
