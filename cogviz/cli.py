@@ -95,7 +95,7 @@ def _generate(args) -> int:
     from . import video
     from .errors import CogvizError
     from .experiment import generate
-    from .models import load_pipeline
+    from .models import fps_of, load_pipeline
     from .points import DEFAULT_RECORD
 
     out = Path(args.out)
@@ -115,7 +115,8 @@ def _generate(args) -> int:
     pipe = load_pipeline(args.model, memory=args.memory)
     g = generate(pipe, image, args.prompt, num_frames=args.frames, steps=args.steps, guidance=args.guidance,
                  seed=args.seed, fit=args.fit, record=tuple(args.record or DEFAULT_RECORD), ablations=ablations)
-    video.save(g.frames, out)
+    fps = fps_of(pipe)  # the family's rate: 16 for CogVideoX 1.5
+    video.save(g.frames, out, fps=fps)
     print(g.fitted.report.summary())
     if ablations:
         from .ablations import label
@@ -126,7 +127,7 @@ def _generate(args) -> int:
 
         df = anchor_metrics(g.frames, g.fitted)
         df.to_parquet(args.metrics) if args.metrics.lower().endswith(".parquet") else df.to_csv(args.metrics, index=False)
-        s = summarize(df)
+        s = summarize(df, fps=fps)
         print(f"anchor: frame 0 {s.frame0_psnr:.1f} dB / SSIM {s.frame0_ssim:.3f}, mean SSIM {s.mean_ssim:.3f}, "
               f"half-life {s.half_life:.1f} frames, motion {s.motion:.2f} px/frame; wrote {args.metrics}")
     print(f"wrote {out} ({len(g.frames)} frames, {g.frames.shape[1]}x{g.frames.shape[2]})")

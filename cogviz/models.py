@@ -16,7 +16,7 @@ import torch
 from .errors import ModelLoadError, names_in
 from .presets import MEMORY_OPTIONS, PRESETS, Preset
 
-__all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "apply_memory", "auto_device", "max_sequence_length", "preset_for"]
+__all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "apply_memory", "auto_device", "max_sequence_length", "preset_for", "fps_of"]
 
 TOY_DIR = Path(__file__).parent / "toy" / "weights"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "owner/name"; anything else is a path
@@ -47,6 +47,12 @@ def preset_for(pipe) -> Preset:
     if cfg.sample_height * 8 == PRESETS["cogviz-toy"].height and cfg.sample_width * 8 == PRESETS["cogviz-toy"].width:
         return PRESETS["cogviz-toy"]
     return PRESETS["CogVideoX-5b-I2V"]
+
+
+def fps_of(pipe) -> int:
+    """The frame rate the model's family was trained at (8 for CogVideoX 1.0 and the toy, 16 for 1.5):
+    what videos are saved and motion is measured at."""
+    return int(preset_for(pipe).fps)
 
 
 def _memory_list(memory) -> list[str]:

@@ -830,3 +830,20 @@ def test_an_actor_that_cannot_start_fails_the_sweep_at_once_with_its_reason(toy,
         sweep(toy, [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=tmp_path / "out", steps=2,
               progress=False, backend="ray", ray_options={"num_actors": 1, "max_retries": 3})
     assert time.monotonic() - t < 60 and _no_actor_left()
+
+
+@pytest.mark.parametrize("family,fps", [("1.0", 8), ("1.5", 16)])
+def test_a_sweep_measures_and_saves_at_the_familys_frame_rate(family, fps, tmp_path):
+    """Issue 42: Preset.fps was never read; CogVideoX 1.5 (16 fps) was saved and measured at 8."""
+    import imageio_ffmpeg
+
+    from cogviz.models import fps_of
+    from cogviz.testing import tiny_random_pipeline
+
+    pipe = tiny_random_pipeline(family=family)
+    assert fps_of(pipe) == fps
+    r = sweep(pipe, [str(sample_path("shapes"))], [PROMPT], [], [0], out_dir=tmp_path, steps=2, progress=False,
+              num_frames=17 if family == "1.5" else 9)
+    reader = imageio_ffmpeg.read_frames(r.runs["video"].iloc[0])
+    assert next(reader)["fps"] == fps
+    reader.close()

@@ -14,7 +14,7 @@ from .store import _valid, _write_manifest, clean_stale
 def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, guidance: float = 6.0,
           num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "", metrics: bool = True,
           save_latents: bool = False, include_baseline: bool = True, backend: str = "local",
-          progress: bool = True, model_id: str | None = None, fps: float = 8.0, batch="auto",
+          progress: bool = True, model_id: str | None = None, fps: float | None = None, batch="auto",
           callback=None, ray_options: dict | None = None) -> SweepResult:
     """Run ``images x prompts x seeds x ablations`` (plus the baseline), writing each run into
     ``out_dir`` as it finishes; runs already there (same content hash, files intact) are skipped.
@@ -58,6 +58,10 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         from .on_ray import connect
 
         connect((ray_options or {}).get("address"))
+    if fps is None:  # the family's own rate (16 for CogVideoX 1.5), for the videos and the motion threshold
+        from ..models import fps_of
+
+        fps = fps_of(pipe)
     out_dir = Path(out_dir).expanduser().resolve()  # actors on other nodes (and other cwds) read the same path
     _write_manifest(out_dir, {"settings": settings, "model": runs[0].config["model"],
                               "run_ids": [r.run_id for r in runs]})
