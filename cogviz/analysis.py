@@ -53,13 +53,20 @@ def patch_embed_split(pipe) -> dict[str, np.ndarray]:
 def contribution_maps(pipe, x: torch.Tensor) -> dict[str, np.ndarray]:
     """How strongly each half of a 32-channel input enters each token.
 
-    ``x``: one transformer input ``(F, 32, h, w)`` (or ``(B, F, 32, h, w)``: the last batch item,
-    the conditional half under CFG, is used). Returns ``{"image": (F', h/p, w/p), "noise": ...}``:
+    ``x``: one row of a transformer input, ``(F, 32, h, w)`` — ``trace.row("step/3/input")`` is the
+    conditional row whatever the guidance — or a one-row batch ``(1, F, 32, h, w)``. A batch of
+    several rows is refused: which row is conditional depends on the guidance (CFG puts the
+    negative prompt first, image guidance adds an image-free row last). Returns ``{"image": (F', h/p, w/p), "noise": ...}``:
     ``|W_img * patch(z_img)|`` and ``|W_noise * patch(z_t)|``, the L2 norm over the embedding
     dimension of each half's share of the token embedding (bias excluded). F' = F / p_t.
     """
     if x.ndim == 5:
-        x = x[-1]
+        if x.shape[0] != 1:
+            from .errors import PointError
+
+            raise PointError(f"contribution_maps: x holds {x.shape[0]} rows; pass one, e.g. "
+                             "trace.row('step/3/input') (the conditional row) or trace.row(name, 'unconditional')")
+        x = x[0]
     w, p_t, p = patch_weights(pipe)
     w = w.to(device=x.device, dtype=torch.float32)
     half = w.shape[1] // 2

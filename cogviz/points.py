@@ -218,6 +218,17 @@ def _step_of(name: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+#: the roles a batch row of one variant can have, in the order the sampler lays them out
+ROW_ROLES = ("unconditional", "conditional", "image_free")
+
+
+def row_roles(cfg: bool, image_free: bool) -> tuple[str, ...]:
+    """One variant's rows in the transformer's batch, by role: under classifier-free guidance the
+    negative prompt's row first, then the prompt's; the image-free row of image guidance last.
+    The one home of that layout: readers ask :meth:`Trace.row` for a role, never for a position."""
+    return (("unconditional", "conditional") if cfg else ("conditional",)) + (("image_free",) if image_free else ())
+
+
 @dataclass
 class Trace:
     """Named tensors recorded during one generation (CPU copies), plus JSON-able metadata.
@@ -256,6 +267,28 @@ class Trace:
     def steps(self, point: str) -> list[int]:
         """The steps at which ``point`` (``"z_t"``, ``"input"``, ``"pred"``, ``"block/3/hidden"``) was recorded."""
         return sorted(_step_of(n) for n in self.tensors if n.startswith("step/") and n.split("/", 2)[2] == point)
+
+    def rows(self) -> tuple[str, ...]:
+        """The roles of the batch rows of the per-step points that carry every row (``step/*/input``,
+        ``step/*/block/*/hidden``, ``step/*/block/*/attention``), in order."""
+        if "rows" in self.meta:
+            return tuple(self.meta["rows"])
+        cfg = float(self.meta.get("guidance", 1.0)) > 1.0  # a trace saved before rows were recorded
+        return row_roles(cfg, any(a.get("kind") == "image_guidance" for a in self.meta.get("ablations", [])))
+
+    def row(self, name: str, role: str = "conditional") -> torch.Tensor:
+        """One row of a batched point by its role: ``trace.row("step/3/input")`` is the conditional
+        row whatever the guidance (CFG, image guidance, both or neither)."""
+        roles = self.rows()
+        if role not in roles:
+            close = difflib.get_close_matches(role, ROW_ROLES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close and close[0] in roles else ""
+            raise PointError(f"row role {role!r}: this call's rows are {list(roles)}{hint}")
+        x = self[name]
+        if x.shape[0] != len(roles):
+            raise PointError(f"{name!r} has {x.shape[0]} row(s), not one per role {list(roles)}: only "
+                             "step/*/input and the block points carry every row; index it directly")
+        return x[roles.index(role)]
 
     def at(self, point: str, step: int) -> torch.Tensor:
         """One point at one step: ``trace.at("input", 3)`` is ``trace["step/3/input"]``."""

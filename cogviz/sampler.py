@@ -39,6 +39,7 @@ from .points import (
     check_patterns,
     intervene,
     point_names,
+    row_roles,
 )
 
 __all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "Settings", "Setup", "Conditioning",
@@ -339,7 +340,8 @@ def _trace(setup: Setup, settings: Settings, prompt: str, cond: Conditioning) ->
     trace.meta.update(prompt=prompt, negative_prompt=settings.negative_prompt, steps=settings.steps,
                       guidance=settings.guidance, dynamic_cfg=settings.dynamic_cfg, seed=settings.seed,
                       num_frames=setup.num_frames, height=setup.height, width=setup.width,
-                      ablations=list(cond.meta))
+                      ablations=list(cond.meta),
+                      rows=list(row_roles(setup.do_cfg, cond.image_guidance is not None)))
     return trace
 
 
@@ -472,10 +474,9 @@ def _denoise(run: _Run, progress: bool, callback) -> None:
             pipe._current_timestep = t  # what diffusers' cache hooks read, as in the pipeline's own loop
             run.extra["inside"].update(step=i, t=t)
             xs = [_step_input(run, v, i, t) for v in run.variants]
+            run.extra["attention"] = attention
             pred_all = _forward(run, xs, i, t, attention_calls)
             for v in run.variants:
-                for layer, proc in attention.items():
-                    v.trace.tensors[f"step/{i}/block/{layer}/attention"] = proc.last
                 _step_output(run, v, pred_all[v.rows[0]:v.rows[1]], i, t, callback)
     pipe._current_timestep = None
     if run.cache:
@@ -573,6 +574,9 @@ def _forward(run: _Run, xs: list, i: int, t, attention_calls) -> torch.Tensor:
             preds.append(pipe.transformer(hidden_states=x, encoder_hidden_states=e, timestep=t.expand(x.shape[0]),
                                           ofs=run.extra["ofs"], image_rotary_emb=run.extra["rotary"],
                                           return_dict=False)[0].float())
+        for layer, proc in run.extra.get("attention", {}).items():  # each variant its own rows of this forward
+            for v in (v for v in chunk if not v.companion):
+                v.trace.tensors[f"step/{i}/block/{layer}/attention"] = proc.last[v.rows[0] - r0:v.rows[1] - r0]
         if run.cache:  # counted, not predicted: the blocks whose attention actually ran (one variant here)
             ran = attention_calls[0] - calls_before
             variants[k].trace.meta.setdefault("step_status", []).append(

@@ -72,10 +72,10 @@ show(np.concatenate([viz.channel_mosaic(z_t0[0], zoom=4, title="z_t, step 1, lat
 # channels 16-31 are `z_img`, the band between them is where `torch.cat` joined them.
 
 # %%
-x = g.trace["step/0/input"]            # (2, F, 32, h, w): negative-prompt half, prompt half
-print("input", tuple(x.shape))
-assert torch.equal(x[1, :, :16], z_t0) and torch.equal(x[1, :, 16:], z_img)
-show(viz.channel_mosaic(x[1, 0], split=16, zoom=4, title="step 1, latent frame 0: concat(z_t, z_img)"))
+print("input", tuple(g.trace["step/0/input"].shape), "rows:", g.trace.rows())  # (2, F, 32, h, w)
+x = g.trace.row("step/0/input")        # the prompt's row, by its role: (F, 32, h, w)
+assert torch.equal(x[:, :16], z_t0) and torch.equal(x[:, 16:], z_img)
+show(viz.channel_mosaic(x[0], split=16, zoom=4, title="step 1, latent frame 0: concat(z_t, z_img)"))
 
 # %% [markdown]
 # ## 3. The zero padding over latent frames
@@ -85,7 +85,7 @@ show(viz.channel_mosaic(x[1, 0], split=16, zoom=4, title="step 1, latent frame 0
 # single row that carries the image.
 
 # %%
-show(viz.frames_overview(x[1], split=16, tile=16), "input at step 1: rows = latent frames")
+show(viz.frames_overview(x, split=16, tile=16), "input at step 1: rows = latent frames")
 
 # %% [markdown]
 # ## 4. One moves, the other does not
@@ -126,7 +126,7 @@ ax.legend(fontsize=8)
 display(viz.picture(fig))
 
 for step in (0, STEPS - 1):
-    maps = contribution_maps(pipe, g.trace[f"step/{step}/input"])
+    maps = contribution_maps(pipe, g.trace.row(f"step/{step}/input"))
     hi = float(max(maps["image"].max(), maps["noise"].max()))  # one colour scale for both rows
     rows = [viz.rgb_tiles([viz.colourise(maps[key][f], vmax=hi) for f in range(maps[key].shape[0])],
                           [f"{key}, f{f}" for f in range(maps[key].shape[0])], zoom=20) for key in ("noise", "image")]
@@ -144,7 +144,7 @@ for step in (0, STEPS - 1):
 
 # %%
 layers = range(pipe.transformer.config.num_layers)
-anchor = np.stack([g.trace[f"step/{STEPS - 1}/block/{l}/attention"][1, :, 1].numpy() for l in layers])
+anchor = np.stack([g.trace.row(f"step/{STEPS - 1}/block/{l}/attention")[:, 1].numpy() for l in layers])
 show(viz.heatmap(anchor, row_labels=[f"layer {l}" for l in layers], col_labels=[f"f{i}" for i in range(5)],
                  title="share of attention on latent frame 0, last step"), width=480)
 uniform = 1 / (1 + anchor.shape[1])
@@ -183,7 +183,7 @@ from cogviz.lessons import check
 
 receiving = set()
 for i in range(STEPS):
-    m = contribution_maps(pipe, g.trace[f"step/{i}/input"])["image"]
+    m = contribution_maps(pipe, g.trace.row(f"step/{i}/input"))["image"]
     receiving |= {f for f in range(m.shape[0]) if m[f].max() > 0}
 check({"my_frames": my_frames}, lambda: None if sorted(my_frames) == sorted(receiving) else f"the maps say {sorted(receiving)}",
       f"only {sorted(receiving)} - later frames learn about the image through attention alone");

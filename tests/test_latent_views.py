@@ -143,7 +143,7 @@ def test_patch_embed_split_matches_the_weights(toy):
 
 def test_contribution_maps(toy, run):
     x = run.trace["step/2/input"]
-    maps = contribution_maps(toy, x)
+    maps = contribution_maps(toy, run.trace.row("step/2/input"))
     assert maps["image"].shape == maps["noise"].shape == (5, 4, 6)
     assert np.all(maps["image"][1:] == 0) and np.all(maps["image"][0] > 0)  # the image enters frame 0 only
     assert np.all(maps["noise"] > 0)
@@ -218,3 +218,52 @@ def test_attention_shares_do_not_depend_on_the_memory_budget():
     torch.testing.assert_close(small, whole)
     manual = torch.softmax(q[:, :, 4:] @ k.transpose(-1, -2) / 8 ** 0.5, -1)[..., :4].sum(-1).mean(1)  # on text
     torch.testing.assert_close(whole[..., 0], manual.view(2, 4, 4).mean(-1))
+
+
+# ------------------------------------------------------------------------- rows by role (issue 42)
+@pytest.mark.parametrize("guidance,roles", [
+    (6.0, ("unconditional", "conditional", "image_free")),
+    (1.0, ("conditional", "image_free")),
+])
+def test_views_read_the_conditional_row_under_image_guidance(toy, guidance, roles):
+    """The image-free row comes last: 'the last row is the conditional one' showed the image's
+    contribution as 0 everywhere. Readers now ask for the row by role."""
+    from cogviz.widgets import LatentExplorer
+
+    g = cogviz.generate(toy, render_scene(SCENE)[0], PROMPT, steps=2, guidance=guidance, image_guidance=2.0,
+                        record=("z_img", "step/*/z_t", "step/*/input"), progress=False)
+    x = g.trace["step/1/input"]
+    assert g.trace.rows() == roles and x.shape[0] == len(roles)
+    cond = g.trace.row("step/1/input")
+    assert torch.equal(cond[:, 16:], g.trace["z_img"][0])  # the image, where the conditional row has it
+    assert torch.all(g.trace.row("step/1/input", "image_free")[:, 16:] == 0)
+    maps = contribution_maps(toy, cond)
+    assert np.all(maps["image"][0] > 0)
+    with pytest.raises(CogvizError, match="holds .* rows; pass one"):
+        contribution_maps(toy, x)
+    ex = LatentExplorer(g, pipe=toy)
+    assert np.array_equal(ex._get("input", 1), cond.float().numpy())
+    ex.view.value = "contribution"
+    assert ex.error == ""
+    with pytest.raises(CogvizError, match="row role 'conditionl'.*did you mean 'conditional'"):
+        g.trace.row("step/1/input", "conditionl")
+
+
+def test_attention_records_hold_each_variants_own_rows(toy):
+    """A patch_activations companion shares the forward: its rows stay out of the owner's attention
+    record (2 CFG rows, not 4), and the anchor view reads the owner's conditional row."""
+    from cogviz import ablations as A
+    from cogviz.widgets import LatentExplorer
+
+    source = render_scene(sample_scene(1_000_000_011))[0]
+    truth = render_scene(SCENE)[0]
+    g = cogviz.generate(toy, truth, PROMPT, steps=2, ablations=[A.PatchActivations(source, layers=[3])],
+                        record=("z_img", "step/*/z_t", "step/*/input"), attention_layers=[0, 5], progress=False)
+    plain = cogviz.generate(toy, truth, PROMPT, steps=2, record=("z_img",), attention_layers=[0], progress=False)
+    att = g.trace["step/1/block/0/attention"]
+    assert att.shape[0] == 2 and g.trace.rows() == ("unconditional", "conditional")
+    # block 0 comes before the patch at block 3: its attention at step 0 is the plain call's
+    torch.testing.assert_close(g.trace["step/0/block/0/attention"], plain.trace["step/0/block/0/attention"])
+    ex = LatentExplorer(g, pipe=toy)
+    ex.view.value = "anchor attention"
+    assert ex.error == ""

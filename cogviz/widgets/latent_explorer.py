@@ -123,7 +123,12 @@ class LatentExplorer(W.VBox):
         if name not in self.trace:
             return None
         t = self.trace[name]
-        t = t[self._half if t.shape[0] > 1 else 0]
+        roles = self.trace.rows()
+        if t.shape[0] == len(roles) > 1:  # a point with every row: the chosen half, by role
+            role = "conditional" if self._half or "unconditional" not in roles else "unconditional"
+            t = self.trace.row(name, role)
+        else:
+            t = t[0]
         return t.float().numpy()
 
     def current(self):
@@ -176,7 +181,7 @@ class LatentExplorer(W.VBox):
         if view == "anchor attention":
             if not self._layers:
                 raise ValueError("this trace has no attention: generate(..., attention_layers='all' or [0, 3])")
-            a = np.stack([self.trace[f"step/{step_i}/block/{l}/attention"][-1, :, 1].numpy() for l in self._layers])
+            a = np.stack([self.trace.row(f"step/{step_i}/block/{l}/attention")[:, 1].numpy() for l in self._layers])
             img = heatmap(a, row_labels=[f"layer {l}" for l in self._layers],
                           col_labels=[f"f{i}" for i in range(a.shape[1])],
                           title=f"share of attention on latent frame 0 (the image), step {step_i + 1}")
