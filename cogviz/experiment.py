@@ -53,12 +53,14 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
              progress: bool = True, callback=None, decode_video: bool = True, attention_layers=None,
              ablations=(), image_strength: float | None = None, image_noise: float | None = None,
              image_window: tuple[float, float] | None = None, image_guidance: float | None = None,
-             settings: Settings | None = None) -> Generation:
+             max_record_bytes: int | None = None, settings: Settings | None = None) -> Generation:
     """Generate a video conditioned on ``image``, with every stage named (:mod:`cogviz.points`).
 
     Memory of recording: ``step/*/input`` costs 2 x F x 32 x h x w floats a step under CFG (for
     5b-I2V at 49 frames: 2 x 13 x 32 x 60 x 90 x 4 B = 18 MB a step, 0.9 GB for 50 steps); copies go
-    to the CPU, never stay on the GPU.
+    to the CPU, never stay on the GPU. The call's recordings are estimated from its shapes before any
+    compute and refused above ``max_record_bytes`` (default: half the memory available), with an
+    error naming the bytes, the pattern that costs most and the fix (:mod:`cogviz.budget`).
 
     ``ablations``: :mod:`cogviz.ablations` objects (or their dicts), applied in order for this call
     and recorded in ``trace.meta["ablations"]``; the everyday knobs map onto the same objects:
@@ -82,7 +84,8 @@ def generate(pipe, image, prompt: str, *, negative_prompt: str = "", num_frames:
     """
     s = _settings(settings, dict(negative_prompt=negative_prompt, num_frames=num_frames, steps=steps,
                                  guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit, size=size,
-                                 record=record, decode_video=decode_video, attention_layers=attention_layers))
+                                 record=record, decode_video=decode_video, attention_layers=attention_layers,
+                                 max_record_bytes=max_record_bytes))
     ablations = resolve(ablations, image_strength=image_strength, image_noise=image_noise,
                         image_window=image_window, image_guidance=image_guidance)
     setup = prepare(pipe, image, prompt, s)
@@ -100,7 +103,8 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
                       dynamic_cfg: bool = False, seed: int = 0, fit: str = "crop",
                       size: tuple[int, int] | None = None, record=DEFAULT_RECORD, progress: bool = True,
                       decode_video: bool = True, batch="auto", text_cache: dict | None = None,
-                      callback=None, settings: Settings | None = None) -> list[Generation]:
+                      callback=None, max_record_bytes: int | None = None,
+                      settings: Settings | None = None) -> list[Generation]:
     """Several variants of one (image, prompt, seed), batched through the transformer: one
     :class:`~cogviz.sampler.Generation` per variant, each what ``generate(..., ablations=variant)`` returns.
 
@@ -119,7 +123,7 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
     """
     s = _settings(settings, dict(negative_prompt=negative_prompt, num_frames=num_frames, steps=steps,
                                  guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit, size=size,
-                                 record=record, decode_video=decode_video))
+                                 record=record, decode_video=decode_video, max_record_bytes=max_record_bytes))
     items = [resolve(() if v is None else v if isinstance(v, (list, tuple)) else (v,)) for v in variants]
     if not items:
         raise CogvizError("variants is empty: give at least one (None is the baseline)")

@@ -52,7 +52,9 @@ class Settings:
 
     ``num_frames`` None: the model's default; ``size`` None: the model's size (or a fitted image's
     on models that take any size); ``record``: point names or wildcard patterns to keep;
-    ``attention_layers``: block indices (or ``"all"``) whose attention shares are recorded.
+    ``attention_layers``: block indices (or ``"all"``) whose attention shares are recorded;
+    ``max_record_bytes``: the most the recordings of a call may copy to CPU memory, estimated from
+    the call's shapes before any compute (:mod:`cogviz.budget`; None: half the memory available).
     """
 
     negative_prompt: str = ""
@@ -66,6 +68,7 @@ class Settings:
     record: tuple[str, ...] = DEFAULT_RECORD
     decode_video: bool = True
     attention_layers: Any = None
+    max_record_bytes: int | None = None  # what recording may copy to CPU memory; None: half the available
 
     def __post_init__(self):
         record = self.record
@@ -373,8 +376,21 @@ def _check(run: _Run) -> None:
         raise SpeedPresetError(f"image_guidance adds an image-free branch to each forward, which "
                                f"speed={run.cache!r} would cache as if it were part of the CFG batch; load the "
                                "pipeline without a cache preset to use it")
+    _check_budget(run)
     for v in run.variants:
         v.trace.meta["speed"] = list(speed_of(pipe))
+
+
+def _check_budget(run: _Run) -> None:
+    """The bytes the variants' recordings will copy to the CPU, against ``max_record_bytes``."""
+    from .budget import check_record_budget, record_costs
+
+    setup, layers = run.setup, _attention_layers(run.pipe, run.settings.attention_layers)
+    costs = [record_costs(run.pipe, v.trace.patterns, height=setup.height, width=setup.width,
+                          num_frames=setup.num_frames, steps=setup.steps, cfg=setup.do_cfg,
+                          image_free=v.cond.image_guidance is not None, attention_layers=layers)
+             for v in run.variants if not v.companion]
+    check_record_budget(costs, run.settings.max_record_bytes)
 
 
 def _encode_text(run: _Run, prompt: str, text_cache) -> torch.Tensor:

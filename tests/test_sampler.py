@@ -345,3 +345,42 @@ def test_variants_per_forward_follows_the_memory_budget():
             generate_variants(pipe, noise_image(64, 96), PROMPT, [None], steps=1, batch=bad, progress=False)
     with pytest.raises(CogvizError, match="variants is empty"):
         generate_variants(pipe, noise_image(64, 96), PROMPT, [], steps=1, progress=False)
+
+
+def test_a_recording_over_max_record_bytes_is_refused_before_compute(monkeypatch):
+    """Issue 42: nothing estimated memory; a block record on 5b-I2V at 50 steps is about 450 GB and
+    the kernel died with no error. The estimate comes from the call's shapes, before any compute."""
+    import cogviz.sampler as S
+    from cogviz.budget import record_costs
+    from cogviz.errors import CogvizError
+    from cogviz.testing import tiny_random_pipeline
+
+    pipe = tiny_random_pipeline(num_layers=2)
+    monkeypatch.setattr(S, "_denoise", lambda *a, **k: pytest.fail("computed"))
+    with pytest.raises(CogvizError, match=r"would record .* over max_record_bytes=1000000 .*"
+                                          r"'step/\*/block/\*/hidden' costs most"):
+        generate(pipe, np.zeros((32, 32, 3), np.uint8), "x", steps=200, progress=False,
+                        record=("z_img", "step/*/block/*/hidden"), max_record_bytes=1_000_000)
+    # the estimate is the bytes the trace then holds
+    monkeypatch.undo()
+    g = generate(pipe, np.zeros((32, 32, 3), np.uint8), "x", steps=3, progress=False,
+                        record=("step/*/input", "step/*/block/*/hidden"), image_guidance=2.0)
+    costs = record_costs(pipe, g.trace.patterns, height=32, width=32, num_frames=g.trace.meta["num_frames"],
+                         steps=3, cfg=True, image_free=True)
+    assert sum(costs.values()) == g.trace.nbytes()
+
+
+def test_the_estimate_of_a_real_size_block_record():
+    """The figure the docs give: 5b-I2V (its transformer config, no weights), 49 frames, 50 steps,
+    every block's hidden states: 216 MB a block and step, about 453 GB in all."""
+    from types import SimpleNamespace
+
+    from cogviz.budget import record_costs
+
+    config = SimpleNamespace(in_channels=32, out_channels=16, patch_size=2, patch_size_t=None, max_text_seq_length=226,
+                             text_embed_dim=4096, num_attention_heads=48, attention_head_dim=64)
+    five_b = SimpleNamespace(transformer=SimpleNamespace(config=config, dtype=torch.bfloat16,
+                                                         transformer_blocks=[None] * 42),
+                             vae_scale_factor_spatial=8)
+    costs = record_costs(five_b, ["step/*/block/*/hidden"], height=480, width=720, num_frames=49, steps=50, cfg=True)
+    assert costs["step/*/block/*/hidden"] == 2 * 13 * 30 * 45 * 3072 * 2 * 42 * 50

@@ -15,7 +15,7 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
           num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "", metrics: bool = True,
           save_latents: bool = False, include_baseline: bool = True, backend: str = "local",
           progress: bool = True, model_id: str | None = None, fps: float | None = None, batch="auto",
-          callback=None, ray_options: dict | None = None) -> SweepResult:
+          callback=None, ray_options: dict | None = None, max_record_bytes: int | None = None) -> SweepResult:
     """Run ``images x prompts x seeds x ablations`` (plus the baseline), writing each run into
     ``out_dir`` as it finishes; runs already there (same content hash, files intact) are skipped.
 
@@ -24,6 +24,8 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     settings, ablations against the size and steps) before any model compute or any write.
     Returns a :class:`SweepResult` over *this* sweep's runs (``SweepResult.load(out_dir)`` reads
     every run in the folder).
+
+    ``max_record_bytes``: what each generation may record to CPU memory (see :class:`~cogviz.Settings`).
 
     ``callback(done, total)``: called after each run is written (and once at the start, with the
     runs already there), e.g. to drive a widget's progress bar.
@@ -70,7 +72,7 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc="cogviz.sweep",
                unit="run")
     job = dict(settings=settings, metrics=metrics, save_latents=save_latents, fps=fps, out_dir=str(out_dir),
-               batch=batch)
+               batch=batch, max_record_bytes=max_record_bytes)
     groups = _groups(todo)
     done = [len(runs) - len(todo)]
 
@@ -86,13 +88,21 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         if backend == "ray":
             _run_on_ray(pipe, groups, fitted, job, advance, **(ray_options or {}))
         else:
-            text_cache = {}
-            for group in groups:
-                group = _still_missing(out_dir, group, advance)  # another writer may have done some since
-                if not group:
-                    continue
-                _run_group(pipe, [_as_dict(r) for r in group], fitted[group[0].image_index], job,
-                           done=lambda _: advance(), text_cache=text_cache)
+            _run_locally(pipe, groups, fitted, job, advance)
+    return _complete(out_dir, runs)
+
+
+def _run_locally(pipe, groups, fitted, job: dict, advance) -> None:
+    text_cache = {}
+    for group in groups:
+        group = _still_missing(Path(job["out_dir"]), group, advance)  # another writer may have done some since
+        if group:
+            _run_group(pipe, [_as_dict(r) for r in group], fitted[group[0].image_index], job,
+                       done=lambda _: advance(), text_cache=text_cache)
+
+
+def _complete(out_dir: Path, runs) -> SweepResult:
+    """The sweep's runs read back; one missing is an error naming it, never a short result."""
     result = SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
     if len(result) < len(runs):
         got = set(result.runs["run_id"]) if len(result) else set()

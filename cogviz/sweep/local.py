@@ -32,7 +32,8 @@ def _run_group(pipe, run_dicts: list[dict], fitted, job: dict, *, done=None, tex
                 tuple(from_dict(a) for a in d["config"]["ablations"]), d["config"]) for d in run_dicts]
     settings = Settings(negative_prompt=s["negative_prompt"], num_frames=s["num_frames"], steps=s["steps"],
                         guidance=s["guidance"], seed=runs[0].seed, fit=s["fit"],
-                        record=("latents.final",) if job["save_latents"] else ())
+                        record=("latents.final",) if job["save_latents"] else (),
+                        max_record_bytes=job.get("max_record_bytes"))
     gens = generate_variants(pipe, fitted, runs[0].prompt, [list(r.ablations) for r in runs], settings=settings,
                              progress=False, batch=job["batch"], text_cache=text_cache)
     for run, g in zip(runs, gens):
