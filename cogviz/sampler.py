@@ -368,7 +368,8 @@ def _check(run: _Run) -> None:
 
         raise SpeedPresetError(f"attention edits change what each block computes, which speed={run.cache!r} "
                                "reuses from earlier steps; load the pipeline without a cache preset")
-    check_recordable(pipe, names=[iv.point for v in run.variants for iv in v.interventions],
+    check_recordable(pipe, names=[iv.point for v in run.variants for iv in v.interventions], steps=run.setup.steps,
+                     records=[p for v in run.variants for p in v.trace.patterns],
                      attention=bool(run.settings.attention_layers))
     if run.cache and any(v.cond.image_guidance is not None for v in run.variants):
         from .errors import SpeedPresetError

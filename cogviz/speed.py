@@ -22,10 +22,13 @@ count (it ships none for CogVideoX), so it is not offered as a preset.
 (``"computed"``), in none (``"reused"``) or in some (``"partial"``; e.g. a First Block Cache hit
 runs the first block and reuses the rest) — counted from the attention processors that actually
 ran, not predicted from the settings. Interventions or ablations that
-change what the transformer reads (``z_img``, ``step/{i}/input``, ``step/{i}/z_t``,
-``image.pixels``) raise :class:`~cogviz.errors.SpeedPresetError` under a cache preset (a reused
-step would ignore them); the attention recorder refuses any cache preset and ``fused`` (it reads
-attention that they bypass or replace).
+change what the transformer reads or computes (``z_img``, ``step/{i}/input``, ``step/{i}/z_t``,
+``image.pixels``, ``step/{i}/block/{l}/hidden``: ``patch_activations`` among them; attention
+edits such as ``attention_knockout``) raise :class:`~cogviz.errors.SpeedPresetError` under a
+cache preset (a reused step would ignore them), as does recording block outputs (a reused block
+records nothing); patterns are matched against the call's point names, wildcards included. The
+attention recorder refuses any cache preset and ``fused`` (it reads attention that they bypass or
+replace).
 """
 from __future__ import annotations
 
@@ -41,8 +44,11 @@ __all__ = ["SPEED_OPTIONS", "CACHE_PRESETS", "apply_speed", "speed_of", "cache_p
 
 SPEED_OPTIONS = ("compile", "fused", "cache_fbc", "cache_pab", "cache_faster", "cache_taylorseer", "int8", "fp8")
 CACHE_PRESETS = ("cache_fbc", "cache_pab", "cache_faster", "cache_taylorseer")
-#: Names of the sampler's points whose change the transformer reads (refused under a cache preset).
-INPUT_POINTS = ("z_img", "image.pixels", "/input", "/z_t")
+#: Points whose change the transformer reads, or that live inside it: an intervention on any of them
+#: is refused under a cache preset (a reused step would ignore it).
+INPUT_POINTS = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/block/{l}/hidden")
+#: Points recorded inside the transformer: under a cache preset a reused block records nothing.
+INSIDE_POINTS = ("step/{i}/block/{l}/hidden",)
 
 
 def _speed_list(speed) -> list[str]:
@@ -141,9 +147,23 @@ def apply_speed(pipe, speed: str | Iterable[str] | None, *, compile_kwargs: dict
     return pipe.cogviz_speed
 
 
-def check_recordable(pipe, *, names: Iterable[str] = (), attention: bool = False) -> None:
+def _matching(patterns: Iterable[str], templates: tuple[str, ...], steps: int, blocks: int) -> list[str]:
+    """The point names of ``templates`` (for ``steps`` and ``blocks``) that some pattern matches:
+    patterns are matched as the sampler matches them (wildcards included), never by substring."""
+    import fnmatch
+
+    from .points import _expand
+
+    names = [n for t in templates for n in _expand(t, steps, blocks, [])]
+    patterns = list(patterns)
+    return sorted({n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)})
+
+
+def check_recordable(pipe, *, names: Iterable[str] = (), attention: bool = False, records: Iterable[str] = (),
+                     steps: int = 1) -> None:
     """Raise :class:`SpeedPresetError` when a call's recording or interventions would be wrong under
-    the pipeline's speed presets (see the module doc)."""
+    the pipeline's speed presets (see the module doc): ``names`` are the intervention points (patterns
+    too), ``records`` the record patterns, ``steps`` the call's steps."""
     cache = cache_preset(pipe)
     if attention and (cache or "fused" in speed_of(pipe)):
         which = cache or "fused"
@@ -151,9 +171,16 @@ def check_recordable(pipe, *, names: Iterable[str] = (), attention: bool = False
                                f"{'reuses from earlier steps' if cache else 'replaces with a fused kernel'}; "
                                "load the pipeline without it to record attention")
     if cache:
-        touched = sorted({n for n in names if any(p in n for p in INPUT_POINTS)})
+        blocks = len(pipe.transformer.transformer_blocks)
+        inside = _matching(records, INSIDE_POINTS, steps, blocks)
+        if inside:
+            raise SpeedPresetError(f"recording {inside[0]!r}{' and more' if len(inside) > 1 else ''} reads block "
+                                   f"outputs, which speed={cache!r} skips on reused steps (the record would miss "
+                                   "them); load the pipeline without a cache preset to record inside the transformer")
+        touched = _matching(names, INPUT_POINTS, steps, blocks)
         if touched:
-            raise SpeedPresetError(f"interventions or ablations on {touched} change what the transformer reads, but "
+            shown = touched[:3] + (["..."] if len(touched) > 3 else [])
+            raise SpeedPresetError(f"interventions or ablations on {shown} change what the transformer reads, but "
                                    f"speed={cache!r} reuses work from earlier steps, which would ignore them; load "
                                    "the pipeline without a cache preset (interventions on step/{i}/pred still work)")
 

@@ -182,3 +182,21 @@ def test_attention_edits_are_refused_under_every_cache_preset(preset, ablation, 
     monkeypatch.setattr(S, "_denoise", lambda *a, **k: pytest.fail("computed"))
     with pytest.raises(SpeedPresetError, match="attention edits change what each block computes"):
         run(pipe, ablations=[ablation])
+
+
+@pytest.mark.parametrize("preset", CACHE_PRESETS)
+def test_block_points_and_wildcards_are_refused_under_every_cache_preset(preset, monkeypatch):
+    """Issue 42: the guard matched point names by substring, so block interventions
+    (patch_activations among them), block records and a bare '*' pattern passed under a cache."""
+    import cogviz.sampler as S
+
+    pipe = M.load_pipeline("toy", speed=preset)
+    monkeypatch.setattr(S, "_denoise", lambda *a, **k: pytest.fail("computed"))
+    source = render_scene(sample_scene(1_000_000_011))[0]
+    with pytest.raises(SpeedPresetError, match="change what the transformer reads"):
+        run(pipe, ablations=[A.PatchActivations(source, layers=[2])])
+    for point in ("step/*/block/1/hidden", "*", "step/?/input"):
+        with pytest.raises(SpeedPresetError, match="change what the transformer reads"):
+            run(pipe, interventions=[Intervention(point, lambda x, ctx: x)])
+    with pytest.raises(SpeedPresetError, match="reads block outputs"):
+        run(pipe, record=("step/*/block/0/hidden",))
