@@ -854,7 +854,8 @@ class PatchActivations(Ablation):
 
     def sources(self, setup) -> list:
         """The source image's rows, as a companion conditioning (its pixels before the VAE encodes)."""
-        return [Conditioning(tuple(SwapImage(self.source).interventions(setup)))]
+        swap = SwapImage(self.source)  # its dict keys the companion: one row per source image in a forward
+        return [Conditioning(tuple(swap.interventions(setup)), meta=(swap.to_dict(),))]
 
     def interventions(self, setup):
         from .family import family_of

@@ -15,6 +15,7 @@ and :func:`sample` runs them together. :func:`cogviz.generate` and :func:`cogviz
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -316,9 +317,9 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
     pipe.scheduler.set_timesteps(settings.steps, device=run.device)
     run.timesteps = pipe.scheduler.timesteps
     n_latent, run.pad = family_of(pipe).latent_frames(setup.num_frames)
+    _batching(run, batch, n_latent)  # the forwards' variants, companions included, before their encodes
     _encode_image(run, fitted, prompt_embeds, generator, n_latent)
     _initial_noise(run, generator, n_latent)
-    _batching(run, batch, n_latent)
     _denoise(run, progress, callback)
     for v in run.variants:
         v.z_t = intervene(v.interventions, "latents.final", v.z_t)
@@ -329,13 +330,14 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
 
 
 def _variants(setup: Setup, settings: Settings, prompt: str, conditionings) -> list[_Variant]:
-    """Each conditioning's variant, followed by its companions (the source rows it reads)."""
-    out = []
-    for c in conditionings:
-        v = _Variant(c, _trace(setup, settings, prompt, c))
-        v.companions = [_Variant(s, Trace(()), companion=True) for s in c.sources]
-        out += [v, *v.companions]
-    return out
+    """Each conditioning's variant; the companions (the source rows a variant reads) join in
+    :func:`_batching`, once per forward and source."""
+    return [_Variant(c, _trace(setup, settings, prompt, c)) for c in conditionings]
+
+
+def _source_key(source: Conditioning):
+    """Companions with the same content share one row: keyed by what they change (their meta)."""
+    return json.dumps(source.meta, sort_keys=True, default=str) if source.meta else id(source)
 
 
 def _trace(setup: Setup, settings: Settings, prompt: str, cond: Conditioning) -> Trace:
@@ -424,11 +426,11 @@ def _encode_image(run: _Run, fitted, prompt_embeds, generator, n_latent: int) ->
                        else torch.cat([prompt_embeds, prompt_embeds[:1]]))
         px = intervene(v.interventions, "image.pixels", pixels)
         v.trace.add("image.pixels", px)
-        if px is not pixels or "plain" not in encoded:
+        key = "plain" if px is pixels else ("source", id(v.cond)) if v.companion else len(encoded)
+        if key not in encoded:  # a shared source (one Conditioning in every forward) is encoded once
             g = generator if not encoded else _generator_at(device, start_state)  # each encode draws alike
-            z_img = encode_pixels(pipe, px, n_latent, generator=g, dtype=prompt_embeds.dtype)
-            encoded["plain" if px is pixels else len(encoded)] = z_img
-        z_img = encoded["plain"] if px is pixels else z_img
+            encoded[key] = encode_pixels(pipe, px, n_latent, generator=g, dtype=prompt_embeds.dtype)
+        z_img = encoded[key]
         image_in = torch.cat([z_img] * 2) if setup.do_cfg else z_img  # the same z_img in both CFG halves
         v.image_in = intervene(v.interventions, "z_img", image_in, cfg_batch=setup.do_cfg)
         v.z_img = v.image_in.chunk(2)[1] if setup.do_cfg else v.image_in  # the conditional half is "the" z_img
@@ -466,12 +468,22 @@ def _batching(run: _Run, batch, n_latent: int) -> None:
                        if batch == "auto" else batch)
     if run.cache:  # a cache keeps state per call: one variant per forward, each in its own cache context
         run.per_forward = 1
-    run.chunks, start = [], 0  # per_forward variants a forward, a variant's companions with it
-    owners = [i for i, v in enumerate(run.variants) if not v.companion] + [len(run.variants)]
-    for k in range(0, len(owners) - 1, run.per_forward):
-        end = owners[min(k + run.per_forward, len(owners) - 1)]
-        run.chunks.append((start, end))
-        start = end
+    # per_forward variants a forward, followed by the companions they read: one per distinct source in
+    # that forward (variants patching from the same image share its row and its encode)
+    owners, shared = [v for v in run.variants if not v.companion], {}
+    run.variants, run.chunks = [], []
+    for k in range(0, len(owners), run.per_forward):
+        start, made = len(run.variants), {}
+        for v in owners[k:k + run.per_forward]:
+            run.variants.append(v)
+            v.companions = []
+            for src in v.cond.sources:
+                key = _source_key(src)
+                if key not in made:
+                    made[key] = _Variant(shared.setdefault(key, src), Trace(()), companion=True)
+                v.companions.append(made[key])
+        run.variants += list(made.values())
+        run.chunks.append((start, len(run.variants)))
 
 
 def _denoise(run: _Run, progress: bool, callback) -> None:

@@ -211,3 +211,29 @@ def test_the_three_kinds_run_in_a_sweep_on_tiny_1_0_and_1_5(pipe, tmp_path):
                                                              "scale_attention"]
     again = SweepResult.load(tmp_path)
     assert len(again) == 4 and again.runs["frame0_psnr"].notna().all()
+
+
+def test_a_patching_block_map_carries_one_source_row_and_one_encode_per_forward(monkeypatch):
+    """Issue 42: variants patching from the same image share one companion: a B-block map runs
+    B + 1 owner variants and 1 companion per forward (CFG: 2 rows each), and the source image is
+    encoded once; each variant equals its separate call."""
+    import cogviz.sampler as S
+    from cogviz.anchor_map import block_map, map_ablations
+
+    pipe = tiny_random_pipeline(num_layers=3)
+    rows, encodes = [], []
+    real_forward, real_encode = pipe.transformer.forward, S.encode_pixels
+    monkeypatch.setattr(pipe.transformer, "forward",
+                        lambda *a, **k: rows.append(k["hidden_states"].shape[0]) or real_forward(*a, **k))
+    monkeypatch.setattr(S, "encode_pixels", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
+    table = block_map(pipe, image(), PROMPT, kind="patch_activations", source=image(7), steps=2, num_frames=9,
+                      batch=10)
+    assert len(table) == (1 + 3) * 3  # baseline + 3 blocks, 3 figures
+    assert rows == [2 * (3 + 1) + 2 * 1] * 2  # every step: the owners' rows and one source's
+    assert len(encodes) == 2  # the image, and the source once
+    variants = map_ablations(pipe, kind="patch_activations", source=image(7))
+    together = cogviz.generate_variants(pipe, image(), PROMPT, [None, *variants], steps=2, num_frames=9, batch=10,
+                                        decode_video=False, record=("latents.final",), progress=False)
+    alone = cogviz.generate(pipe, image(), PROMPT, steps=2, num_frames=9, ablations=[variants[1]],
+                            decode_video=False, record=("latents.final",), progress=False)
+    torch.testing.assert_close(together[2].trace["latents.final"], alone.trace["latents.final"], atol=1e-4, rtol=0)
