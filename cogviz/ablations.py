@@ -858,17 +858,16 @@ class PatchActivations(Ablation):
         return [Conditioning(tuple(swap.interventions(setup)), meta=(swap.to_dict(),))]
 
     def interventions(self, setup):
-        from .family import family_of
+        from .family import token_frame
         from .points import _step_of
 
-        p_t = family_of(setup.pipe).patch_size_t
         layers = range(len(setup.pipe.transformer.transformer_blocks)) if self.layers == "all" else self.layers
 
         def patch(h, ctx):  # (rows, F', h', w', D); the source's rows are ctx.sources[0]
             if not _in_window(_step_of(ctx.name), setup.steps, self.start, self.end):
                 return h
             f = slice(0, 1) if self.frames == "image" else slice(1, None) if self.frames == "later" else \
-                sorted({i // p_t for i in self.frames})
+                sorted({token_frame(setup.pipe, i) for i in self.frames})
             out = h.clone()
             out[:, f] = ctx.sources[0][:, f]
             return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 
 from .errors import CogvizError
-from .family import family_of
+from .family import family_of, token_frames
 from .points import point_names, row_roles
 
 __all__ = ["DEFAULT_SHARE", "default_budget", "record_costs", "check_record_budget"]
@@ -44,8 +44,8 @@ def _sizes(pipe, *, height: int, width: int, num_frames: int, cfg: bool, rows: i
     s = pipe.vae_scale_factor_spatial
     h, w = height // s, width // s
     esize = torch.empty((), dtype=pipe.transformer.dtype).element_size()
-    token_frames = n_latent // fam.patch_size_t
-    tokens = token_frames * (h // tc.patch_size) * (w // tc.patch_size)
+    n_tokens = token_frames(pipe, n_latent)
+    tokens = n_tokens * (h // tc.patch_size) * (w // tc.patch_size)
     latent = n_latent * tc.out_channels * h * w * esize
     return {
         "image.fitted": height * width * 3,
@@ -56,7 +56,7 @@ def _sizes(pipe, *, height: int, width: int, num_frames: int, cfg: bool, rows: i
         "step/{i}/input": rows * n_latent * tc.in_channels * h * w * esize,
         "step/{i}/pred": latent,
         "step/{i}/block/{l}/hidden": rows * tokens * tc.num_attention_heads * tc.attention_head_dim * esize,
-        "step/{i}/block/{l}/attention": rows * token_frames * (1 + token_frames) * 4,
+        "step/{i}/block/{l}/attention": rows * n_tokens * (1 + n_tokens) * 4,
         "latents.final": latent,
         "frames": num_frames * height * width * 3,
     }

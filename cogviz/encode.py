@@ -62,20 +62,15 @@ def encode_image(pipe, image, *, num_frames: int | None = None, generator=None, 
     it and the later latent frames, 1.5's padding included, are zeros. With ``generator=seed`` it
     equals the ``z_img`` that ``cogviz.generate(..., seed=seed)`` feeds the transformer, bit for bit.
     """
-    from .family import accepts_any_size, default_size
+    from .family import default_frames, resolve_size
     from .fit import FittedImage, fit_image
 
-    if size is not None:
-        height, width = int(size[0]), int(size[1])
-    elif isinstance(image, FittedImage) and accepts_any_size(pipe):
-        height, width = image.size
-    else:
-        height, width = default_size(pipe)
+    height, width = resolve_size(pipe, image.size if isinstance(image, FittedImage) else None, size)
     fitted = image if isinstance(image, FittedImage) else fit_image(image, (height, width), fit)
     device = pipe._execution_device
     if isinstance(generator, int):
         generator = torch.Generator(device=device).manual_seed(generator)
-    n_latent, _ = latent_frames(pipe, num_frames or pipe.transformer.config.sample_frames)
+    n_latent, _ = latent_frames(pipe, num_frames or default_frames(pipe))
     dtype = pipe.text_encoder.dtype  # the pipeline casts the image to the prompt embeddings' dtype
     pixels = image_to_tensor(pipe, fitted.image, height, width, device, dtype)
     return encode_pixels(pipe, pixels, n_latent, generator=generator, sample=sample, dtype=dtype)

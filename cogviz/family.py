@@ -34,8 +34,8 @@ from .errors import CogvizError
 if TYPE_CHECKING:  # the rules are plain data: importing them (presets, the CLI's parser) never loads torch
     import torch
 
-__all__ = ["Family", "FAMILIES", "family_of", "channels", "check_size", "default_size", "accepts_any_size", "TEMPORAL",
-           "SPATIAL"]
+__all__ = ["Family", "FAMILIES", "family_of", "channels", "default_frames", "token_frames", "token_frame",
+           "check_size", "default_size", "resolve_size", "accepts_any_size", "TEMPORAL", "SPATIAL"]
 
 TEMPORAL = 4  #: frames per latent frame in every CogVideoX VAE (the first frame has its own)
 SPATIAL = 8   #: pixels per latent cell in every CogVideoX VAE
@@ -112,6 +112,22 @@ def channels(pipe) -> int:
     return pipe.transformer.config.in_channels // 2
 
 
+def default_frames(pipe) -> int:
+    """The frame count a call without ``num_frames`` runs at: the model's own (its transformer's
+    ``sample_frames``: 49 for 5b-I2V, 81 for 1.5, 17 for the toy)."""
+    return int(pipe.transformer.config.sample_frames)
+
+
+def token_frames(pipe, n_latent: int) -> int:
+    """Token frames of a video of ``n_latent`` latent frames (1.5 reads two latent frames a token)."""
+    return n_latent // family_of(pipe).patch_size_t
+
+
+def token_frame(pipe, latent_frame: int) -> int:
+    """The token frame that holds latent frame ``latent_frame``."""
+    return int(latent_frame) // family_of(pipe).patch_size_t
+
+
 def check_size(pipe, height: int, width: int) -> None:
     """Height and width this model takes: multiples of 16; the learned positional embeddings of 1.0
     fix one size; 1.5's rotary table covers at most its sample size."""
@@ -130,6 +146,16 @@ def check_size(pipe, height: int, width: int) -> None:
 def default_size(pipe) -> tuple[int, int]:
     cfg = pipe.transformer.config
     return cfg.sample_height * SPATIAL, cfg.sample_width * SPATIAL
+
+
+def resolve_size(pipe, fitted_size: tuple[int, int] | None = None, size=None) -> tuple[int, int]:
+    """The (height, width) a call runs at: ``size``, else a fitted image's size (``fitted_size``)
+    where the model accepts any size (CogVideoX 1.5), else the model's sample size."""
+    if size is not None:
+        return int(size[0]), int(size[1])
+    if fitted_size is not None and accepts_any_size(pipe):
+        return tuple(fitted_size)
+    return default_size(pipe)
 
 
 def accepts_any_size(pipe) -> bool:

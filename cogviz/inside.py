@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .errors import CogvizError
 
-__all__ = ["AttentionEdit", "GROUPS", "token_frames", "check_blocks", "SteeredAttention", "steer_attention",
+__all__ = ["AttentionEdit", "GROUPS", "check_blocks", "SteeredAttention", "steer_attention",
            "block_hooks"]
 
 GROUPS = ("image", "later", "text")  #: named token groups; a list of latent-frame indices also works
@@ -53,13 +53,6 @@ class AttentionEdit:
     def active(self, layer: int, step: int, steps: int) -> bool:
         in_layer = self.layers is None or layer in self.layers
         return in_layer and self.start * steps <= step < self.end * steps
-
-
-def token_frames(pipe, n_latent: int) -> int:
-    """Token frames of a video of ``n_latent`` latent frames (1.5 reads two latent frames a token)."""
-    from .family import family_of
-
-    return n_latent // family_of(pipe).patch_size_t
 
 
 def check_blocks(pipe, layers, what: str) -> None:

@@ -27,7 +27,8 @@ from .analysis import record_attention
 from .condition import concat_condition
 from .encode import decode_latents, encode_pixels, image_to_tensor
 from .errors import CogvizError
-from .family import accepts_any_size, check_size, default_size, family_of
+from .family import channels, check_size, default_frames, family_of, token_frames
+from .family import resolve_size as family_resolve_size
 from .fit import FittedImage, fit_image
 from .inside import block_hooks, check_blocks, steer_attention
 from .points import (
@@ -98,7 +99,7 @@ class Setup:
     @property
     def channels(self) -> int:
         """Where the image channels start in ``step/{i}/input`` (16: after z_t's)."""
-        return self.pipe.transformer.config.in_channels // 2
+        return channels(self.pipe)
 
 
 @dataclass(frozen=True)
@@ -184,13 +185,9 @@ def validate(pipe, *, num_frames: int, steps: int, guidance: float, prompt: str,
 
 
 def resolve_size(pipe, image=None, size=None) -> tuple[int, int]:
-    """The (height, width) a generation runs at: ``size``, else a fitted image's size where the model
-    accepts any size (no learned positional embeddings: CogVideoX 1.5), else the model's sample size."""
-    if size is not None:
-        return int(size[0]), int(size[1])
-    if isinstance(image, FittedImage) and accepts_any_size(pipe):
-        return image.size
-    return default_size(pipe)
+    """The (height, width) a generation runs at (:func:`cogviz.family.resolve_size`): ``size``, else a
+    fitted image's size where the model accepts any size (CogVideoX 1.5), else the model's sample size."""
+    return family_resolve_size(pipe, image.size if isinstance(image, FittedImage) else None, size)
 
 
 def _attention_layers(pipe, layers) -> list[int]:
@@ -204,7 +201,7 @@ def prepare(pipe, image, prompt: str, settings: Settings) -> Setup:
     """Resolve and check a call's settings before any compute (size, frames, steps, guidance,
     prompt, record patterns) and return the :class:`Setup` ablations compile against."""
     height, width = resolve_size(pipe, image, settings.size)
-    num_frames = settings.num_frames or pipe.transformer.config.sample_frames
+    num_frames = settings.num_frames or default_frames(pipe)
     validate(pipe, num_frames=num_frames, steps=settings.steps, guidance=settings.guidance, prompt=prompt,
              height=height, width=width)
     if isinstance(image, FittedImage) and image.size != (height, width):
@@ -227,8 +224,8 @@ def variants_per_forward(pipe, height: int, width: int, num_latent_frames: int, 
     memory-efficient kernels never hold the token x token matrix). ``free_bytes`` defaults to
     ``torch.cuda.mem_get_info`` on a GPU and the available RAM on the CPU."""
     cfg = pipe.transformer.config
-    p, pt = cfg.patch_size, family_of(pipe).patch_size_t
-    tokens = (num_latent_frames // pt) * (height // pipe.vae_scale_factor_spatial // p) * \
+    p = cfg.patch_size
+    tokens = token_frames(pipe, num_latent_frames) * (height // pipe.vae_scale_factor_spatial // p) * \
         (width // pipe.vae_scale_factor_spatial // p) + int(cfg.max_text_seq_length)
     inner = cfg.num_attention_heads * cfg.attention_head_dim
     per_row = 12 * tokens * inner * pipe.transformer.dtype.itemsize
@@ -442,7 +439,7 @@ def _initial_noise(run: _Run, generator, n_latent: int) -> None:
 
     pipe, setup = run.pipe, run.setup
     s = pipe.vae_scale_factor_spatial
-    shape = (1, n_latent, pipe.transformer.config.in_channels // 2, setup.height // s, setup.width // s)
+    shape = (1, n_latent, channels(pipe), setup.height // s, setup.width // s)
     noise = randn_tensor(shape, generator=generator, device=run.device, dtype=run.dtype)
     noise = noise * pipe.scheduler.init_noise_sigma
     noise_state = generator.get_state()
@@ -459,7 +456,7 @@ def _initial_noise(run: _Run, generator, n_latent: int) -> None:
         ofs=None if cfg.ofs_embed_dim is None else noise.new_full((1,), fill_value=family_of(pipe).ofs),
         tokens_per_frame=(shape[3] // cfg.patch_size) * (shape[4] // cfg.patch_size),
         token_grid=(shape[3] // cfg.patch_size, shape[4] // cfg.patch_size),
-        token_frames=n_latent // family_of(pipe).patch_size_t)
+        token_frames=token_frames(pipe, n_latent))
 
 
 def _batching(run: _Run, batch, n_latent: int) -> None:

@@ -122,6 +122,7 @@ def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: 
     """Load and fit every image, check every setting and ablation, and list the runs — before any
     model compute. Returns ``(runs, fitted_images, settings)``. Raises a :class:`CogvizError` on a
     missing image or a bad ablation."""
+    from ..family import default_frames
     from ..fit import fit_image
     from ..image import load_image
     from ..sampler import Settings, prepare, resolve_size
@@ -144,7 +145,7 @@ def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: 
     keys = [json.dumps([a.to_dict() for a in v], sort_keys=True) for v in variants]
     variants = [v for i, v in enumerate(variants) if keys.index(keys[i]) == i]  # drop repeats, keep order
 
-    num_frames = num_frames or pipe.transformer.config.sample_frames
+    num_frames = num_frames or default_frames(pipe)
     fitted, names = [], []
     for i, src in enumerate(images):
         names.append(_image_name(src, i))

@@ -19,6 +19,7 @@ import traitlets
 from PIL import Image
 
 from ..errors import CogvizError, one_line
+from ..family import default_frames
 from ..fit import FittedImage
 from ..presets import PROMPT_HINT
 from ..viz import to_png
@@ -32,7 +33,7 @@ def valid_frame_counts(pipe, up_to: int | None = None) -> list[int]:
     (default: twice the model's own length)."""
     from ..family import family_of
 
-    top = up_to or 2 * (pipe.transformer.config.sample_frames - 1) + 1
+    top = up_to or 2 * (default_frames(pipe) - 1) + 1
     return [n for n in family_of(pipe).frame_counts(top) if n > 1]  # one frame is no video
 
 
@@ -71,7 +72,6 @@ class GenerateUI(W.VBox):
         self.fps = fps
         self._side = preview_side
         self._frames_png: list[bytes] = []
-        cfg = self.pipe.transformer.config
         self.source = image_source(self.pipe, image)
 
         self.prompt = W.Text(prompt, placeholder=PROMPT_HINT,
@@ -81,7 +81,7 @@ class GenerateUI(W.VBox):
                                       continuous_update=False)
         self.seed = W.IntText(seed, description="Seed", layout=W.Layout(width="180px"))
         counts = valid_frame_counts(self.pipe)
-        self.frames = W.Dropdown(options=counts, value=num_frames or cfg.sample_frames, description="Frames")
+        self.frames = W.Dropdown(options=counts, value=num_frames or default_frames(self.pipe), description="Frames")
         self.run_button = W.Button(description="Run", button_style="primary", icon="play")
         self.progress = W.IntProgress(0, min=0, max=steps, description="Steps", bar_style="info")
         self.preview = W.Image(format="png", layout=W.Layout(max_width=f"{preview_side}px"))
