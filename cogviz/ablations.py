@@ -39,7 +39,7 @@ import torch
 from .errors import AblationError, CogvizError
 from .family import SPATIAL
 from .inside import GROUPS
-from .points import Intervention
+from .points import Intervention, in_window
 from .sampler import Conditioning, Setup
 
 __all__ = ["Ablation", "Setup", "ImageRef", "KINDS", "from_dict", "resolve", "compile_ablations", "label",
@@ -370,7 +370,7 @@ class ReplaceFrame(Ablation):
             return pixels
 
         def replace(z, ctx):
-            if not _in_window(ctx.step, setup.steps, self.start, self.end):
+            if not in_window(ctx.step, setup.steps, self.start, self.end):
                 return z
             out = z.clone()
             t = ctx.timestep.reshape(1) if torch.is_tensor(ctx.timestep) else torch.tensor([ctx.timestep])
@@ -589,14 +589,9 @@ def _step_window(self) -> None:
 
 def _holds_steps(self, setup) -> None:
     """The window [start, end) must hold at least one of the call's steps."""
-    if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
+    if not any(in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
         self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
                                     "steps: widen it or use more steps")
-
-
-def _in_window(i: int, steps: int, start: float, end: float) -> bool:
-    """Step i of ``steps`` lies in [start, end) as fractions of the steps (end=1 includes the last)."""
-    return start * steps <= i < end * steps
 
 
 def _image_channels(x: torch.Tensor, setup: Setup, fn) -> torch.Tensor:
@@ -630,7 +625,7 @@ class StepWindow(Ablation):
 
     def interventions(self, setup):
         def window(x, ctx):
-            if _in_window(ctx.step, setup.steps, self.start, self.end):
+            if in_window(ctx.step, setup.steps, self.start, self.end):
                 return x
             return _image_channels(x, setup, torch.zeros_like)
 
@@ -744,13 +739,6 @@ def _layers(self) -> None:
     object.__setattr__(self, "layers", tuple(int(f) for f in v))
 
 
-def _window(self) -> None:
-    self._number("start", 0.0, 1.0)
-    self._number("end", 0.0, 1.0)
-    if self.start >= self.end:
-        self._fail("end", self.end, f"expected start < end within [0, 1]; start is {self.start}")
-
-
 class _AttentionAblation(Ablation):
     """Shared checks of the ablations that edit attention inside the transformer."""
 
@@ -758,15 +746,13 @@ class _AttentionAblation(Ablation):
         _layers(self)
         _tokens(self, "queries")
         _tokens(self, "keys")
-        _window(self)
+        _step_window(self)
 
     def check(self, setup):
         from .inside import check_blocks
 
         check_blocks(setup.pipe, () if self.layers == "all" else self.layers, f"{self.kind}.layers")
-        if not any(_in_window(i, setup.steps, self.start, self.end) for i in range(setup.steps)):
-            self._fail("end", self.end, f"the window [{self.start}, {self.end}) holds none of the {setup.steps} "
-                                        "steps: widen it or use more steps")
+        _holds_steps(self, setup)
 
     def _edit(self, factor: float) -> list:
         from .inside import AttentionEdit
@@ -848,7 +834,7 @@ class PatchActivations(Ablation):
         if self.frames == "text":
             self._fail("frames", "text", "the hidden-state points hold the video tokens: expected 'image', 'later' "
                                          "or a list of latent-frame indices")
-        _window(self)
+        _step_window(self)
 
     check = _AttentionAblation.check
 
@@ -864,7 +850,7 @@ class PatchActivations(Ablation):
         layers = range(len(setup.pipe.transformer.transformer_blocks)) if self.layers == "all" else self.layers
 
         def patch(h, ctx):  # (rows, F', h', w', D); the source's rows are ctx.sources[0]
-            if not _in_window(_step_of(ctx.name), setup.steps, self.start, self.end):
+            if not in_window(_step_of(ctx.name), setup.steps, self.start, self.end):
                 return h
             f = slice(0, 1) if self.frames == "image" else slice(1, None) if self.frames == "later" else \
                 sorted({token_frame(setup.pipe, i) for i in self.frames})

@@ -77,6 +77,10 @@ class Family:
         pad = 0 if f % self.patch_size_t == 0 else self.patch_size_t - f % self.patch_size_t
         return f + pad, pad
 
+    def token_frame(self, latent_frame: int) -> int:
+        """The token frame that holds latent frame ``latent_frame`` (1.5: two latent frames a token)."""
+        return int(latent_frame) // self.patch_size_t
+
     # -- latents ---------------------------------------------------------------------------------
     def scale_latent(self, z: torch.Tensor, scaling: float) -> torch.Tensor:
         """The VAE's latent as the transformer reads it (1.5 divides: a training quirk its maintainers
@@ -120,12 +124,12 @@ def default_frames(pipe) -> int:
 
 def token_frames(pipe, n_latent: int) -> int:
     """Token frames of a video of ``n_latent`` latent frames (1.5 reads two latent frames a token)."""
-    return n_latent // family_of(pipe).patch_size_t
+    return family_of(pipe).token_frame(n_latent)
 
 
 def token_frame(pipe, latent_frame: int) -> int:
     """The token frame that holds latent frame ``latent_frame``."""
-    return int(latent_frame) // family_of(pipe).patch_size_t
+    return family_of(pipe).token_frame(latent_frame)
 
 
 def check_size(pipe, height: int, width: int) -> None:

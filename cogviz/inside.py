@@ -51,8 +51,9 @@ class AttentionEdit:
     end: float = 1.0
 
     def active(self, layer: int, step: int, steps: int) -> bool:
-        in_layer = self.layers is None or layer in self.layers
-        return in_layer and self.start * steps <= step < self.end * steps
+        from .points import in_window
+
+        return (self.layers is None or layer in self.layers) and in_window(step, steps, self.start, self.end)
 
 
 def check_blocks(pipe, layers, what: str) -> None:
@@ -63,7 +64,7 @@ def check_blocks(pipe, layers, what: str) -> None:
         raise CogvizError(f"{what}: block(s) {bad} do not exist; this transformer has {n} blocks, 0-{n - 1}")
 
 
-def _group(spec, text_len: int, tpf: int, n_frames: int, p_t: int, device) -> torch.Tensor:
+def _group(spec, text_len: int, tpf: int, n_frames: int, family, device) -> torch.Tensor:
     """Token indices (into [text, video]) of a group: 'image', 'later', 'text' or latent-frame indices."""
     if spec == "text":
         return torch.arange(text_len, device=device)
@@ -72,9 +73,10 @@ def _group(spec, text_len: int, tpf: int, n_frames: int, p_t: int, device) -> to
     elif spec == "later":
         frames = list(range(1, n_frames))
     else:
-        frames = sorted({int(f) // p_t for f in spec})
+        frames = sorted({family.token_frame(f) for f in spec})
         if any(not 0 <= f < n_frames for f in frames):
-            raise CogvizError(f"latent frames {list(spec)}: this video has {n_frames * p_t} latent frames")
+            raise CogvizError(f"latent frames {list(spec)}: this video has {n_frames * family.patch_size_t} "
+                              "latent frames")
     starts = text_len + torch.tensor(frames, dtype=torch.long, device=device) * tpf  # (frames,)
     return (starts[:, None] + torch.arange(tpf, device=device)).flatten()  # every token of those frames
 
@@ -138,8 +140,8 @@ class SteeredAttention:
         bias = torch.zeros(n_keys, dtype=torch.float32, device=q.device)
         queries = torch.zeros(n_keys, dtype=torch.bool, device=q.device)
         for e in edits:  # one bias row per distinct query group; edits on the same queries add up
-            qi = _group(e.queries, text_len, s["tokens_per_frame"], s["frames"], s["p_t"], q.device)
-            ki = _group(e.keys, text_len, s["tokens_per_frame"], s["frames"], s["p_t"], q.device)
+            qi = _group(e.queries, text_len, s["tokens_per_frame"], s["frames"], s["family"], q.device)
+            ki = _group(e.keys, text_len, s["tokens_per_frame"], s["frames"], s["family"], q.device)
             if queries.any() and not torch.equal(queries.nonzero().flatten(), qi):
                 raise CogvizError("two attention edits with different query groups in one block and step: "
                                   "give them the same queries, or apply them in separate calls")

@@ -20,7 +20,7 @@ __all__ = ["TOY_DIR", "MEMORY_OPTIONS", "load_pipeline", "apply_memory", "auto_d
 
 TOY_DIR = Path(__file__).parent / "toy" / "weights"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "owner/name"; anything else is a path
-_OFFLOADS = ("model_offload", "sequential_offload", "group_offload")
+_OFFLOADS = tuple(m for m in MEMORY_OPTIONS if m.endswith("_offload"))  # one of them at a time
 
 
 def auto_device() -> torch.device:

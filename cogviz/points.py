@@ -48,7 +48,7 @@ import torch
 
 from .errors import CogvizError, NotRecordedError, PointError
 
-__all__ = ["NAMES", "INTERVENABLE", "HALVES", "DEFAULT_RECORD", "point_names", "check_patterns",
+__all__ = ["NAMES", "INTERVENABLE", "HALVES", "DEFAULT_RECORD", "in_window", "point_names", "check_patterns",
            "check_interventions", "Context", "Intervention", "Trace"]
 
 NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input",
@@ -61,6 +61,16 @@ HALVED = ("z_img", "step/{i}/input")
 HALVES = ("both", "cond", "uncond")
 #: Recorded by default: everything but the per-step tensors (cheap at any model size).
 DEFAULT_RECORD = ("image.fitted", "z_img", "prompt_embeds", "latents.final", "frames")
+
+
+def in_window(step: int, steps: int, start: float, end: float) -> bool:
+    """The one step-window rule: step ``step`` of ``steps`` lies in ``[start, end)``, fractions of the
+    steps (``end=1`` includes the last step). Ablation windows and attention edits both read it.
+
+    >>> [i for i in range(4) if in_window(i, 4, 0.25, 0.75)]
+    [1, 2]
+    """
+    return start * steps <= step < end * steps
 
 
 def _expand(template: str, steps: int, blocks: int, attention: list[int]) -> list[str]:

@@ -530,7 +530,7 @@ def _inside(run: _Run):
     blocks = len(pipe.transformer.transformer_blocks)
     state = run.extra["inside"] = dict(step=0, t=None, steps=run.setup.steps, rows=[],
                                        tokens_per_frame=run.extra["tokens_per_frame"],
-                                       frames=run.extra["token_frames"], p_t=family_of(pipe).patch_size_t)
+                                       frames=run.extra["token_frames"], family=family_of(pipe))
     edited = sorted({layer for v in run.variants for e in v.cond.attention
                      for layer in (e.layers if e.layers is not None else range(blocks))})
     stack = contextlib.ExitStack()

@@ -121,3 +121,29 @@ def test_the_trainer_stays_out_of_the_runtime():
                    and not m.startswith("cogviz.trainer"))
     assert users == ["cogviz.cli"]  # only `cogviz train-toy` hands over to it
     assert not any(d.startswith("cogviz.trainer") for d in graph["cogviz.toy.components"])
+
+
+#: rules with one home (issue 42): each pattern may appear only in the modules named; the trainer,
+#: the toy's builders and the test pipelines build models, so they set these values
+ONE_HOME = {
+    r"sample_frames": {"family.py", "testing.py", "toy/components.py"},
+    r"in_channels // 2": {"family.py"},
+    r"start \* steps <=": {"points.py"},
+    r"// p_t\b|//\s*\S*patch_size_t": {"family.py"},
+    r'"model_offload", "sequential_offload"': {"presets.py"},
+    r"\.(fps|frame_rate) = 8\b|fps: float = 8\.0": {"metrics.py"},
+}
+
+
+def test_each_rule_is_coded_in_one_home():
+    import re
+
+    for pattern, homes in ONE_HOME.items():
+        found = set()
+        for path in PKG.rglob("*.py"):
+            rel = path.relative_to(PKG).as_posix()
+            if rel.startswith("trainer/"):
+                continue
+            if any(re.search(pattern, line) for line in path.read_text().splitlines()):
+                found.add(rel)
+        assert found <= homes, f"{pattern!r} is coded in {sorted(found - homes)} besides {sorted(homes)}"

@@ -70,6 +70,13 @@ def _optional_number(kind: str, name: str, text: str) -> float | None:
         raise AblationError(f"{kind}.{name}={text!r}: expected a number, or empty for none") from None
 
 
+
+def _family_fps(pipe) -> float:
+    from ..models import fps_of
+
+    return fps_of(pipe) if pipe is not None else 8
+
+
 class AblationRow(W.HBox):
     """One ablation: its kind, a field per parameter, and a remove button."""
 
@@ -146,12 +153,12 @@ class AblationLab(W.VBox):
     running = traitlets.Bool(False)
 
     def __init__(self, pipe=None, image=None, *, prompt: str = "", seeds=(0, 1), ablations=None,
-                 out_dir="ablation-lab", steps: int = 20, guidance: float = 6.0, fps: float = 8,
+                 out_dir="ablation-lab", steps: int = 20, guidance: float = 6.0, fps: float | None = None,
                  preview_side: int = 320):
         from ..models import load_pipeline
 
         self.pipe = pipe if pipe is not None else load_pipeline("toy")
-        self.fps = fps
+        self.fps = fps = fps or _family_fps(pipe)  # the family's rate: 16 for CogVideoX 1.5
         self._side = preview_side
         self._frames_png: list[bytes] = []
         self.source = image_source(self.pipe, image)

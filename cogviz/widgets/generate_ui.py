@@ -21,6 +21,7 @@ from PIL import Image
 from ..errors import CogvizError, one_line
 from ..family import default_frames
 from ..fit import FittedImage
+from ..models import fps_of as _fps_of
 from ..presets import PROMPT_HINT
 from ..viz import to_png
 from .image_fitter import ImageFitter
@@ -57,6 +58,7 @@ def _big(a: np.ndarray, min_side: int = 192) -> Image.Image:
     return img.resize((img.width * f, img.height * f), Image.Resampling.NEAREST) if f > 1 else img
 
 
+
 class GenerateUI(W.VBox):
     """Image source (an ``ImageFitter`` or an image), prompt, settings, Run, live preview, player."""
 
@@ -65,11 +67,11 @@ class GenerateUI(W.VBox):
     running = traitlets.Bool(False)
 
     def __init__(self, pipe=None, image=None, *, prompt: str = "", steps: int = 50, guidance: float = 6.0,
-                 seed: int = 0, num_frames: int | None = None, fps: float = 8, preview_side: int = 288):
+                 seed: int = 0, num_frames: int | None = None, fps: float | None = None, preview_side: int = 288):
         from ..models import load_pipeline
 
         self.pipe = pipe if pipe is not None else load_pipeline("toy")
-        self.fps = fps
+        self.fps = fps = fps or _fps_of(self.pipe)  # the family's rate: 16 for CogVideoX 1.5
         self._side = preview_side
         self._frames_png: list[bytes] = []
         self.source = image_source(self.pipe, image)
