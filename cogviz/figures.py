@@ -22,6 +22,7 @@ def render_figures(out_dir: str | Path = "docs/figures", *, seed: int = 0, steps
 
     import cogviz
     from cogviz import viz
+    from cogviz.family import channels
     from cogviz.samples import load_sample, sample_path
 
     torch.manual_seed(seed)
@@ -47,12 +48,13 @@ def render_figures(out_dir: str | Path = "docs/figures", *, seed: int = 0, steps
     z_t = viz.channel_mosaic(g.trace["step/0/z_t"][0, 0], zoom=4, title="z_t (noise), step 1, latent frame 0")
     z_img = viz.channel_mosaic(g.trace["z_img"][0, 0], zoom=4, title="z_img (the image), latent frame 0")
     before = np.concatenate([z_t, np.full((z_t.shape[0], 16, 3), 255, np.uint8), z_img], axis=1)
-    after = viz.channel_mosaic(x[0], split=16, zoom=4, title="concat(z_t, z_img, dim=channels): 32 channels")
+    split = channels(pipe)  # where z_img's channels start in the input
+    after = viz.channel_mosaic(x[0], split=split, zoom=4, title="concat(z_t, z_img, dim=channels): 32 channels")
     width = max(before.shape[1], after.shape[1])
     pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0)), constant_values=255)  # noqa: E731
     save(viz.picture(np.concatenate([pad(before), np.full((16, width, 3), 255, np.uint8), pad(after)])),
          FIGURES[1])
-    save(viz.frames_overview(x, split=16, tile=16), FIGURES[2])
+    save(viz.frames_overview(x, split=split, tile=16), FIGURES[2])
     save(viz.frame_strip(g.frames, [0, 4, 8, 12, 16], zoom=2), FIGURES[3])
     return written
 

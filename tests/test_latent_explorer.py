@@ -71,3 +71,22 @@ def test_missing_tensors_explain_what_to_record():
     assert "attention_layers" in ex.error
     with pytest.raises(ValueError, match="Generation or a Trace"):
         LatentExplorer(torch.zeros(3))
+
+
+def test_the_channel_split_comes_from_the_trace_not_a_constant():
+    """Issue 42: the views hard-coded 16 / 32 channels; a latent of 4 channels (8 in the input)
+    splits at 4."""
+    from cogviz.points import Trace
+
+    t = Trace(("z_img", "step/*/z_t", "step/*/input"))
+    t.tensors.update({"z_img": torch.randn(1, 3, 4, 6, 6), "step/0/z_t": torch.randn(1, 3, 4, 6, 6),
+                      "step/0/input": torch.randn(2, 3, 8, 6, 6)})
+    t.meta["rows"] = ["unconditional", "conditional"]
+    ex = LatentExplorer(t)
+    assert list(ex.channels.options)[:3] == ["all", "z_t (0-3)", "z_img (4-7)"]
+    np.testing.assert_array_equal(ex.current(), t.row("step/0/input").numpy())  # the conditional row
+    before = ex.renders
+    ex.channels.value = "z_img (4-7)"
+    assert ex.error == "" and ex.renders == before + 1 and ex.picture.value[:4] == b"\x89PNG"
+    ex.tensor.value = "z_t"
+    assert list(ex.channels.options) == ["all", "0-3"]

@@ -38,21 +38,23 @@ VIEWS = ("grid", "overview", "pca", "rgb map", "statistics", "contribution", "an
 RECORD = ("image.fitted", "z_img", "step/*/z_t", "step/*/input", "step/*/pred", "latents.final", "frames")
 
 
-def _channel_options(n: int) -> list[str]:
+def _channel_options(n: int, split: int) -> list[str]:
+    """The channel choices of an ``n``-channel tensor; the input (``n == 2 * split``) also offers its
+    two halves, ``z_t``'s ``split`` channels and ``z_img``'s."""
     opts = ["all"]
-    if n == 32:
-        opts += ["z_t (0-15)", "z_img (16-31)"]
+    if n == 2 * split:
+        opts += [f"z_t (0-{split - 1})", f"z_img ({split}-{n - 1})"]
     opts += [f"{s}-{min(s + 7, n - 1)}" for s in range(0, n, 8)]
     return opts
 
 
-def _channel_slice(option: str, n: int) -> tuple[slice, int | None]:
+def _channel_slice(option: str, n: int, split: int) -> tuple[slice, int | None]:
     if option == "all":
-        return slice(0, n), (16 if n == 32 else None)
+        return slice(0, n), (split if n == 2 * split else None)
     if option.startswith("z_t"):
-        return slice(0, 16), None
+        return slice(0, split), None
     if option.startswith("z_img"):
-        return slice(16, 32), None
+        return slice(split, n), None
     a, b = (int(v) for v in option.split("-"))
     return slice(a, b + 1), None
 
@@ -86,7 +88,7 @@ class LatentExplorer(W.VBox):
         if ref is None:
             raise ValueError("the trace holds no latents: record 'z_img' and 'step/*/z_t' (and 'step/*/input', "
                              "'step/*/pred') with cogviz.generate(..., record=...)")
-        n_frames, _, h, _ = ref.shape
+        n_frames, self._split, h, _ = ref.shape  # the latent's channels: where z_img starts in the input
         self._zoom = max(1, 48 // h)
         fit_on = [self._get("z_t", i) for i in self._steps[-1:]] + [self._get("z_img", 0)]
         self.pca = PCABasis.fit(*[f for f in fit_on if f is not None])  # once: the same colours everywhere
@@ -104,7 +106,8 @@ class LatentExplorer(W.VBox):
         self.frame = W.IntSlider(0, min=0, max=n_frames - 1, description="Latent frame")
         self.play = W.Play(0, min=0, max=n_frames - 1, interval=400, description="Play frames")
         W.jslink((self.play, "value"), (self.frame, "value"))
-        self.channels = W.Dropdown(options=_channel_options(32), value="all", description="Channels")
+        self.channels = W.Dropdown(options=_channel_options(2 * self._split, self._split), value="all",
+                                   description="Channels")
         self.norm = W.Dropdown(options=list(NORMS), value="symmetric", description="Norm")
         self.view = W.Dropdown(options=list(VIEWS), value="grid", description="View")
         self.picture = W.Image(format="png")
@@ -149,8 +152,8 @@ class LatentExplorer(W.VBox):
     def _changed(self, *_):
         if self._updating:  # the channel list below is being replaced: draw once, afterwards
             return
-        n = {"input": 32}.get(self.tensor.value, 16)
-        opts = _channel_options(n)
+        n = self._split * (2 if self.tensor.value == "input" else 1)
+        opts = _channel_options(n, self._split)
         if list(self.channels.options) != opts:
             keep = self.channels.value if self.channels.value in opts else "all"
             self._updating = True
@@ -199,7 +202,7 @@ class LatentExplorer(W.VBox):
         if arr is None:
             raise ValueError(f"{where}: not recorded; generate(..., record=('z_img', 'step/*/z_t', 'step/*/input', "
                              "'step/*/pred'))")
-        sl, split = _channel_slice(self.channels.value, arr.shape[1])
+        sl, split = _channel_slice(self.channels.value, arr.shape[1], self._split)
         if view == "grid":
             img = channel_mosaic(arr[f, sl], norm=self.norm.value, split=split, zoom=self._zoom,
                                  title=where, labels=True)
@@ -208,8 +211,9 @@ class LatentExplorer(W.VBox):
             img = frames_overview(arr[:, sl], norm=self.norm.value, split=split)
             return mosaic_png(img, norm=self.norm.value), f"{where} (all frames)"
         if view in ("pca", "rgb map"):
-            lat = arr[:, 16:32] if tensor == "input" and self.channels.value.startswith("z_img") else (
-                arr[:, :16] if arr.shape[1] == 32 else arr)
+            c = self._split
+            lat = arr[:, c:] if tensor == "input" and self.channels.value.startswith("z_img") else (
+                arr[:, :c] if arr.shape[1] == 2 * c else arr)
             if view == "pca":
                 ims = self.pca.apply(lat)
                 cap = f"PCA to RGB (fitted once; {100 * self.pca.explained.sum():.0f}% of the variance)"
