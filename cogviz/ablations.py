@@ -29,7 +29,7 @@ import difflib
 import hashlib
 import io
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -919,12 +919,14 @@ def compile_ablations(ablations, setup: Setup) -> Conditioning:
     for a in ablations:
         a.check(setup)
     scales = [s for a in ablations if (s := a.image_guidance()) is not None]
-    sources = tuple(s for a in ablations for s in a.sources(setup))
+    scale = scales[0] if scales else None
+    # a source runs with the owner's guidance, so its rows have the owner's roles, row for row
+    sources = tuple(replace(s, image_guidance=scale) for a in ablations for s in a.sources(setup))
     if len(sources) > 1:
         raise AblationError("patch_activations given more than once: one call patches from one source image")
-    return Conditioning(tuple(iv for a in ablations for iv in a.interventions(setup)),
-                        scales[0] if scales else None, tuple(a.to_dict() for a in ablations),
-                        tuple(e for a in ablations for e in a.attention_edits()), sources)
+    return Conditioning(tuple(iv for a in ablations for iv in a.interventions(setup)), scale,
+                        tuple(a.to_dict() for a in ablations), tuple(e for a in ablations for e in a.attention_edits()),
+                        sources)
 
 
 def label(ablations) -> str:

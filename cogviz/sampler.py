@@ -333,8 +333,11 @@ def _variants(setup: Setup, settings: Settings, prompt: str, conditionings) -> l
 
 
 def _source_key(source: Conditioning):
-    """Companions with the same content share one row: keyed by what they change (their meta)."""
-    return json.dumps(source.meta, sort_keys=True, default=str) if source.meta else id(source)
+    """Companions with the same content share one row: keyed by what they change (their meta) and
+    the guidance they run with (which sets their rows)."""
+    if not source.meta:
+        return id(source)
+    return json.dumps([source.meta, source.image_guidance], sort_keys=True, default=str)
 
 
 def _trace(setup: Setup, settings: Settings, prompt: str, cond: Conditioning) -> Trace:
