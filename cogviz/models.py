@@ -168,7 +168,7 @@ def _source(model) -> Path | str:
             raise ModelLoadError(f"{text!r} is a folder but holds no model_index.json: not a diffusers "
                                  "pipeline folder (save one with pipe.save_pretrained(folder))")
         return path
-    explicit_path = isinstance(model, os.PathLike) or text.startswith(("./", "../", "/", "~", "."))
+    explicit_path = isinstance(model, os.PathLike) or text.startswith(("/", "~", "."))  # ./x, ../x, /x, ~/x
     first = Path(text.split("/", 1)[0]).expanduser()
     if explicit_path or not _HUB_ID.fullmatch(text) or first.is_dir():
         raise ModelLoadError(f"no pipeline folder at {text!r} (resolved: {str(path.resolve())!r}); "

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SweepError
-from .store import _valid, record_problem
+from .store import check_run
 
 
 def _flatten(ablations: list[dict]) -> dict:
@@ -64,12 +64,14 @@ class SweepResult:
             raise SweepError(f"run_ids: {bad[0]!r} is not a run id (the hex names under {out_dir / 'runs'})")
         dirs = ([out_dir / "runs" / r for r in run_ids] if run_ids is not None
                 else sorted(p for p in (out_dir / "runs").glob("*") if not p.name.startswith(".")))
-        for d in dirs:
-            why = record_problem(d)
+        records = []
+        for d in dirs:  # each run.json read and each file hashed once
+            rec, why = check_run(d)
             if why:
                 raise SweepError(f"{d / 'run.json'} is not a cogviz run record ({why}); a results folder from "
                                  "elsewhere may hold only what cogviz writes: remove that run to read the others")
-        records = [rec for rec in (_valid(d) for d in dirs) if rec is not None]
+            if rec is not None:
+                records.append(rec)
         records.sort(key=lambda r: r["finished"])
         return cls(out_dir, records)
 

@@ -89,32 +89,32 @@ def _problem(run_dir: Path, record) -> str | None:
     return None
 
 
-def record_problem(run_dir: Path) -> str | None:
-    """Why the ``run.json`` in ``run_dir`` is refused, when it is JSON but not a cogviz run record
-    (None when it is one, or when it is missing or unreadable: a run being written or redone)."""
+def check_run(run_dir: Path) -> tuple[dict | None, str | None]:
+    """``(record, None)`` for an intact run; ``(None, why)`` when its ``run.json`` is JSON but not a
+    cogviz run record (refused when reading a folder from elsewhere); ``(None, None)`` when the
+    record is missing or unreadable or a file no longer matches it (a run to redo). One read."""
     try:
         record = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError):
-        return None
-    return _problem(run_dir, record)
+        return None, None
+    why = _problem(run_dir, record)
+    if why is not None:
+        return None, why
+    try:
+        for f in record["files"]:
+            p = run_dir / f["name"]
+            if p.is_symlink() or not p.is_file() or p.stat().st_size != f["bytes"] or \
+                    _sha(p.read_bytes()) != f["sha256"]:
+                return None, None
+    except OSError:
+        return None, None
+    return record, None
 
 
 def _valid(run_dir: Path) -> dict | None:
     """The run's record when it is well formed and every file it lists is present, a regular file,
     and unchanged; else None (the run is redone, or left out when reading)."""
-    try:
-        record = json.loads((run_dir / "run.json").read_text())
-        if _problem(run_dir, record) is not None:
-            return None
-        for f in record["files"]:
-            p = run_dir / f["name"]
-            if p.is_symlink() or not p.is_file() or p.stat().st_size != f["bytes"]:
-                return None
-            if _sha(p.read_bytes()) != f["sha256"]:
-                return None
-        return record
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    return check_run(run_dir)[0]
 
 
 def _write_run(out_dir: Path, run: Run, g, *, metrics: bool, save_latents: bool, fps: float) -> dict:
