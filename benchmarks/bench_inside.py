@@ -59,6 +59,8 @@ def _map_speed(pipe, image, prompt, args) -> bool:
 def _knockout_memory() -> None:
     from torch.profiler import ProfilerActivity, profile
 
+    from cogviz.family import FAMILIES
+    from cogviz.hooks import Forward
     from cogviz.inside import AttentionEdit, SteeredAttention
     from cogviz.testing import tiny_random_pipeline
 
@@ -69,11 +71,11 @@ def _knockout_memory() -> None:
     text, tpf, frames = 16, 300, 13  # a mid-size call here: 3,916 tokens
     dim = attn.to_q.in_features
     enc, hid = torch.randn(2, text, dim), torch.randn(2, tpf * frames, dim)
-    state = dict(step=0, steps=1, rows=[], tokens_per_frame=tpf, frames=frames, p_t=1)
-    proc = SteeredAttention(0, state)
+    forward = Forward(steps=1, tokens_per_frame=tpf, frames=frames, family=FAMILIES["1.0"])
+    proc = SteeredAttention(0, forward)
 
     def peak(rows) -> int:
-        state["rows"] = rows
+        forward.rows = rows
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
             proc(attn, hid, enc)
         return max(0, sum(e.cpu_memory_usage for e in p.events() if e.cpu_memory_usage > 0))

@@ -144,10 +144,11 @@ class AnchorAttentionProcessor:
     image frame, the anchor.
     """
 
-    def __init__(self, tokens_per_frame: int, budget_bytes: int = 512 * 2**20):
+    def __init__(self, tokens_per_frame: int, budget_bytes: int = 512 * 2**20, on_shares=None):
         self.tokens_per_frame = tokens_per_frame
         self.budget = budget_bytes  # attention weights held at once (query chunks are sized to fit)
         self.last = None
+        self.on_shares = on_shares  # called with each forward's shares (cogviz.hooks records through it)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
         from .inside import attention_inputs, attention_output
@@ -155,6 +156,8 @@ class AnchorAttentionProcessor:
         q, k, v, text_len = attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
         self.last = self._shares(q, k, text_len)
+        if self.on_shares is not None:
+            self.on_shares(self.last)
         return attention_output(attn, out, text_len)
 
     @torch.no_grad()
@@ -177,24 +180,34 @@ class AnchorAttentionProcessor:
         return per_query.view(b, n_frames, tpf, 1 + n_frames).mean(2).cpu()  # (B, F, 1 + F)
 
 
+def share_hook(layers, tokens_per_frame: int, on_shares=None):
+    """The :mod:`cogviz.hooks` declaration of attention-share records in ``layers``: it reads those
+    blocks' attention and records; ``on_shares(layer, shares)`` gets each forward's ``(B, F, 1 + F)``."""
+    from .hooks import Hook
+
+    def make(layer):
+        return AnchorAttentionProcessor(tokens_per_frame, on_shares=None if on_shares is None
+                                        else (lambda shares: on_shares(layer, shares)))
+
+    return Hook("the attention recorder (attention_layers=)", "attention", tuple(layers), make,
+                reads="attention", records=True)
+
+
 @contextlib.contextmanager
 def record_attention(pipe, layers, tokens_per_frame: int):
-    """Swap :class:`AnchorAttentionProcessor` into the chosen transformer blocks for the duration of
-    the block, and restore the original processors afterwards, even on error. Yields
-    ``{layer: processor}``."""
-    blocks = pipe.transformer.transformer_blocks
-    layers = list(range(len(blocks))) if layers in (True, "all") else [int(i) for i in layers]
-    bad = [i for i in layers if not 0 <= i < len(blocks)]
-    if bad:
-        from .errors import CogvizError
+    """Record attention shares in the chosen transformer blocks for the duration of the block (through
+    :mod:`cogviz.hooks`, which restores the original processors afterwards, even on error). Yields
+    ``{layer: shares}``, each the last forward's ``(B, F, 1 + F)``."""
+    from .hooks import check, installed
+    from .inside import check_blocks
+    from .speed import check_hooks
 
-        raise CogvizError(f"attention layers {bad} do not exist: this transformer has layers 0-{len(blocks) - 1}")
-    saved = {i: blocks[i].attn1.processor for i in layers}
-    procs = {i: AnchorAttentionProcessor(tokens_per_frame) for i in layers}
-    try:
-        for i, p in procs.items():
-            blocks[i].attn1.set_processor(p)
-        yield procs
-    finally:
-        for i, p in saved.items():
-            blocks[i].attn1.set_processor(p)
+    layers = list(range(len(pipe.transformer.transformer_blocks))) if layers in (True, "all") else \
+        [int(i) for i in layers]
+    check_blocks(pipe, layers, "attention layers")
+    last: dict = {}
+    hook = share_hook(layers, tokens_per_frame, on_shares=last.__setitem__)
+    check([hook])
+    check_hooks(pipe, [hook])
+    with installed(pipe, [hook]):
+        yield last

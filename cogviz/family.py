@@ -34,7 +34,8 @@ from .errors import CogvizError
 if TYPE_CHECKING:  # the rules are plain data: importing them (presets, the CLI's parser) never loads torch
     import torch
 
-__all__ = ["Family", "FAMILIES", "family_of", "channels", "default_frames", "token_frames", "token_frame",
+__all__ = ["Family", "FAMILIES", "family_of", "channels", "default_frames", "max_frames", "check_frame_count",
+           "positions", "token_frames", "token_frame",
            "check_size", "default_size", "resolve_size", "accepts_any_size", "TEMPORAL", "SPATIAL"]
 
 TEMPORAL = 4  #: frames per latent frame in every CogVideoX VAE (the first frame has its own)
@@ -50,6 +51,7 @@ class Family:
     patch_size_t: int            # latent frames per token (1.5 pads the latent count to a multiple)
     invert_scale_latents: bool   # 1.5 divides the image latent by the VAE's scaling factor
     ofs: float | None = None     # 1.5's constant ``ofs`` embedding input (None: the family has none)
+    longest: int = 49            # the most frames the family's checkpoints were released for
 
     # -- frames ----------------------------------------------------------------------------------
     def valid_frames(self, n) -> bool:
@@ -100,7 +102,8 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "1.0": Family("1.0", frame_multiple=8, patch_size_t=1, invert_scale_latents=False),
-    "1.5": Family("1.5", frame_multiple=16, patch_size_t=2, invert_scale_latents=True, ofs=2.0),
+    # 1.5's model card: "5 seconds or 10 seconds" at 16 fps, i.e. 81 or 161 frames
+    "1.5": Family("1.5", frame_multiple=16, patch_size_t=2, invert_scale_latents=True, ofs=2.0, longest=161),
 }
 
 
@@ -120,6 +123,40 @@ def default_frames(pipe) -> int:
     """The frame count a call without ``num_frames`` runs at: the model's own (its transformer's
     ``sample_frames``: 49 for 5b-I2V, 81 for 1.5, 17 for the toy)."""
     return int(pipe.transformer.config.sample_frames)
+
+
+def max_frames(pipe) -> int:
+    """The most frames a call may ask of this model. With learned positional embeddings (5b-I2V, the
+    toy, the tiny 1.0) the learned table covers the transformer's ``sample_frames`` and no more;
+    otherwise the family's longest released length (1.0: 49; 1.5: 161)."""
+    cfg = pipe.transformer.config
+    if cfg.use_learned_positional_embeddings:
+        return int(cfg.sample_frames)
+    return max(int(cfg.sample_frames), family_of(pipe).longest)
+
+
+def check_frame_count(pipe, n) -> None:
+    """``n`` frames: the family's ``k * multiple + 1`` rule and the model's limit (:func:`max_frames`),
+    refused before compute with the nearest valid choice."""
+    family = family_of(pipe)
+    family.check_frames(n)
+    top = max_frames(pipe)
+    if n > top:
+        why = ("its learned positional embeddings cover" if pipe.transformer.config.use_learned_positional_embeddings
+               else f"CogVideoX {family.name} checkpoints were released for at most")
+        raise CogvizError(f"num_frames={n}: {why} {top} frames; use at most {top} (valid counts: "
+                          f"{family.frame_counts(top)[-3:]})")
+
+
+def positions(pipe, num_frames: int) -> str:
+    """Which positional embedding a call at ``num_frames`` adds to the video tokens. diffusers'
+    ``CogVideoXPatchEmbed.forward`` uses the learned table only at exactly ``sample_frames`` frames and
+    swaps in a sin-cos table for any other count: ``"learned"``, ``"sincos"`` (that substitute) or
+    ``"rotary"`` (1.5: rotary positions only)."""
+    cfg = pipe.transformer.config
+    if not cfg.use_learned_positional_embeddings:
+        return "rotary"
+    return "learned" if int(num_frames) == int(cfg.sample_frames) else "sincos"
 
 
 def token_frames(pipe, n_latent: int) -> int:

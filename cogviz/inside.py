@@ -4,7 +4,7 @@ CogVideoX attention is full 3D attention over ``[text tokens, video tokens]``; v
 ordered token frame by token frame (a token frame is one latent frame, two on 1.5), each
 ``h/2 x w/2`` tokens. The image reaches latent frames 1.. only through attention to the tokens of
 the image frame. This module gives the sampler two tools to look and to cut there, both attached
-for one call and removed afterwards, also on error:
+for one call through :mod:`cogviz.hooks` and removed afterwards, also on error:
 
 * **block points** ``step/{i}/block/{l}/hidden``: block l's output for the video tokens, in the
   layout ``(rows, token frames, h/2, w/2, channels)`` (rows: the CFG rows, negative prompt first),
@@ -20,7 +20,6 @@ This module knows nothing of ablations: :mod:`cogviz.ablations` compiles its kin
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +29,7 @@ import torch.nn.functional as F
 
 from .errors import CogvizError
 
-__all__ = ["AttentionEdit", "GROUPS", "check_blocks", "SteeredAttention", "steer_attention",
-           "block_hooks"]
+__all__ = ["AttentionEdit", "GROUPS", "check_blocks", "SteeredAttention", "edit_hook"]
 
 GROUPS = ("image", "later", "text")  #: named token groups; a list of latent-frame indices also works
 
@@ -117,8 +115,8 @@ class SteeredAttention:
     fused attention; an edited row group's edited queries take a second fused call with a one-row
     additive bias over the keys."""
 
-    def __init__(self, layer: int, state: dict):
-        self.layer, self.state = layer, state
+    def __init__(self, layer: int, forward):
+        self.layer, self.forward = layer, forward  # a cogviz.hooks.Forward: the step and each variant's rows
 
     def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
         q, k, v, text_len = attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
@@ -128,20 +126,20 @@ class SteeredAttention:
         return attention_output(attn, out, text_len)
 
     def _row_edits(self):
-        s = self.state
-        for rows, edits, _ in s["rows"]:  # (row span in this forward, its edits, its owner)
-            active = [e for e in edits if e.active(self.layer, s["step"], s["steps"])]
+        s = self.forward
+        for rows, edits, _ in s.rows:  # (row span in this forward, its edits, its owner)
+            active = [e for e in edits if e.active(self.layer, s.step, s.steps)]
             if active:
                 yield rows, active
 
     def _edited(self, q, k, v, out, edits, text_len):
-        s = self.state
+        s = self.forward
         n_keys = k.shape[2]
         bias = torch.zeros(n_keys, dtype=torch.float32, device=q.device)
         queries = torch.zeros(n_keys, dtype=torch.bool, device=q.device)
         for e in edits:  # one bias row per distinct query group; edits on the same queries add up
-            qi = _group(e.queries, text_len, s["tokens_per_frame"], s["frames"], s["family"], q.device)
-            ki = _group(e.keys, text_len, s["tokens_per_frame"], s["frames"], s["family"], q.device)
+            qi = _group(e.queries, text_len, s.tokens_per_frame, s.frames, s.family, q.device)
+            ki = _group(e.keys, text_len, s.tokens_per_frame, s.frames, s.family, q.device)
             if queries.any() and not torch.equal(queries.nonzero().flatten(), qi):
                 raise CogvizError("two attention edits with different query groups in one block and step: "
                                   "give them the same queries, or apply them in separate calls")
@@ -154,39 +152,10 @@ class SteeredAttention:
         return out
 
 
-@contextlib.contextmanager
-def steer_attention(pipe, layers, state: dict):
-    """Swap :class:`SteeredAttention` into ``layers`` for the duration of the block; the original
-    processors come back afterwards, even on error."""
-    blocks = pipe.transformer.transformer_blocks
-    saved = {i: blocks[i].attn1.processor for i in layers}
-    try:
-        for i in layers:
-            blocks[i].attn1.set_processor(SteeredAttention(i, state))
-        yield
-    finally:
-        for i, p in saved.items():
-            blocks[i].attn1.set_processor(p)
+def edit_hook(layers, forward):
+    """The :mod:`cogviz.hooks` declaration of the attention edits in ``layers``: it reads and writes
+    those blocks' attention, each variant's rows with its own edits (``forward.rows``)."""
+    from .hooks import Hook
 
-
-@contextlib.contextmanager
-def block_hooks(pipe, layers, on_output):
-    """Forward hooks on ``layers``: ``on_output(layer, hidden)`` gets each block's video-token output
-    ``(B, N, C)`` and returns it (changed or not). Removed afterwards, even on error."""
-    blocks = pipe.transformer.transformer_blocks
-    handles = []
-
-    def hook_for(layer):
-        def hook(module, args, output):
-            hidden, encoder = output
-            return on_output(layer, hidden), encoder
-
-        return hook
-
-    try:
-        for i in layers:
-            handles.append(blocks[i].register_forward_hook(hook_for(i)))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+    return Hook("attention edits (attention_knockout, scale_attention, ...)", "attention", tuple(layers),
+                lambda layer: SteeredAttention(layer, forward), reads="attention", writes=True)

@@ -260,6 +260,11 @@ class Trace:
             t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))
             self.tensors[name] = t.detach().to("cpu", copy=True)
 
+    def put(self, name: str, value: torch.Tensor) -> None:
+        """Record ``name`` whatever the patterns: a point the call asked for by another option (the
+        attention shares of ``attention_layers=``)."""
+        self.tensors[name] = value.detach().to("cpu", copy=True)
+
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.tensors:
             close = difflib.get_close_matches(name, list(self.tensors), n=3, cutoff=0.5)

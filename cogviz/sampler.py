@@ -16,90 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import guidance as G
-from .analysis import record_attention
+from . import hooks
+from .analysis import share_hook
 from .condition import concat_condition
 from .encode import decode_latents, encode_pixels, image_to_tensor
-from .errors import CogvizError
-from .family import channels, check_size, default_frames, family_of, token_frames
-from .family import resolve_size as family_resolve_size
 from .fit import FittedImage, fit_image
-from .inside import block_hooks, check_blocks, steer_attention
-from .points import (
-    DEFAULT_RECORD,
-    NAMES,
-    Context,
-    Intervention,
-    Trace,
-    check_interventions,
-    check_patterns,
-    intervene,
-    point_names,
-    row_roles,
-)
+from .inside import check_blocks, edit_hook
+from .plan import CallPlan, Settings, Setup, prepare, resolve_size, validate
+from .points import DEFAULT_RECORD, NAMES, Context, Intervention, Trace, check_interventions, intervene
 
-__all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "Settings", "Setup", "Conditioning",
+__all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "Settings", "CallPlan", "Setup",
+           "Conditioning",
            "StepInfo", "Generation", "validate", "resolve_size", "prepare", "sample", "variants_per_forward"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """One call's settings, carried unchanged through ``generate``, ``generate_variants`` and a sweep.
-
-    ``num_frames`` None: the model's default; ``size`` None: the model's size (or a fitted image's
-    on models that take any size); ``record``: point names or wildcard patterns to keep;
-    ``attention_layers``: block indices (or ``"all"``) whose attention shares are recorded;
-    ``max_record_bytes``: the most the recordings of a call may copy to CPU memory, estimated from
-    the call's shapes before any compute (:mod:`cogviz.budget`; None: half the memory available).
-    """
-
-    negative_prompt: str = ""
-    num_frames: int | None = None
-    steps: int = 50
-    guidance: float = 6.0      # text CFG scale; <= 1 disables CFG (one row per video)
-    dynamic_cfg: bool = False
-    seed: int = 0
-    fit: str = "crop"
-    size: tuple[int, int] | None = None
-    record: tuple[str, ...] = DEFAULT_RECORD
-    decode_video: bool = True
-    attention_layers: Any = None
-    max_record_bytes: int | None = None  # what recording may copy to CPU memory; None: half the available
-
-    def __post_init__(self):
-        record = self.record
-        object.__setattr__(self, "record", (record,) if isinstance(record, str) else tuple(record))
-
-    def replace(self, **changes) -> Settings:
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What a call resolved before any compute: the size, frames and CFG it runs at. Ablations are
-    checked and compiled against it."""
-
-    pipe: Any
-    height: int
-    width: int
-    steps: int
-    fit: str
-    do_cfg: bool
-    num_frames: int = 0
-
-    @property
-    def channels(self) -> int:
-        """Where the image channels start in ``step/{i}/input`` (16: after z_t's)."""
-        return channels(self.pipe)
 
 
 @dataclass(frozen=True)
@@ -167,53 +102,6 @@ class Generation:
         return f"{strip}<code>{html.escape(repr(self))}</code>"
 
 
-def validate(pipe, *, num_frames: int, steps: int, guidance: float, prompt: str, height: int, width: int) -> None:
-    """Check a generation's settings before any compute; each error names the rule and the fix."""
-    family_of(pipe).check_frames(num_frames)
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
-        raise CogvizError(f"steps={steps!r}: use an integer from 1 to 1000 (50 is the usual choice)")
-    if not 0.0 <= float(guidance) <= 50.0:
-        raise CogvizError(f"guidance={guidance!r}: use a value in [0, 50] (1 disables CFG; 6 is the default)")
-    check_size(pipe, height, width)
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise CogvizError("prompt is empty: describe the motion, e.g. 'a red circle moves left'")
-    n = len(pipe.tokenizer(prompt, add_special_tokens=True).input_ids)
-    limit = int(pipe.transformer.config.max_text_seq_length)
-    if n > limit:
-        raise CogvizError(f"prompt has {n} tokens; this model reads {limit} (the first {limit - 1} and the end "
-                          "token would be kept): shorten it")
-
-
-def resolve_size(pipe, image=None, size=None) -> tuple[int, int]:
-    """The (height, width) a generation runs at (:func:`cogviz.family.resolve_size`): ``size``, else a
-    fitted image's size where the model accepts any size (CogVideoX 1.5), else the model's sample size."""
-    return family_resolve_size(pipe, image.size if isinstance(image, FittedImage) else None, size)
-
-
-def _attention_layers(pipe, layers) -> list[int]:
-    if not layers:
-        return []
-    n = len(pipe.transformer.transformer_blocks)
-    return list(range(n)) if layers in (True, "all") else [int(i) for i in layers]
-
-
-def prepare(pipe, image, prompt: str, settings: Settings) -> Setup:
-    """Resolve and check a call's settings before any compute (size, frames, steps, guidance,
-    prompt, record patterns) and return the :class:`Setup` ablations compile against."""
-    height, width = resolve_size(pipe, image, settings.size)
-    num_frames = settings.num_frames or default_frames(pipe)
-    validate(pipe, num_frames=num_frames, steps=settings.steps, guidance=settings.guidance, prompt=prompt,
-             height=height, width=width)
-    if isinstance(image, FittedImage) and image.size != (height, width):
-        raise CogvizError(f"the fitted image is {image.size[0]}x{image.size[1]} but this model needs "
-                          f"{height}x{width}: fit_image(image, ({height}, {width}))")
-    layers = _attention_layers(pipe, settings.attention_layers)
-    check_blocks(pipe, layers, "attention_layers")
-    check_patterns(settings.record, point_names(settings.steps, blocks=len(pipe.transformer.transformer_blocks),
-                                                attention_layers=layers), what="record pattern")
-    return Setup(pipe, height, width, settings.steps, settings.fit, settings.guidance > 1.0, num_frames)
-
-
 def variants_per_forward(pipe, height: int, width: int, num_latent_frames: int, rows_per_variant: int,
                          *, free_bytes: int | None = None) -> int:
     """How many variants one transformer forward takes within half the device's free memory.
@@ -223,10 +111,12 @@ def variants_per_forward(pipe, height: int, width: int, num_latent_frames: int, 
     transformer's dtype; attention itself is taken as memory-efficient (SDPA's flash or
     memory-efficient kernels never hold the token x token matrix). ``free_bytes`` defaults to
     ``torch.cuda.mem_get_info`` on a GPU and the available RAM on the CPU."""
+    from .family import SPATIAL, token_frames
+
     cfg = pipe.transformer.config
     p = cfg.patch_size
-    tokens = token_frames(pipe, num_latent_frames) * (height // pipe.vae_scale_factor_spatial // p) * \
-        (width // pipe.vae_scale_factor_spatial // p) + int(cfg.max_text_seq_length)
+    tokens = token_frames(pipe, num_latent_frames) * (height // SPATIAL // p) * (width // SPATIAL // p) + \
+        int(cfg.max_text_seq_length)
     inner = cfg.num_attention_heads * cfg.attention_head_dim
     per_row = 12 * tokens * inner * pipe.transformer.dtype.itemsize
     if free_bytes is None:
@@ -278,33 +168,54 @@ class _Variant:
 
 
 @dataclass
-class _Run:
-    """What every stage of one :func:`sample` call shares."""
+class _Inputs:
+    """What every forward of a call passes the transformer beside the rows: the rotary table, 1.5's
+    ``ofs`` and the image channels' indices (for the image-free row)."""
 
-    pipe: Any
-    setup: Setup
-    settings: Settings
+    rotary: Any
+    ofs: Any
+    image_channels: torch.Tensor
+
+
+@dataclass
+class _Run:
+    """What every stage of one :func:`sample` call shares; the call's facts are in ``plan``."""
+
+    plan: CallPlan
     variants: list
     device: Any = None
     dtype: Any = None
     timesteps: Any = None
     cache: str | None = None
-    per_forward: int = 1
     chunks: list = field(default_factory=list)  # (start, end) variant ranges, one transformer forward each
-    pad: int = 0
-    extra: dict = field(default_factory=dict)
+    inputs: _Inputs | None = None
+    forward: hooks.Forward | None = None
+    hooks: list = field(default_factory=list)
+    per_forward: int = 1
+
+    @property
+    def pipe(self):
+        return self.plan.pipe
+
+    @property
+    def settings(self) -> Settings:
+        return self.plan.settings
 
 
 @torch.no_grad()
-def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup: Setup | None = None,
+def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup: CallPlan | None = None,
            progress: bool = True, callback=None, batch="auto", text_cache: dict | None = None) -> list[Generation]:
     """Generate one video per :class:`Conditioning`, their rows batched through the transformer
     (``batch`` variants per forward, or ``"auto"``), all sharing the initial noise and the
     posterior draw of ``z_img``. Everything is checked before any compute."""
-    setup = setup or prepare(pipe, image, prompt, settings)
-    run = _Run(pipe, setup, settings, _variants(setup, settings, prompt, conditionings))
+    plan = setup or prepare(pipe, image, prompt, settings)
+    if plan.settings is None or plan.settings != settings:
+        plan = replace(plan, settings=settings)
+    run = _Run(plan, [_Variant(c, _trace(plan, prompt, c)) for c in conditionings])
+    run.cache = _cache_of(pipe)
+    _batching(run, batch)  # the forwards' variants, companions included, before any check or encode
     _check(run)
-    fitted = image if isinstance(image, FittedImage) else fit_image(image, (setup.height, setup.width), setup.fit)
+    fitted = image if isinstance(image, FittedImage) else fit_image(image, (plan.height, plan.width), plan.fit)
     for v in run.variants:
         v.trace.add("image.fitted", fitted.to_array())
     run.device = pipe._execution_device
@@ -313,10 +224,8 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
     run.dtype = prompt_embeds.dtype
     pipe.scheduler.set_timesteps(settings.steps, device=run.device)
     run.timesteps = pipe.scheduler.timesteps
-    n_latent, run.pad = family_of(pipe).latent_frames(setup.num_frames)
-    _batching(run, batch, n_latent)  # the forwards' variants, companions included, before their encodes
-    _encode_image(run, fitted, prompt_embeds, generator, n_latent)
-    _initial_noise(run, generator, n_latent)
+    _encode_image(run, fitted, prompt_embeds, generator)
+    _initial_noise(run, generator)
     _denoise(run, progress, callback)
     for v in run.variants:
         v.z_t = intervene(v.interventions, "latents.final", v.z_t)
@@ -326,10 +235,10 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
     return [Generation(frames, fitted, v.z_img, prompt_embeds, v.trace) for v, frames in _decode(run)]
 
 
-def _variants(setup: Setup, settings: Settings, prompt: str, conditionings) -> list[_Variant]:
-    """Each conditioning's variant; the companions (the source rows a variant reads) join in
-    :func:`_batching`, once per forward and source."""
-    return [_Variant(c, _trace(setup, settings, prompt, c)) for c in conditionings]
+def _cache_of(pipe) -> str | None:
+    from .speed import cache_preset
+
+    return cache_preset(pipe)
 
 
 def _source_key(source: Conditioning):
@@ -340,42 +249,32 @@ def _source_key(source: Conditioning):
     return json.dumps([source.meta, source.image_guidance], sort_keys=True, default=str)
 
 
-def _trace(setup: Setup, settings: Settings, prompt: str, cond: Conditioning) -> Trace:
-    trace = Trace(settings.record)
-    trace.meta.update(prompt=prompt, negative_prompt=settings.negative_prompt, steps=settings.steps,
-                      guidance=settings.guidance, dynamic_cfg=settings.dynamic_cfg, seed=settings.seed,
-                      num_frames=setup.num_frames, height=setup.height, width=setup.width,
-                      ablations=list(cond.meta),
-                      rows=list(row_roles(setup.do_cfg, cond.image_guidance is not None)))
+def _trace(plan: CallPlan, prompt: str, cond: Conditioning) -> Trace:
+    s = plan.settings
+    trace = Trace(s.record)
+    trace.meta.update(prompt=prompt, negative_prompt=s.negative_prompt, steps=s.steps, guidance=s.guidance,
+                      dynamic_cfg=s.dynamic_cfg, seed=s.seed, num_frames=plan.num_frames, height=plan.height,
+                      width=plan.width, ablations=list(cond.meta), rows=list(plan.rows(cond.image_guidance is not None)),
+                      plan=plan.to_meta())
     return trace
 
 
 def _check(run: _Run) -> None:
-    """Interventions and speed presets, before any compute."""
-    from .speed import cache_preset, check_recordable, speed_of
+    """Interventions, the hooks inside the transformer and the speed presets, before any compute."""
+    from .errors import SpeedPresetError
+    from .speed import check_hooks, check_recordable, speed_of
 
-    pipe = run.pipe
-    run.cache = cache_preset(pipe)  # before every check that reads it
-    blocks = len(pipe.transformer.transformer_blocks)
-    recorded = set(_attention_layers(pipe, run.settings.attention_layers))
+    pipe, plan = run.pipe, run.plan
     for v in run.variants:
-        check_interventions(v.interventions, run.setup.steps, cfg=run.setup.do_cfg, blocks=blocks)
+        check_interventions(v.interventions, plan.steps, cfg=plan.do_cfg, blocks=plan.blocks)
         for e in v.cond.attention:
             check_blocks(pipe, e.layers, "attention edit layers")
-            if recorded & (set(e.layers) if e.layers is not None else set(range(blocks))):
-                raise CogvizError("attention shares are recorded (attention_layers=) in blocks whose attention this "
-                                  "call edits; record them in a separate call")
-    if run.cache and any(v.cond.attention for v in run.variants):
-        from .errors import SpeedPresetError
-
-        raise SpeedPresetError(f"attention edits change what each block computes, which speed={run.cache!r} "
-                               "reuses from earlier steps; load the pipeline without a cache preset")
-    check_recordable(pipe, names=[iv.point for v in run.variants for iv in v.interventions], steps=run.setup.steps,
-                     records=[p for v in run.variants for p in v.trace.patterns],
-                     attention=bool(run.settings.attention_layers))
+    run.forward = hooks.Forward.of(plan)
+    run.hooks = _hooks(run)
+    hooks.check(run.hooks)
+    check_hooks(pipe, run.hooks)
+    check_recordable(pipe, names=[iv.point for v in run.variants for iv in v.interventions], steps=plan.steps)
     if run.cache and any(v.cond.image_guidance is not None for v in run.variants):
-        from .errors import SpeedPresetError
-
         raise SpeedPresetError(f"image_guidance adds an image-free branch to each forward, which "
                                f"speed={run.cache!r} would cache as if it were part of the CFG batch; load the "
                                "pipeline without a cache preset to use it")
@@ -384,21 +283,55 @@ def _check(run: _Run) -> None:
         v.trace.meta["speed"] = list(speed_of(pipe))
 
 
+def _hooks(run: _Run) -> list:
+    """The call's hooks inside the transformer (:mod:`cogviz.hooks`), each declaring what it reads,
+    writes and records: attention edits, attention-share records, block points, and the attention
+    counter a cache preset needs."""
+    plan, made = run.plan, []
+    edited = sorted({layer for v in run.variants for e in v.cond.attention
+                     for layer in (e.layers if e.layers is not None else range(plan.blocks))})
+    if edited:
+        made.append(edit_hook(edited, run.forward))
+    if plan.attention_layers:
+        made.append(share_hook(plan.attention_layers, plan.tokens_per_frame,
+                               on_shares=lambda layer, shares: _record_shares(run, layer, shares)))
+    written, recorded = _hooked_blocks(run)
+    if written or recorded:
+        made.append(hooks.Hook("block points (step/{i}/block/{l}/hidden: records, interventions, "
+                               "patch_activations)", "block", tuple(sorted(set(written) | set(recorded))),
+                               lambda layer: (lambda h: _block_point(run, layer, h)), reads="block output",
+                               writes=bool(written), records=bool(recorded)))
+    if run.cache:
+        from .speed import attention_counter
+
+        run.forward.attention_calls = [0]
+        made.append(attention_counter(run.pipe, run.forward.attention_calls))
+    return made
+
+
+def _record_shares(run: _Run, layer: int, shares: torch.Tensor) -> None:
+    """A forward's attention shares, each variant's own rows into its own trace (companions record none)."""
+    fw = run.forward
+    for (r0, r1), _, v in fw.rows:
+        if not v.companion:
+            v.trace.put(f"step/{fw.step}/block/{layer}/attention", shares[r0:r1])
+
+
 def _check_budget(run: _Run) -> None:
     """The bytes the variants' recordings will copy to the CPU, against ``max_record_bytes``."""
     from .budget import check_record_budget, record_costs
 
-    setup, layers = run.setup, _attention_layers(run.pipe, run.settings.attention_layers)
-    costs = [record_costs(run.pipe, v.trace.patterns, height=setup.height, width=setup.width,
-                          num_frames=setup.num_frames, steps=setup.steps, cfg=setup.do_cfg,
-                          image_free=v.cond.image_guidance is not None, attention_layers=layers)
+    plan = run.plan
+    costs = [record_costs(run.pipe, v.trace.patterns, height=plan.height, width=plan.width,
+                          num_frames=plan.num_frames, steps=plan.steps, cfg=plan.do_cfg,
+                          image_free=v.cond.image_guidance is not None, attention_layers=plan.attention_layers)
              for v in run.variants if not v.companion]
     check_record_budget(costs, run.settings.max_record_bytes)
 
 
 def _encode_text(run: _Run, prompt: str, text_cache) -> torch.Tensor:
     """(B, L, D) text embeddings, negative prompt first under classifier-free guidance; once per prompt."""
-    do_cfg, neg = run.setup.do_cfg, run.settings.negative_prompt
+    do_cfg, neg = run.plan.do_cfg, run.settings.negative_prompt
     key = (prompt, neg, do_cfg)
     if text_cache is not None and key in text_cache:
         return text_cache[key]
@@ -411,13 +344,13 @@ def _encode_text(run: _Run, prompt: str, text_cache) -> torch.Tensor:
     return prompt_embeds
 
 
-def _encode_image(run: _Run, fitted, prompt_embeds, generator, n_latent: int) -> None:
+def _encode_image(run: _Run, fitted, prompt_embeds, generator) -> None:
     """Each variant's z_img, drawn before the initial noise. The unchanged image is encoded once; a
     variant whose interventions change the pixels is encoded with the generator back in the same
     state, so every variant gets the same posterior draw."""
-    pipe, setup, device = run.pipe, run.setup, run.device
+    pipe, plan, device = run.pipe, run.plan, run.device
     start_state = generator.get_state()
-    pixels = image_to_tensor(pipe, fitted.image, setup.height, setup.width, device, prompt_embeds.dtype)
+    pixels = image_to_tensor(pipe, fitted.image, plan.height, plan.width, device, prompt_embeds.dtype)
     encoded = {}
     for v in run.variants:
         v.trace.add("prompt_embeds", prompt_embeds)
@@ -429,20 +362,19 @@ def _encode_image(run: _Run, fitted, prompt_embeds, generator, n_latent: int) ->
         key = "plain" if px is pixels else ("source", id(v.cond)) if v.companion else len(encoded)
         if key not in encoded:  # a shared source (one Conditioning in every forward) is encoded once
             g = generator if not encoded else _generator_at(device, start_state)  # each encode draws alike
-            encoded[key] = encode_pixels(pipe, px, n_latent, generator=g, dtype=prompt_embeds.dtype)
+            encoded[key] = encode_pixels(pipe, px, plan.n_latent, generator=g, dtype=prompt_embeds.dtype)
         z_img = encoded[key]
-        image_in = torch.cat([z_img] * 2) if setup.do_cfg else z_img  # the same z_img in both CFG halves
-        v.image_in = intervene(v.interventions, "z_img", image_in, cfg_batch=setup.do_cfg)
-        v.z_img = v.image_in.chunk(2)[1] if setup.do_cfg else v.image_in  # the conditional half is "the" z_img
+        image_in = torch.cat([z_img] * 2) if plan.do_cfg else z_img  # the same z_img in both CFG halves
+        v.image_in = intervene(v.interventions, "z_img", image_in, cfg_batch=plan.do_cfg)
+        v.z_img = v.image_in.chunk(2)[1] if plan.do_cfg else v.image_in  # the conditional half is "the" z_img
         v.trace.add("z_img", v.z_img)
 
 
-def _initial_noise(run: _Run, generator, n_latent: int) -> None:
+def _initial_noise(run: _Run, generator) -> None:
     from diffusers.utils.torch_utils import randn_tensor
 
-    pipe, setup = run.pipe, run.setup
-    s = pipe.vae_scale_factor_spatial
-    shape = (1, n_latent, channels(pipe), setup.height // s, setup.width // s)
+    pipe, plan = run.pipe, run.plan
+    shape = (1, plan.n_latent, plan.channels, *plan.latent_size)
     noise = randn_tensor(shape, generator=generator, device=run.device, dtype=run.dtype)
     noise = noise * pipe.scheduler.init_noise_sigma
     noise_state = generator.get_state()
@@ -452,19 +384,17 @@ def _initial_noise(run: _Run, generator, n_latent: int) -> None:
         v.generator = generator if single else _generator_at(run.device, noise_state)
         v.extra = pipe.prepare_extra_step_kwargs(v.generator, 0.0)
     cfg = pipe.transformer.config
-    run.extra = dict(
-        image_channels=torch.arange(shape[2], 2 * shape[2], device=run.device),
-        rotary=(pipe._prepare_rotary_positional_embeddings(setup.height, setup.width, n_latent, run.device)
+    run.inputs = _Inputs(
+        rotary=(pipe._prepare_rotary_positional_embeddings(plan.height, plan.width, plan.n_latent, run.device)
                 if cfg.use_rotary_positional_embeddings else None),
-        ofs=None if cfg.ofs_embed_dim is None else noise.new_full((1,), fill_value=family_of(pipe).ofs),
-        tokens_per_frame=(shape[3] // cfg.patch_size) * (shape[4] // cfg.patch_size),
-        token_grid=(shape[3] // cfg.patch_size, shape[4] // cfg.patch_size),
-        token_frames=token_frames(pipe, n_latent))
+        ofs=None if cfg.ofs_embed_dim is None else noise.new_full((1,), fill_value=plan.family.ofs),
+        image_channels=torch.arange(plan.channels, 2 * plan.channels, device=run.device))
 
 
-def _batching(run: _Run, batch, n_latent: int) -> None:
-    rows = G.rows(cfg=run.setup.do_cfg, image_guidance=any(v.cond.image_guidance is not None for v in run.variants))
-    run.per_forward = (variants_per_forward(run.pipe, run.setup.height, run.setup.width, n_latent, rows)
+def _batching(run: _Run, batch) -> None:
+    plan = run.plan
+    rows = len(plan.rows(any(v.cond.image_guidance is not None for v in run.variants)))
+    run.per_forward = (variants_per_forward(run.pipe, plan.height, plan.width, plan.n_latent, rows)
                        if batch == "auto" else batch)
     if run.cache:  # a cache keeps state per call: one variant per forward, each in its own cache context
         run.per_forward = 1
@@ -490,21 +420,15 @@ def _denoise(run: _Run, progress: bool, callback) -> None:
     """The loop: per step, each variant's input, the batched forwards, guidance and the scheduler step."""
     from tqdm.auto import tqdm
 
-    from .speed import count_attention
-
-    pipe, layers = run.pipe, _attention_layers(run.pipe, run.settings.attention_layers)
-    recorder = (record_attention(pipe, layers, run.extra["tokens_per_frame"]) if layers
-                else contextlib.nullcontext({}))
-    counting = count_attention(pipe) if run.cache else contextlib.nullcontext(None)
+    pipe = run.pipe
     if run.cache:
         pipe.transformer._reset_stateful_cache()
-    with recorder as attention, counting as attention_calls, _inside(run):
+    with hooks.installed(pipe, run.hooks):
         for i, t in enumerate(tqdm(run.timesteps, disable=not progress, desc="cogviz.generate")):
             pipe._current_timestep = t  # what diffusers' cache hooks read, as in the pipeline's own loop
-            run.extra["inside"].update(step=i, t=t)
+            run.forward.step, run.forward.t = i, t
             xs = [_step_input(run, v, i, t) for v in run.variants]
-            run.extra["attention"] = attention
-            pred_all = _forward(run, xs, i, t, attention_calls)
+            pred_all = _forward(run, xs, i, t)
             for v in run.variants:
                 _step_output(run, v, pred_all[v.rows[0]:v.rows[1]], i, t, callback)
     pipe._current_timestep = None
@@ -515,34 +439,16 @@ def _denoise(run: _Run, progress: bool, callback) -> None:
             v.trace.meta["step_status"] = ["computed"] * len(run.timesteps)
 
 
-def _hooked_blocks(run: _Run) -> list[int]:
-    """The blocks whose hidden states some variant records or changes (hooks go on those only)."""
-    blocks = len(run.pipe.transformer.transformer_blocks)
-    out = []
-    for layer in range(blocks):
-        names = [f"step/{i}/block/{layer}/hidden" for i in range(run.setup.steps)]
-        if any(v.trace.wants(n) or any(iv.matches(n) for iv in v.interventions)
-               for v in run.variants for n in names):
-            out.append(layer)
-    return out
-
-
-def _inside(run: _Run):
-    """The call-scoped hooks inside the transformer: attention edits and block points."""
-    pipe = run.pipe
-    blocks = len(pipe.transformer.transformer_blocks)
-    state = run.extra["inside"] = dict(step=0, t=None, steps=run.setup.steps, rows=[],
-                                       tokens_per_frame=run.extra["tokens_per_frame"],
-                                       frames=run.extra["token_frames"], family=family_of(pipe))
-    edited = sorted({layer for v in run.variants for e in v.cond.attention
-                     for layer in (e.layers if e.layers is not None else range(blocks))})
-    stack = contextlib.ExitStack()
-    if edited:
-        stack.enter_context(steer_attention(pipe, edited, state))
-    hooked = _hooked_blocks(run)
-    if hooked:
-        stack.enter_context(block_hooks(pipe, hooked, lambda layer, h: _block_point(run, layer, h)))
-    return stack
+def _hooked_blocks(run: _Run) -> tuple[list[int], list[int]]:
+    """The blocks whose hidden states some variant changes, and those some variant records."""
+    written, recorded = [], []
+    for layer in range(run.plan.blocks):
+        names = [f"step/{i}/block/{layer}/hidden" for i in range(run.plan.steps)]
+        if any(iv.matches(n) for v in run.variants for iv in v.interventions for n in names):
+            written.append(layer)
+        if any(v.trace.wants(n) for v in run.variants for n in names):
+            recorded.append(layer)
+    return written, recorded
 
 
 def _block_point(run: _Run, layer: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -550,14 +456,14 @@ def _block_point(run: _Run, layer: int, hidden: torch.Tensor) -> torch.Tensor:
     the variant's interventions. (rows, F' h' w', D) <-> (rows, F', h', w', D)."""
     from einops import rearrange
 
-    state = run.extra["inside"]
-    i, t = state["step"], state["t"]
+    fw = run.forward
+    i, t = fw.step, fw.t
     name = f"step/{i}/block/{layer}/hidden"
-    f, (hh, ww) = run.extra["token_frames"], run.extra["token_grid"]
+    (hh, ww), f = run.plan.token_grid, run.plan.token_frames
     out = hidden
     views = {id(v): rearrange(hidden[r0:r1], "b (f h w) c -> b f h w c", f=f, h=hh, w=ww)
-             for (r0, r1), _, v in state["rows"]}
-    for (r0, r1), _, v in state["rows"]:
+             for (r0, r1), _, v in fw.rows}
+    for (r0, r1), _, v in fw.rows:
         h5 = views[id(v)]
         new = intervene(v.interventions, name, h5, i, t, sources=[views[id(c)] for c in v.companions])
         v.trace.add(name, new)
@@ -568,8 +474,9 @@ def _block_point(run: _Run, layer: int, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def _step_input(run: _Run, v: _Variant, i: int, t) -> torch.Tensor:
-    """One variant's rows of step i: (2B[+1] or B[+1], F, 32, h, w), 16 noise + 16 image channels."""
-    do_cfg = run.setup.do_cfg
+    """One variant's rows of step i, by role (:meth:`CallPlan.rows`): (2B[+1] or B[+1], F, 32, h, w),
+    16 noise + 16 image channels."""
+    do_cfg = run.plan.do_cfg
     v.z_t = intervene(v.interventions, f"step/{i}/z_t", v.z_t, i, t)
     v.trace.add(f"step/{i}/z_t", v.z_t)
     model_in = torch.cat([v.z_t] * 2) if do_cfg else v.z_t
@@ -577,39 +484,35 @@ def _step_input(run: _Run, v: _Variant, i: int, t) -> torch.Tensor:
     x = concat_condition(model_in, v.image_in)
     x = intervene(v.interventions, f"step/{i}/input", x, i, t, do_cfg)
     if v.cond.image_guidance is not None:  # the image-free branch last
-        x = torch.cat([x, x[:1].clone().index_fill_(2, run.extra["image_channels"], 0)])
+        x = torch.cat([x, x[:1].clone().index_fill_(2, run.inputs.image_channels, 0)])
     v.trace.add(f"step/{i}/input", x)
     return x
 
 
-def _forward(run: _Run, xs: list, i: int, t, attention_calls) -> torch.Tensor:
+def _forward(run: _Run, xs: list, i: int, t) -> torch.Tensor:
     """Every variant's rows through the transformer, ``per_forward`` variants at a time."""
-    pipe, variants = run.pipe, run.variants
+    pipe, variants, inputs = run.pipe, run.variants, run.inputs
     n = 0
     for v, x in zip(variants, xs):
         v.rows = (n, n + x.shape[0])
         n += x.shape[0]
-    n_blocks = len(pipe.transformer.transformer_blocks)
+    counter = getattr(run.forward, "attention_calls", None)
     preds = []
     for k, k_end in run.chunks:
         x = xs[k] if k_end - k == 1 else torch.cat(xs[k:k_end])
         e = variants[k].embeds_in if k_end - k == 1 else torch.cat([v.embeds_in for v in variants[k:k_end]])
-        context = (pipe.transformer.cache_context(f"cogviz/{k}", step_index=i, num_inference_steps=run.setup.steps,
+        context = (pipe.transformer.cache_context(f"cogviz/{k}", step_index=i, num_inference_steps=run.plan.steps,
                                                   timestep=t) if run.cache else contextlib.nullcontext())
-        calls_before = attention_calls[0] if run.cache else 0
-        chunk, r0 = variants[k:k_end], variants[k].rows[0]
-        run.extra["inside"]["rows"] = [((v.rows[0] - r0, v.rows[1] - r0), v.cond.attention, v) for v in chunk]
+        calls_before = counter[0] if counter else 0
+        r0 = variants[k].rows[0]
+        run.forward.rows = [((v.rows[0] - r0, v.rows[1] - r0), v.cond.attention, v) for v in variants[k:k_end]]
         with context:
             preds.append(pipe.transformer(hidden_states=x, encoder_hidden_states=e, timestep=t.expand(x.shape[0]),
-                                          ofs=run.extra["ofs"], image_rotary_emb=run.extra["rotary"],
-                                          return_dict=False)[0].float())
-        for layer, proc in run.extra.get("attention", {}).items():  # each variant its own rows of this forward
-            for v in (v for v in chunk if not v.companion):
-                v.trace.tensors[f"step/{i}/block/{layer}/attention"] = proc.last[v.rows[0] - r0:v.rows[1] - r0]
-        if run.cache:  # counted, not predicted: the blocks whose attention actually ran (one variant here)
-            ran = attention_calls[0] - calls_before
+                                          ofs=inputs.ofs, image_rotary_emb=inputs.rotary, return_dict=False)[0].float())
+        if counter:  # counted, not predicted: the blocks whose attention actually ran (one variant here)
+            ran = counter[0] - calls_before
             variants[k].trace.meta.setdefault("step_status", []).append(
-                "computed" if ran >= n_blocks else "reused" if ran == 0 else "partial")
+                "computed" if ran >= run.plan.blocks else "reused" if ran == 0 else "partial")
     return preds[0] if len(preds) == 1 else torch.cat(preds)
 
 
@@ -619,7 +522,7 @@ def _step_output(run: _Run, v: _Variant, pred: torch.Tensor, i: int, t, callback
 
     pipe, s = run.pipe, run.settings
     w = G.text_scale(s.guidance, dynamic=s.dynamic_cfg, t=t.item(), steps=s.steps)
-    pred = G.combine(pred, cfg=run.setup.do_cfg, scale=w, image_scale=v.cond.image_guidance)
+    pred = G.combine(pred, cfg=run.plan.do_cfg, scale=w, image_scale=v.cond.image_guidance)
     pred = intervene(v.interventions, f"step/{i}/pred", pred, i, t)
     v.trace.add(f"step/{i}/pred", pred)
     z_in = v.z_t
@@ -643,7 +546,7 @@ def _decode(run: _Run):
     variants = [v for v in run.variants if not v.companion]
     for k in range(0, len(variants), per_decode):
         z = torch.cat([v.z_t for v in variants[k:k + per_decode]])
-        for v, video in zip(variants[k:k + per_decode], decode_latents(run.pipe, z, drop=run.pad)):
+        for v, video in zip(variants[k:k + per_decode], decode_latents(run.pipe, z, drop=run.plan.pad)):
             frames = (video.float().cpu().numpy() * 255).round().astype(np.uint8)  # (F', H, W, 3)
             v.trace.add("frames", frames)
             yield v, frames

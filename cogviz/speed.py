@@ -32,7 +32,6 @@ replace).
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 
 import torch
@@ -40,15 +39,14 @@ import torch
 from .errors import SpeedPresetError, names_in
 
 __all__ = ["SPEED_OPTIONS", "CACHE_PRESETS", "apply_speed", "speed_of", "cache_preset",
-           "check_recordable", "count_attention"]
+           "check_recordable", "check_hooks", "attention_counter"]
 
 SPEED_OPTIONS = ("compile", "fused", "cache_fbc", "cache_pab", "cache_faster", "cache_taylorseer", "int8", "fp8")
 CACHE_PRESETS = ("cache_fbc", "cache_pab", "cache_faster", "cache_taylorseer")
-#: Points whose change the transformer reads, or that live inside it: an intervention on any of them
-#: is refused under a cache preset (a reused step would ignore it).
-INPUT_POINTS = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/block/{l}/hidden")
-#: Points recorded inside the transformer: under a cache preset a reused block records nothing.
-INSIDE_POINTS = ("step/{i}/block/{l}/hidden",)
+#: Points whose change the transformer reads: an intervention on any of them is refused under a cache
+#: preset (a reused step would ignore it). Hooks inside the transformer are refused from their own
+#: declarations (:func:`check_hooks`).
+INPUT_POINTS = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input")
 
 
 def _speed_list(speed) -> list[str]:
@@ -159,30 +157,40 @@ def _matching(patterns: Iterable[str], templates: tuple[str, ...], steps: int, b
     return sorted({n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)})
 
 
-def check_recordable(pipe, *, names: Iterable[str] = (), attention: bool = False, records: Iterable[str] = (),
-                     steps: int = 1) -> None:
-    """Raise :class:`SpeedPresetError` when a call's recording or interventions would be wrong under
-    the pipeline's speed presets (see the module doc): ``names`` are the intervention points (patterns
-    too), ``records`` the record patterns, ``steps`` the call's steps."""
+def check_recordable(pipe, *, names: Iterable[str] = (), steps: int = 1) -> None:
+    """Raise :class:`SpeedPresetError` when interventions on the transformer's inputs (``names``:
+    intervention points, patterns too) would be ignored under the pipeline's cache preset. What
+    happens inside the transformer is checked from the hooks' declarations (:func:`check_hooks`)."""
     cache = cache_preset(pipe)
-    if attention and (cache or "fused" in speed_of(pipe)):
-        which = cache or "fused"
-        raise SpeedPresetError(f"the attention recorder reads each block's attention, which speed={which!r} "
-                               f"{'reuses from earlier steps' if cache else 'replaces with a fused kernel'}; "
-                               "load the pipeline without it to record attention")
     if cache:
-        blocks = len(pipe.transformer.transformer_blocks)
-        inside = _matching(records, INSIDE_POINTS, steps, blocks)
-        if inside:
-            raise SpeedPresetError(f"recording {inside[0]!r}{' and more' if len(inside) > 1 else ''} reads block "
-                                   f"outputs, which speed={cache!r} skips on reused steps (the record would miss "
-                                   "them); load the pipeline without a cache preset to record inside the transformer")
-        touched = _matching(names, INPUT_POINTS, steps, blocks)
+        touched = _matching(names, INPUT_POINTS, steps, len(pipe.transformer.transformer_blocks))
         if touched:
             shown = touched[:3] + (["..."] if len(touched) > 3 else [])
             raise SpeedPresetError(f"interventions or ablations on {shown} change what the transformer reads, but "
                                    f"speed={cache!r} reuses work from earlier steps, which would ignore them; load "
                                    "the pipeline without a cache preset (interventions on step/{i}/pred still work)")
+
+
+def check_hooks(pipe, hooks) -> None:
+    """The speed policy for hooks inside the transformer (:mod:`cogviz.hooks`), from what each declares:
+    under a cache preset a hook that writes would be skipped on reused steps and one that records
+    would miss them; a hook that reads the attention weights cannot see through ``fused``'s kernel."""
+    cache = cache_preset(pipe)
+    for h in hooks:
+        if cache and (h.writes or h.records):
+            what = "change" if h.writes else "record"
+            raise SpeedPresetError(f"{h.name} would {what} what blocks {_blocks(h.layers)} compute, but "
+                                   f"speed={cache!r} reuses that work from earlier steps (a reused step would "
+                                   f"{'ignore the change' if h.writes else 'record nothing'}); load the pipeline "
+                                   "without a cache preset")
+        if h.reads == "attention" and h.records and "fused" in speed_of(pipe):
+            raise SpeedPresetError(f"{h.name} reads each block's attention, which speed='fused' replaces with a "
+                                   "fused kernel; load the pipeline without it to record attention")
+
+
+def _blocks(layers) -> str:
+    layers = list(layers)
+    return str(layers) if len(layers) <= 4 else f"[{layers[0]}, ..., {layers[-1]}]"
 
 
 class _CountingProcessor:
@@ -197,17 +205,10 @@ class _CountingProcessor:
                           image_rotary_emb=image_rotary_emb)
 
 
-@contextlib.contextmanager
-def count_attention(pipe):
-    """Within the block, ``counter[0]`` counts the transformer's attention calls; processors are
-    restored afterwards, also after an error."""
-    counter = [0]
-    blocks = pipe.transformer.transformer_blocks
-    saved = [b.attn1.processor for b in blocks]
-    try:
-        for b, p in zip(blocks, saved):
-            b.attn1.processor = _CountingProcessor(p, counter)  # plain attribute: keeps cache hooks intact
-        yield counter
-    finally:
-        for b, p in zip(blocks, saved):
-            b.attn1.processor = p
+def attention_counter(pipe, counter: list):
+    """A hook (:mod:`cogviz.hooks`) that counts, in ``counter[0]``, the transformer's attention calls:
+    how a call under a cache preset tells computed steps from reused ones."""
+    from .hooks import Hook
+
+    return Hook("the attention counter", "attention", tuple(range(len(pipe.transformer.transformer_blocks))),
+                lambda layer, inner: _CountingProcessor(inner, counter), wraps=True)

@@ -70,7 +70,7 @@ def _expected_conflict(kind, image_guidance, attention) -> str | None:
     if image_guidance is not None and kind.kind == "image_guidance":
         return "image_guidance given more than once"
     if attention and kind.kind in ("attention_knockout", "scale_attention"):
-        return "attention shares are recorded"
+        return "both replace its attention"
     return None
 
 

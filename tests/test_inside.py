@@ -10,6 +10,7 @@ import cogviz
 from cogviz import ablations as A
 from cogviz.errors import CogvizError, PointError
 from cogviz.family import FAMILIES
+from cogviz.hooks import Forward
 from cogviz.inside import AttentionEdit, SteeredAttention
 from cogviz.points import Intervention
 from cogviz.testing import tiny_random_pipeline
@@ -43,9 +44,9 @@ def test_the_steered_processor_equals_an_explicit_masked_softmax():
     dim = attn.to_q.in_features
     enc, hid = torch.randn(2, text_len, dim, generator=g), torch.randn(2, tpf * frames, dim, generator=g)
     edit = AttentionEdit("later", "image", 0.25)
-    state = dict(step=0, steps=1, rows=[((1, 2), [edit], None)], tokens_per_frame=tpf, frames=frames,
-                 family=FAMILIES["1.0"])
-    out, _ = SteeredAttention(0, state)(attn, hid, enc)
+    forward = Forward(steps=1, tokens_per_frame=tpf, frames=frames, family=FAMILIES["1.0"],
+                      rows=[((1, 2), [edit], None)])
+    out, _ = SteeredAttention(0, forward)(attn, hid, enc)
     # by hand: softmax(q k^T / sqrt(d) + log(0.25) on (later queries, image keys)) v, row 1 only
     x = torch.cat([enc, hid], dim=1)
     b, n = x.shape[:2]
