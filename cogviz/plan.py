@@ -10,7 +10,7 @@ the token grid, the channel split, the frame rate — and the layout of the batc
 >>> from cogviz.testing import tiny_random_pipeline
 >>> plan = prepare(tiny_random_pipeline(), None, "a red circle", Settings(steps=2, guidance=6.0))
 >>> plan.num_frames, plan.n_latent, plan.token_grid, plan.tokens_per_frame, plan.channels
-(9, 3, (4, 6), 24, 16)
+(9, 3, (2, 2), 4, 16)
 >>> plan.rows(image_free=True)
 ('unconditional', 'conditional', 'image_free')
 """
