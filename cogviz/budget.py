@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 
 from .errors import CogvizError
-from .family import family_of, token_frames
+from .family import SPATIAL, family_of, token_frames, token_grid
 from .points import point_names, row_roles
 
 __all__ = ["DEFAULT_SHARE", "default_budget", "record_costs", "check_record_budget"]
@@ -39,13 +39,12 @@ def _sizes(pipe, *, height: int, width: int, num_frames: int, cfg: bool, rows: i
 
     tc = pipe.transformer.config
     fam = family_of(pipe)
-    n_latent, pad = fam.latent_frames(num_frames)
-    n_latent += pad
-    s = pipe.vae_scale_factor_spatial
-    h, w = height // s, width // s
+    n_latent = fam.latent_frames(num_frames)[0]  # 1.5's padding included
+    h, w = height // SPATIAL, width // SPATIAL
     esize = torch.empty((), dtype=pipe.transformer.dtype).element_size()
     n_tokens = token_frames(pipe, n_latent)
-    tokens = n_tokens * (h // tc.patch_size) * (w // tc.patch_size)
+    grid_rows, grid_cols = token_grid(pipe, height, width)
+    tokens = n_tokens * grid_rows * grid_cols
     latent = n_latent * tc.out_channels * h * w * esize
     return {
         "image.fitted": height * width * 3,

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the rules are plain data: importing them (presets, the CLI'
     import torch
 
 __all__ = ["Family", "FAMILIES", "family_of", "channels", "default_frames", "max_frames", "check_frame_count",
-           "positions", "token_frames", "token_frame",
+           "positions", "token_frames", "token_frame", "token_grid",
            "check_size", "default_size", "resolve_size", "accepts_any_size", "TEMPORAL", "SPATIAL"]
 
 TEMPORAL = 4  #: frames per latent frame in every CogVideoX VAE (the first frame has its own)
@@ -162,6 +162,13 @@ def positions(pipe, num_frames: int) -> str:
 def token_frames(pipe, n_latent: int) -> int:
     """Token frames of a video of ``n_latent`` latent frames (1.5 reads two latent frames a token)."""
     return family_of(pipe).token_frame(n_latent)
+
+
+def token_grid(pipe, height: int, width: int) -> tuple[int, int]:
+    """Video tokens per token frame, as (rows, columns), of a ``height x width`` video: one token per
+    ``patch_size x patch_size`` latent cells, 8 pixels a cell."""
+    p = pipe.transformer.config.patch_size
+    return height // SPATIAL // p, width // SPATIAL // p
 
 
 def token_frame(pipe, latent_frame: int) -> int:

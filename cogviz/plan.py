@@ -20,7 +20,17 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .errors import CogvizError
-from .family import SPATIAL, Family, channels, check_frame_count, check_size, default_frames, family_of, positions
+from .family import (
+    SPATIAL,
+    Family,
+    channels,
+    check_frame_count,
+    check_size,
+    default_frames,
+    family_of,
+    positions,
+    token_grid,
+)
 from .family import resolve_size as family_resolve_size
 from .fit import FittedImage
 from .points import DEFAULT_RECORD, check_patterns, point_names, row_roles
@@ -104,9 +114,7 @@ class CallPlan:
     @property
     def token_grid(self) -> tuple[int, int]:
         """Tokens per token frame, as (rows, columns): 2x2 latent cells a token."""
-        p = self.pipe.transformer.config.patch_size
-        h, w = self.latent_size
-        return h // p, w // p
+        return token_grid(self.pipe, self.height, self.width)
 
     @property
     def tokens_per_frame(self) -> int:

@@ -111,12 +111,11 @@ def variants_per_forward(pipe, height: int, width: int, num_latent_frames: int, 
     transformer's dtype; attention itself is taken as memory-efficient (SDPA's flash or
     memory-efficient kernels never hold the token x token matrix). ``free_bytes`` defaults to
     ``torch.cuda.mem_get_info`` on a GPU and the available RAM on the CPU."""
-    from .family import SPATIAL, token_frames
+    from .family import token_frames, token_grid
 
     cfg = pipe.transformer.config
-    p = cfg.patch_size
-    tokens = token_frames(pipe, num_latent_frames) * (height // SPATIAL // p) * (width // SPATIAL // p) + \
-        int(cfg.max_text_seq_length)
+    rows, cols = token_grid(pipe, height, width)
+    tokens = token_frames(pipe, num_latent_frames) * rows * cols + int(cfg.max_text_seq_length)
     inner = cfg.num_attention_heads * cfg.attention_head_dim
     per_row = 12 * tokens * inner * pipe.transformer.dtype.itemsize
     if free_bytes is None:

@@ -445,3 +445,41 @@ def test_an_embedded_png_is_held_to_the_loaders_pixel_cap(monkeypatch):
         A.ImageRef.from_dict(ref(big))
     with pytest.raises(AblationError, match="does not hold a PNG"):
         A.ImageRef.from_dict(ref(Image.new("RGB", (4, 4)), "BMP"))
+
+
+def test_a_kind_is_its_where_and_operation_and_a_new_pair_runs_as_an_intervention():
+    """Issue 42: ablations as where x what. ZeroImage is Zero at z_img; a pair no kind offers (noise on
+    the conditional half's image channels, early steps only) runs through generate's interventions
+    and changes only what it names."""
+    from cogviz.ablations.where import Noise, Where, Zero, act
+
+    pipe = tiny_random_pipeline()
+    image = np.random.default_rng(3).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    run = dict(steps=4, num_frames=9, seed=1, progress=False, decode_video=False,
+               record=("latents.final", "step/*/input"))
+    kind = generate(pipe, image, "x", ablations=[A.ZeroImage()], **run).trace
+    pair = generate(pipe, image, "x", interventions=[act(Where("z_img"), Zero())], **run).trace
+    assert torch.equal(kind["latents.final"], pair["latents.final"])
+    base = generate(pipe, image, "x", **run).trace
+    iv = act(Where("step/*/input", 0.0, 0.5, part="image", half="conditional"), Noise(0.5, seed=1), steps=4,
+             channels=16)
+    noised = generate(pipe, image, "x", interventions=[iv], **run).trace
+    step0 = (noised["step/0/input"] - base["step/0/input"]).abs()  # (rows: uncond, cond; F; 32; h; w)
+    assert step0[0].max() == 0 and step0[1, :, :16].max() == 0 and step0[1, :, 16:].max() > 0.1
+    for i in range(4):  # the image channels: noised in the conditional row in steps 0-1 only
+        image = (noised[f"step/{i}/input"] - base[f"step/{i}/input"])[:, :, 16:].abs()
+        assert image[0].max() == 0 and (image[1].max() > 0.1) == (i < 2), i
+    assert not torch.equal(noised["latents.final"], base["latents.final"])
+
+
+def test_where_refuses_what_it_cannot_mean():
+    from cogviz.ablations.where import AttentionFactor, Where, act
+
+    with pytest.raises(AblationError, match=r"0 <= start < end <= 1"):
+        Where("z_img", 0.5, 0.5)
+    with pytest.raises(AblationError, match=r"part='text': expected 'all' or 'image'"):
+        Where("step/*/input", part="text")
+    with pytest.raises(AblationError, match=r"half='cond': expected 'conditional', 'unconditional'"):
+        Where("z_img", half="cond")
+    with pytest.raises(AblationError, match=r"use attention\(where, op\)"):
+        act(Where("attention"), AttentionFactor(0.0))

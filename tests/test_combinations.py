@@ -128,3 +128,45 @@ def test_under_a_cache_preset_only_the_plain_call_runs(family, preset, monkeypat
             assert f"speed={preset!r}" in why or (conflict and conflict in why), why
     g = cogviz.generate(pipe, _image(), PROMPT, settings=_settings(family, None), progress=False)
     assert len(g.trace.meta["step_status"]) == STEPS and g.trace.meta["speed"] == [preset]
+
+
+def _first_approximated(preset: str, pipe, trace) -> int:
+    """The first step a cache preset approximates, from what the run says and the preset's own
+    settings: a step it reused (counted), or for FasterCache, whose approximations run beside the
+    attention, the first timestep inside its weight-update or skip ranges."""
+    status = trace.meta["step_status"]
+    if preset != "cache_faster":
+        return next((i for i, s in enumerate(status) if s != "computed"), len(status))
+    from cogviz.speed import _cache_config
+
+    cfg = _cache_config(pipe, preset)
+    ranges = [cfg.low_frequency_weight_update_timestep_range, cfg.high_frequency_weight_update_timestep_range,
+              cfg.spatial_attention_timestep_skip_range]
+    times = [int(t) for t in pipe.scheduler.timesteps]
+    return next((i for i, t in enumerate(times) if any(lo < t < hi for lo, hi in ranges)), len(times))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["1.0", "1.5", "toy"])
+def test_the_plain_call_under_a_cache_equals_its_reference_until_the_cache_approximates(family):
+    """The cells a cache preset runs are compared with the reference (the same call without a
+    preset): each step's guided prediction is equal (within 1e-5) on every step before the first one
+    the cache approximates, and the run says which step that is. Under First Block Cache and
+    TaylorSeer at these settings no step is approximated and the video equals the reference."""
+    settings = _settings(family, None).replace(record=("step/*/pred", "latents.final"))
+    ref = cogviz.generate(_pipe(family), _image(), PROMPT, settings=settings, progress=False).trace
+    approximated = {}
+    for preset in CACHE_PRESETS:
+        pipe = _pipe(family)
+        apply_speed(pipe, preset)
+        trace = cogviz.generate(pipe, _image(), PROMPT, settings=settings, progress=False).trace
+        first = _first_approximated(preset, pipe, trace)
+        assert first >= 1, (preset, "the first step has nothing to reuse")
+        for i in range(first):
+            torch.testing.assert_close(trace[f"step/{i}/pred"], ref[f"step/{i}/pred"], atol=1e-5, rtol=0,
+                                       msg=lambda m, p=preset, i=i: f"{p} step {i}: {m}")
+        if first == STEPS:
+            torch.testing.assert_close(trace["latents.final"], ref["latents.final"], atol=1e-5, rtol=0)
+        approximated[preset] = first
+    # at 3 steps: PAB reuses step 1; FasterCache's ranges start at step 1 (it departs at step 2)
+    assert approximated == {"cache_fbc": STEPS, "cache_pab": 1, "cache_faster": 1, "cache_taylorseer": STEPS}

@@ -147,3 +147,23 @@ def test_each_rule_is_coded_in_one_home():
             if any(re.search(pattern, line) for line in path.read_text().splitlines()):
                 found.add(rel)
         assert found <= homes, f"{pattern!r} is coded in {sorted(found - homes)} besides {sorted(homes)}"
+
+
+def test_one_module_installs_hooks_inside_the_transformer_and_ablations_are_split():
+    """Issue 42: three processor swappers and a forward-hook helper became one registry
+    (cogviz.hooks); ablations.py became a package with no file over 400 lines."""
+    import re
+
+    installers = {}
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        for call in ("set_processor(", "register_forward_hook(", ".processor = "):
+            if call in text:
+                installers.setdefault(call, set()).add(path.relative_to(PKG).as_posix())
+    assert installers == {c: {"hooks.py"} for c in ("set_processor(", "register_forward_hook(", ".processor = ")}, \
+        installers
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PKG / "ablations").glob("*.py")}
+    assert not (PKG / "ablations.py").exists() and len(sizes) >= 5
+    assert max(sizes.values()) <= 400, sizes
+    assert not any(re.search(r"start \* steps|\.start \*|\* setup\.steps", (PKG / "ablations" / n).read_text())
+                   for n in sizes), "a step window coded outside points.in_window"

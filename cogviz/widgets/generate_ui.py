@@ -30,11 +30,11 @@ __all__ = ["GenerateUI", "valid_frame_counts"]
 
 
 def valid_frame_counts(pipe, up_to: int | None = None) -> list[int]:
-    """Frame counts the pipeline's family accepts (8k+1 for 1.0, 16k+1 for 1.5), up to ``up_to``
-    (default: twice the model's own length)."""
-    from ..family import family_of
+    """Frame counts the pipeline accepts (8k+1 for 1.0, 16k+1 for 1.5, at most
+    :func:`cogviz.family.max_frames`), up to ``up_to``."""
+    from ..family import family_of, max_frames
 
-    top = up_to or 2 * (default_frames(pipe) - 1) + 1
+    top = min(up_to or max_frames(pipe), max_frames(pipe))
     return [n for n in family_of(pipe).frame_counts(top) if n > 1]  # one frame is no video
 
 
