@@ -1,8 +1,10 @@
 """The combination matrix (issue 42): every ablation kind crossed with {image guidance off, on} x
 {attention recorded or not} x {separate, batched} x {no speed preset, each cache preset}, on the
 tiny 1.0 and 1.5 pipelines and the embedded toy model. Each cell either equals its reference (the separate call without a
-preset; latents within 1e-4, attention shares within 1e-5) or is refused by a CogvizError before
-any compute, naming the conflict. Nothing runs half-applied."""
+preset; latents within 1e-4, attention shares within 1e-5 on the CPU, 5e-3 and 5e-4 on a GPU) or is
+refused by a CogvizError before any compute, naming the conflict. A cache preset's plain call
+equals its reference on every step before the first one the cache approximates. Nothing runs
+half-applied."""
 import itertools
 
 import numpy as np
@@ -32,6 +34,13 @@ def _image(seed: int = 0) -> np.ndarray:
 
 def _frames(family: str) -> int:
     return {"1.5": 17, "toy": 17}.get(family, 9)
+
+
+def _atol(pipe) -> float:
+    """Batched against separate: 1e-4 on the CPU; on a GPU 5e-3, where cuDNN's TF32 convolutions (the
+    1.0 patch embedding) and the matmul kernels change with the batch size (measured on an H200:
+    2.0e-3 on the toy at 3 steps)."""
+    return 1e-4 if torch.device(pipe._execution_device).type == "cpu" else 5e-3
 
 
 def _pipe(family: str):
@@ -98,12 +107,12 @@ def test_every_kind_with_guidance_recording_and_batching_equals_its_reference_or
                                            settings=_settings(family, attention), batch=len(allowed), progress=False)
         for kind, one, many in zip(allowed, separate, batched):
             cells += 1
-            torch.testing.assert_close(many.trace["latents.final"], one.trace["latents.final"], atol=1e-4, rtol=0,
+            torch.testing.assert_close(many.trace["latents.final"], one.trace["latents.final"], atol=_atol(pipe), rtol=0,
                                        msg=lambda m, k=kind: f"{k} batched: {m}")
             assert many.trace.meta["ablations"] == one.trace.meta["ablations"]
             for name in one.trace.names():
                 if name.endswith("/attention"):  # each variant's own rows, as in its separate call
-                    torch.testing.assert_close(many.trace[name], one.trace[name], atol=1e-5, rtol=0)
+                    torch.testing.assert_close(many.trace[name], one.trace[name], atol=_atol(pipe) / 10, rtol=0)
             assert one.trace.rows() == (("unconditional", "conditional") +
                                         (("image_free",) if image_guidance is not None or kind.kind == "image_guidance"
                                          else ()))

@@ -39,7 +39,7 @@ def test_the_toy_follows_the_1_0_rule_because_its_vae_decodes_only_odd_latent_co
     assert PRESETS["cogviz-toy"].frame_multiple == 8 and family_of(pipe).name == "1.0"
     for frames in (9, 13, 17):
         n_latent, _ = family_of(pipe).latent_frames(frames)
-        out = pipe.vae.decode(torch.zeros(1, 16, n_latent, 8, 12)).sample.shape[2]
+        out = pipe.vae.decode(torch.zeros(1, 16, n_latent, 8, 12, device=pipe.device)).sample.shape[2]
         assert (out == frames) == family_of(pipe).valid_frames(frames)  # 13 -> 4 latent frames -> 16 frames
 
 
