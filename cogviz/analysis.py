@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .readmaps import AttentionReader
+
 __all__ = ["patch_weights", "patch_embed_split", "contribution_maps", "channel_stats", "PCABasis",
            "record_attention", "AnchorAttentionProcessor"]
 
@@ -132,65 +134,23 @@ class PCABasis:
 
 
 # ----------------------------------------------------------------------------- anchor attention
-class AnchorAttentionProcessor:
-    """CogVideoX's attention (the same computation as diffusers' ``CogVideoXAttnProcessor2_0``),
-    which also measures where the attention of each latent frame goes.
-
-    diffusers' processor uses fused scaled-dot-product attention, which never materialises the
-    attention weights; this one computes the output the same way and, beside it, the softmax
-    weights in query chunks (at most ``budget_bytes`` at a time), summed into key groups: the text tokens, then each latent frame.
-    ``self.last`` is then ``(B, F, 1 + F)``: for queries of latent frame f (mean over heads and the
-    frame's tokens), the share of attention on the text and on each key frame; column 1 is the
-    image frame, the anchor.
-    """
+class AnchorAttentionProcessor(AttentionReader):
+    """CogVideoX's attention which also measures where the attention of each token frame goes
+    (:class:`cogviz.readmaps.AttentionReader` recording shares only). ``self.last`` is then
+    ``(B, F, 1 + F)``: for queries of token frame f (mean over heads and the frame's tokens), the
+    share of attention on the text and on each key frame; column 1 is the image frame, the anchor."""
 
     def __init__(self, tokens_per_frame: int, budget_bytes: int = 512 * 2**20, on_shares=None):
-        self.tokens_per_frame = tokens_per_frame
-        self.budget = budget_bytes  # attention weights held at once (query chunks are sized to fit)
-        self.last = None
-        self.on_shares = on_shares  # called with each forward's shares (cogviz.hooks records through it)
+        super().__init__(tokens_per_frame, None, ("attention",), budget_bytes,
+                         on_record=None if on_shares is None else (lambda what, x: on_shares(x)))
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, image_rotary_emb=None):
-        from .inside import attention_inputs, attention_output
+    def __call__(self, *args, **kwargs):
+        out = super().__call__(*args, **kwargs)
+        self.last = self.last["attention"]
+        return out
 
-        q, k, v, text_len = attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
-        self.last = self._shares(q, k, text_len)
-        if self.on_shares is not None:
-            self.on_shares(self.last)
-        return attention_output(attn, out, text_len)
-
-    @torch.no_grad()
     def _shares(self, q, k, text_len: int) -> torch.Tensor:
-        b, h, n, d = q.shape
-        tpf = self.tokens_per_frame
-        n_frames = (n - text_len) // tpf
-        # key groups: 0 = text, 1 + f = latent frame f
-        group = torch.cat([torch.zeros(text_len, dtype=torch.long),
-                           1 + torch.arange(n - text_len) // tpf]).to(q.device)
-        onehot = F.one_hot(group, 1 + n_frames).to(torch.float32)  # (N, 1 + F)
-        qv = q[:, :, text_len:].float()
-        kf = k.float()
-        chunk = max(1, self.budget // (b * h * n * 4))  # full 5b: 2 x 48 heads x 17,776 keys -> 78 queries
-        sums = []
-        for s in range(0, qv.shape[2], chunk):
-            w = torch.softmax(qv[:, :, s:s + chunk] @ kf.transpose(-1, -2) / d ** 0.5, dim=-1)
-            sums.append(w @ onehot)  # (B, H, chunk, 1 + F)
-        per_query = torch.cat(sums, dim=2).mean(1)  # (B, Nq, 1 + F), mean over heads
-        return per_query.view(b, n_frames, tpf, 1 + n_frames).mean(2).cpu()  # (B, F, 1 + F)
-
-
-def share_hook(layers, tokens_per_frame: int, on_shares=None):
-    """The :mod:`cogviz.hooks` declaration of attention-share records in ``layers``: it reads those
-    blocks' attention and records; ``on_shares(layer, shares)`` gets each forward's ``(B, F, 1 + F)``."""
-    from .hooks import Hook
-
-    def make(layer):
-        return AnchorAttentionProcessor(tokens_per_frame, on_shares=None if on_shares is None
-                                        else (lambda shares: on_shares(layer, shares)))
-
-    return Hook("the attention recorder (attention_layers=)", "attention", tuple(layers), make,
-                reads="attention", records=True)
+        return AttentionReader.read(self, q, k, text_len)["attention"]
 
 
 @contextlib.contextmanager
@@ -200,13 +160,15 @@ def record_attention(pipe, layers, tokens_per_frame: int):
     ``{layer: shares}``, each the last forward's ``(B, F, 1 + F)``."""
     from .hooks import check, installed
     from .inside import check_blocks
+    from .readmaps import reader_hook
     from .speed import check_hooks
 
     layers = list(range(len(pipe.transformer.transformer_blocks))) if layers in (True, "all") else \
         [int(i) for i in layers]
     check_blocks(pipe, layers, "attention layers")
     last: dict = {}
-    hook = share_hook(layers, tokens_per_frame, on_shares=last.__setitem__)
+    hook = reader_hook({layer: ("attention",) for layer in layers}, tokens_per_frame, None,
+                       on_record=lambda layer, what, x: last.__setitem__(layer, x))
     check([hook])
     check_hooks(pipe, [hook])
     with installed(pipe, [hook]):

@@ -53,9 +53,13 @@ def _sizes(pipe, *, height: int, width: int, num_frames: int, cfg: bool, rows: i
         "prompt_embeds": (2 if cfg else 1) * tc.max_text_seq_length * tc.text_embed_dim * esize,
         "step/{i}/z_t": latent,
         "step/{i}/input": rows * n_latent * tc.in_channels * h * w * esize,
-        "step/{i}/pred": latent,
+        "step/{i}/pred": latent // esize * 4,  # guidance runs in float32
+        "step/{i}/x0": latent // esize * 4,
         "step/{i}/block/{l}/hidden": rows * tokens * tc.num_attention_heads * tc.attention_head_dim * esize,
         "step/{i}/block/{l}/attention": rows * n_tokens * (1 + n_tokens) * 4,
+        "step/{i}/block/{l}/readmap": rows * tc.num_attention_heads * n_tokens * grid_rows * grid_cols * 4,
+        "step/{i}/block/{l}/readpos": rows * tokens * 3 * 4,
+        "step/{i}/block/{l}/readtokens": rows * tokens * grid_rows * grid_cols * 4,
         "latents.final": latent,
         "frames": num_frames * height * width * 3,
     }

@@ -38,8 +38,9 @@ GROUPS = ("image", "later", "text")  #: named token groups; a list of latent-fra
 class AttentionEdit:
     """Attention from ``queries`` to ``keys`` times ``factor`` (0: knocked out), in ``layers`` (None: all
     blocks) during steps ``start * S <= i < end * S``. ``queries``/``keys``: ``"image"`` (the token
-    frame holding the image), ``"later"`` (every other token frame), ``"text"``, or a tuple of
-    latent-frame indices."""
+    frame holding the image), ``"later"`` (every other token frame), ``"text"``, a tuple of those
+    names (their union: ``("text", "later")``), or a tuple of latent-frame indices; ``heads``: the
+    attention heads edited (None: all)."""
 
     queries: Any = "later"
     keys: Any = "image"
@@ -47,6 +48,7 @@ class AttentionEdit:
     layers: tuple[int, ...] | None = None
     start: float = 0.0
     end: float = 1.0
+    heads: tuple[int, ...] | None = None
 
     def active(self, layer: int, step: int, steps: int) -> bool:
         from .points import in_window
@@ -63,7 +65,11 @@ def check_blocks(pipe, layers, what: str) -> None:
 
 
 def _group(spec, text_len: int, tpf: int, n_frames: int, family, device) -> torch.Tensor:
-    """Token indices (into [text, video]) of a group: 'image', 'later', 'text' or latent-frame indices."""
+    """Token indices (into [text, video]) of a group: 'image', 'later', 'text', a tuple of those names
+    (their union) or latent-frame indices."""
+    if isinstance(spec, (tuple, list)) and spec and all(isinstance(g, str) for g in spec):
+        parts = [_group(g, text_len, tpf, n_frames, family, device) for g in spec]
+        return torch.unique(torch.cat(parts))  # sorted
     if spec == "text":
         return torch.arange(text_len, device=device)
     if spec == "image":
@@ -140,15 +146,21 @@ class SteeredAttention:
         for e in edits:  # one bias row per distinct query group; edits on the same queries add up
             qi = _group(e.queries, text_len, s.tokens_per_frame, s.frames, s.family, q.device)
             ki = _group(e.keys, text_len, s.tokens_per_frame, s.frames, s.family, q.device)
-            if queries.any() and not torch.equal(queries.nonzero().flatten(), qi):
-                raise CogvizError("two attention edits with different query groups in one block and step: "
-                                  "give them the same queries, or apply them in separate calls")
+            if queries.any() and (not torch.equal(queries.nonzero().flatten(), qi) or e.heads != edits[0].heads):
+                raise CogvizError("two attention edits with different query groups or heads in one block and step: "
+                                  "give them the same queries and heads, or apply them in separate calls")
             queries[qi] = True
             bias[ki] += -math.inf if e.factor == 0 else math.log(e.factor)
         idx = queries.nonzero().flatten()
         mask = bias.to(q.dtype).view(1, 1, 1, n_keys)  # broadcast over rows, heads and queries
         out = out.clone()
-        out[:, :, idx] = F.scaled_dot_product_attention(q[:, :, idx], k, v, attn_mask=mask, dropout_p=0.0)
+        heads = edits[0].heads
+        if heads is None:
+            out[:, :, idx] = F.scaled_dot_product_attention(q[:, :, idx], k, v, attn_mask=mask, dropout_p=0.0)
+            return out
+        hi = torch.tensor(heads, dtype=torch.long, device=q.device)
+        edited = F.scaled_dot_product_attention(q[:, hi][:, :, idx], k[:, hi], v[:, hi], attn_mask=mask, dropout_p=0.0)
+        out[:, hi[:, None], idx[None, :]] = edited  # (rows, heads, queries, d)
         return out
 
 

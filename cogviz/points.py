@@ -14,12 +14,22 @@ error naming the closest valid names, never a silently unablated video.
 ``step/{i}/input``                (2B or B, F, 32, h, w) concat(z_t, z_img) on channels; with image
                                   guidance one more row last: the first row with its image channels zeroed
 ``step/{i}/pred``                 (B, F, 16, h, w) the guided v-prediction of step i
+``step/{i}/x0``                   (B, F, 16, h, w) record-only: the clean latent the sampler predicts at
+                                  step i (the scheduler's own ``pred_original_sample``): the model's
+                                  belief about the finished video at that step
 ``step/{i}/block/{l}/hidden``     (rows, F', h/2, w/2, D) block l's output for the video tokens at step i
                                   (rows: the CFG rows, negative prompt first; F' token frames: latent
                                   frames, halved on 1.5); hooked only in the blocks a call names
 ``step/{i}/block/{l}/attention``  (2B or B, F', 1 + F') record-only, opt-in (``attention_layers=``):
                                   for the queries of each token frame, block l's attention share on
                                   the text and on each token frame
+``step/{i}/block/{l}/readmap``    (rows, heads, F', h/2, w/2) record-only: for the queries of each token
+                                  frame, block l's attention mass on each token of the image frame,
+                                  per head: where in the image that frame reads (:mod:`cogviz.readmaps`)
+``step/{i}/block/{l}/readtokens`` (rows, F', h/2, w/2, h/2, w/2) record-only: for every video token,
+                                  its attention on each token of the image frame (mean over heads)
+``step/{i}/block/{l}/readpos``    (rows, F', h/2, w/2, 3) record-only: for every video token, its mass on
+                                  the image frame and the expected (row, column) there it reads from
 ``latents.final``                 (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
 ``frames``                        (F', H, W, 3) uint8, the decoded video
 ================================  ======================================================================
@@ -52,7 +62,8 @@ __all__ = ["NAMES", "INTERVENABLE", "HALVES", "DEFAULT_RECORD", "in_window", "po
            "check_interventions", "Context", "Intervention", "Trace"]
 
 NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input",
-         "step/{i}/block/{l}/hidden", "step/{i}/block/{l}/attention", "step/{i}/pred", "latents.final", "frames")
+         "step/{i}/block/{l}/hidden", "step/{i}/block/{l}/attention", "step/{i}/block/{l}/readmap",
+         "step/{i}/block/{l}/readtokens", "step/{i}/block/{l}/readpos", "step/{i}/pred", "step/{i}/x0", "latents.final", "frames")
 #: The points an :class:`Intervention` may change (the others are read-only records).
 INTERVENABLE = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/block/{l}/hidden",
                 "step/{i}/pred", "latents.final")

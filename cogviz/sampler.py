@@ -24,13 +24,13 @@ import torch
 
 from . import guidance as G
 from . import hooks
-from .analysis import share_hook
 from .condition import concat_condition
 from .encode import decode_latents, encode_pixels, image_to_tensor
 from .fit import FittedImage, fit_image
 from .inside import check_blocks, edit_hook
 from .plan import CallPlan, Settings, Setup, prepare, resolve_size, validate
 from .points import DEFAULT_RECORD, NAMES, Context, Intervention, Trace, check_interventions, intervene
+from .readmaps import reader_hook
 
 __all__ = ["NAMES", "DEFAULT_RECORD", "Trace", "Intervention", "Context", "Settings", "CallPlan", "Setup",
            "Conditioning",
@@ -127,15 +127,6 @@ def variants_per_forward(pipe, height: int, width: int, num_latent_frames: int, 
 
             free_bytes = psutil.virtual_memory().available
     return max(1, int(free_bytes // 2 // (per_row * rows_per_variant)))
-
-
-def _x0(scheduler, z_t, pred, t) -> torch.Tensor:
-    """The predicted clean latent of a v-prediction (or epsilon) model at timestep t."""
-    a = scheduler.alphas_cumprod.to(z_t.device)[int(t)].to(torch.float32)
-    z = z_t.float()
-    if scheduler.config.prediction_type == "v_prediction":
-        return a.sqrt() * z - (1 - a).sqrt() * pred
-    return (z - (1 - a).sqrt() * pred) / a.sqrt()
 
 
 def _generator_at(device, state) -> torch.Generator:
@@ -291,9 +282,10 @@ def _hooks(run: _Run) -> list:
                      for layer in (e.layers if e.layers is not None else range(plan.blocks))})
     if edited:
         made.append(edit_hook(edited, run.forward))
-    if plan.attention_layers:
-        made.append(share_hook(plan.attention_layers, plan.tokens_per_frame,
-                               on_shares=lambda layer, shares: _record_shares(run, layer, shares)))
+    reads = _reads(run)
+    if reads:
+        made.append(reader_hook(reads, plan.tokens_per_frame, plan.token_grid,
+                                on_record=lambda layer, what, x: _record_read(run, layer, what, x)))
     written, recorded = _hooked_blocks(run)
     if written or recorded:
         made.append(hooks.Hook("block points (step/{i}/block/{l}/hidden: records, interventions, "
@@ -308,12 +300,32 @@ def _hooks(run: _Run) -> list:
     return made
 
 
-def _record_shares(run: _Run, layer: int, shares: torch.Tensor) -> None:
-    """A forward's attention shares, each variant's own rows into its own trace (companions record none)."""
+def _reads(run: _Run) -> dict[int, tuple[str, ...]]:
+    """What each block's attention reader records: shares where ``attention_layers=`` asks, read maps
+    and read positions where a variant records ``step/{i}/block/{l}/readmap`` / ``readpos``."""
+    plan, reads = run.plan, {}
+    for layer in range(plan.blocks):
+        wanted = tuple(what for what in ("readmap", "readtokens", "readpos")
+                       if any(v.trace.wants(f"step/{i}/block/{layer}/{what}")
+                              for v in run.variants for i in range(plan.steps)))
+        wanted = (("attention",) if layer in plan.attention_layers else ()) + wanted
+        if wanted:
+            reads[layer] = wanted
+    return reads
+
+
+def _record_read(run: _Run, layer: int, what: str, x: torch.Tensor) -> None:
+    """A forward's attention reading, each variant's own rows into its own trace (companions record
+    none): shares always (``attention_layers=`` asked for them), read maps where the trace wants them."""
     fw = run.forward
+    name = f"step/{fw.step}/block/{layer}/{what}"
     for (r0, r1), _, v in fw.rows:
-        if not v.companion:
-            v.trace.put(f"step/{fw.step}/block/{layer}/attention", shares[r0:r1])
+        if v.companion:
+            continue
+        if what == "attention":
+            v.trace.put(name, x[r0:r1])
+        else:
+            v.trace.add(name, x[r0:r1])
 
 
 def _check_budget(run: _Run) -> None:
@@ -524,16 +536,16 @@ def _step_output(run: _Run, v: _Variant, pred: torch.Tensor, i: int, t, callback
     pred = G.combine(pred, cfg=run.plan.do_cfg, scale=w, image_scale=v.cond.image_guidance)
     pred = intervene(v.interventions, f"step/{i}/pred", pred, i, t)
     v.trace.add(f"step/{i}/pred", pred)
-    z_in = v.z_t
     if isinstance(pipe.scheduler, CogVideoXDPMScheduler):
         prev = run.timesteps[i - 1] if i > 0 else None
-        v.z_t, v.old_pred_original = pipe.scheduler.step(pred, v.old_pred_original, t, prev, v.z_t, **v.extra,
-                                                         return_dict=False)
+        v.z_t, x0 = pipe.scheduler.step(pred, v.old_pred_original, t, prev, v.z_t, **v.extra, return_dict=False)
+        v.old_pred_original = x0
     else:
-        v.z_t = pipe.scheduler.step(pred, t, v.z_t, **v.extra, return_dict=False)[0]
+        v.z_t, x0 = pipe.scheduler.step(pred, t, v.z_t, **v.extra, return_dict=False)
     v.z_t = v.z_t.to(run.dtype)
+    v.trace.add(f"step/{i}/x0", x0)  # the scheduler's own pred_original_sample
     if callback is not None and not v.companion:
-        callback(StepInfo(i, len(run.timesteps), int(t), v.z_t, _x0(pipe.scheduler, z_in, pred, t)))
+        callback(StepInfo(i, len(run.timesteps), int(t), v.z_t, x0.float()))
 
 
 def _decode(run: _Run):

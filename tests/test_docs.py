@@ -98,9 +98,12 @@ def test_the_site_has_the_guide_the_api_and_every_lesson(site):
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     assert {f"guide/{g}.html" for g in GUIDE} <= pages
     assert {f"lessons/{p.stem}.html" for p in NOTEBOOKS} <= pages
-    assert {"index.html", "api.html", "generated/cogviz.sweep.html", "generated/cogviz.sampler.html"} <= pages
+    assert {"index.html", "api.html", "generated/cogviz.sweep.html", "generated/cogviz.sampler.html",
+            "generated/cogviz.plan.html", "generated/cogviz.hooks.html", "generated/cogviz.readmaps.html"} <= pages
     api = (html / "generated" / "cogviz.sampler.html").read_text()
-    assert 'id="cogviz.sampler.Settings"' in api and 'id="cogviz.sampler.sample"' in api  # from the docstrings
+    assert 'id="cogviz.sampler.sample"' in api  # from the docstrings
+    plan = (html / "generated" / "cogviz.plan.html").read_text()
+    assert 'id="cogviz.plan.Settings"' in plan and 'id="cogviz.plan.CallPlan"' in plan
     assert broken_links(html) == []
 
 

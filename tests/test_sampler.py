@@ -83,8 +83,9 @@ def test_recording_is_selective_and_round_trips(tmp_path):
     assert "step/0/input" not in g.trace and "z_img" in g.trace and "frames" in g.trace
     g2 = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=2, progress=False, record="step/1/*")
     blocks = len(pipe.transformer.transformer_blocks)  # a wildcard reaches the block points too
-    assert sorted(g2.trace.names()) == sorted(["step/1/input", "step/1/pred", "step/1/z_t",
-                                               *[f"step/1/block/{b}/hidden" for b in range(blocks)]])
+    assert sorted(g2.trace.names()) == sorted(["step/1/input", "step/1/pred", "step/1/z_t", "step/1/x0",
+                                               *[f"step/1/block/{b}/{what}" for b in range(blocks)
+                                                 for what in ("hidden", "readmap", "readtokens", "readpos")]])
     assert all(t.device.type == "cpu" for t in g.trace.tensors.values())
     path = g.trace.save(tmp_path / "trace.safetensors")
     back = Trace.load(path)
@@ -377,7 +378,9 @@ def test_a_recording_over_max_record_bytes_is_refused_before_compute(monkeypatch
     monkeypatch.undo()
     for each, frames in ((pipe, 9), (tiny_random_pipeline("1.5"), 17)):
         g = generate(each, np.zeros((32, 32, 3), np.uint8), "x", steps=3, progress=False, num_frames=frames,
-                     record=("step/*/input", "step/*/z_t", "z_img", "step/*/block/*/hidden"), image_guidance=2.0)
+                     record=("step/*/input", "step/*/z_t", "z_img", "step/*/block/*/hidden", "step/*/x0",
+                             "step/*/block/0/readmap", "step/0/block/*/readpos", "step/1/block/0/readtokens"),
+                     image_guidance=2.0)
         costs = record_costs(each, g.trace.patterns, height=32, width=32, num_frames=g.trace.meta["num_frames"],
                              steps=3, cfg=True, image_free=True)
         assert sum(costs.values()) == g.trace.nbytes(), (g.trace.meta["plan"], costs)
@@ -397,3 +400,32 @@ def test_the_estimate_of_a_real_size_block_record():
                              vae_scale_factor_spatial=8)
     costs = record_costs(five_b, ["step/*/block/*/hidden"], height=480, width=720, num_frames=49, steps=50, cfg=True)
     assert costs["step/*/block/*/hidden"] == 2 * 13 * 30 * 45 * 3072 * 2 * 42 * 50
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm"])
+def test_x0_is_the_schedulers_own_prediction_of_the_clean_latent(scheduler):
+    """Issue 44: step/{i}/x0 is diffusers' pred_original_sample for the step's guided prediction, on
+    the DDIM and DPM schedulers; at the last DDIM step it is the final latent."""
+    import copy
+
+    pipe = tiny_random_pipeline()
+    if scheduler == "dpm":
+        pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config)
+    g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=9, steps=4, seed=3, progress=False,
+                 record=("step/*/z_t", "step/*/pred", "step/*/x0", "latents.final"), decode_video=False)
+    sched = copy.deepcopy(pipe.scheduler)
+    sched.set_timesteps(4)
+    old = None
+    for i, t in enumerate(sched.timesteps):
+        z, pred = g.trace[f"step/{i}/z_t"], g.trace[f"step/{i}/pred"]
+        if scheduler == "dpm":
+            prev = sched.timesteps[i - 1] if i > 0 else None
+            x0 = sched.step(pred, old, t, prev, z, generator=torch.Generator().manual_seed(0), return_dict=False)[1]
+            old = x0
+        else:
+            x0 = sched.step(pred, t, z, return_dict=False)[1]
+        torch.testing.assert_close(g.trace[f"step/{i}/x0"], x0, rtol=0, atol=1e-6)
+    assert g.trace.stack("x0").shape[0] == 4
+    if scheduler == "ddim":  # the last step's prediction is where the sampler lands
+        torch.testing.assert_close(g.trace["step/3/x0"].to(g.trace["latents.final"].dtype), g.trace["latents.final"],
+                                   rtol=0, atol=1e-5)

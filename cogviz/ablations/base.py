@@ -232,18 +232,38 @@ def _holds_steps(self, setup) -> None:
 
 
 def _tokens(self, name: str) -> None:
-    """A token group: "image", "later", "text", or a list of latent-frame indices (kept as a tuple)."""
+    """A token group: "image", "later", "text", a list of those names (their union, kept as a tuple), or
+    a list of latent-frame indices (kept as a tuple)."""
     v = getattr(self, name)
-    if isinstance(v, str):
-        if v not in GROUPS:
-            close = difflib.get_close_matches(v, GROUPS, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            self._fail(name, v, f"{hint}expected 'image', 'later', 'text' or a list of latent-frame indices")
+    accepted = "expected 'image', 'later', 'text', a list of those, or a list of latent-frame indices"
+    names = [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) and v and \
+        all(isinstance(g, str) for g in v) else None
+    if names is not None:
+        for g in names:
+            if g not in GROUPS:
+                close = difflib.get_close_matches(g, GROUPS, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                self._fail(name, v, f"{hint}{accepted}")
+        if len(set(names)) != len(names):
+            self._fail(name, v, f"a group named twice; {accepted}")
+        if not isinstance(v, str):
+            object.__setattr__(self, name, tuple(names))
         return
     if (not isinstance(v, (list, tuple)) or not v
             or not all(_is_number(f) and float(f) == int(f) and f >= 0 for f in v)):
-        self._fail(name, v, "expected 'image', 'later', 'text' or a list of latent-frame indices (whole numbers >= 0)")
+        self._fail(name, v, f"{accepted} (whole numbers >= 0)")
     object.__setattr__(self, name, tuple(int(f) for f in v))
+
+
+def _heads(self) -> None:
+    """``heads``: "all" or a list of attention-head indices (kept as a tuple)."""
+    v = self.heads
+    if v == "all":
+        return
+    if (not isinstance(v, (list, tuple)) or not v
+            or not all(_is_number(f) and float(f) == int(f) and f >= 0 for f in v)):
+        self._fail("heads", v, "expected 'all' or a list of attention-head indices (whole numbers >= 0)")
+    object.__setattr__(self, "heads", tuple(sorted({int(f) for f in v})))
 
 
 def _layers(self) -> None:

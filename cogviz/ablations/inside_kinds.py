@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..sampler import Conditioning
-from .base import Ablation, _holds_steps, _image_value, _layers, _register, _step_window, _tokens
+from .base import Ablation, _heads, _holds_steps, _image_value, _layers, _register, _step_window, _tokens
 from .image_kinds import SwapImage
 from .where import AttentionFactor, FromSource, Where, act, attention
 
@@ -16,20 +16,27 @@ __all__ = ["AttentionKnockout", "ScaleAttention", "PatchActivations"]
 class _AttentionAblation(Ablation):
     """Shared checks of the ablations that edit attention inside the transformer."""
 
+    later: ClassVar[tuple[str, ...]] = ("heads",)
+
     def _check_fields(self) -> None:
         _layers(self)
         _tokens(self, "queries")
         _tokens(self, "keys")
         _step_window(self)
+        _heads(self)
 
     def check(self, setup):
         from ..inside import check_blocks
 
         check_blocks(setup.pipe, () if self.layers == "all" else self.layers, f"{self.kind}.layers")
         _holds_steps(self, setup)
+        n, heads = setup.pipe.transformer.config.num_attention_heads, getattr(self, "heads", "all")
+        if heads != "all" and max(heads) >= n:
+            self._fail("heads", list(self.heads), f"this transformer has {n} heads, 0-{n - 1}")
 
     def _edit(self, factor: float) -> list:
-        where = Where("attention", self.start, self.end, layers=None if self.layers == "all" else self.layers)
+        where = Where("attention", self.start, self.end, layers=None if self.layers == "all" else self.layers,
+                      heads=None if self.heads == "all" else self.heads)
         return [attention(where, AttentionFactor(factor, self.queries, self.keys))]
 
 
@@ -39,14 +46,18 @@ class AttentionKnockout(_AttentionAblation):
     """In ``layers`` and the ``[start, end)`` fraction of the steps, the tokens of ``queries`` cannot
     attend to the tokens of ``keys`` (masked before the softmax). The default cuts the one road the
     image has to the later frames: their attention to the image frame. ``queries``/``keys``:
-    ``"image"`` (the token frame holding the image), ``"later"`` (every other), ``"text"``, or a list
-    of latent-frame indices; ``layers``: ``"all"`` or a list of block indices. Out of distribution."""
+    ``"image"`` (the token frame holding the image), ``"later"`` (every other), ``"text"``, a list of
+    those (their union: ``queries=["text", "later"]`` with ``keys="image"`` closes both roads the
+    image has to the later frames, directly and through the text tokens, which every block
+    updates), or a list of latent-frame indices; ``layers``: ``"all"`` or a list of block indices;
+    ``heads``: ``"all"`` or a list of attention heads. Out of distribution."""
 
     layers: Any = "all"
     queries: Any = "later"
     keys: Any = "image"
     start: float = 0.0
     end: float = 1.0
+    heads: Any = "all"
     kind: ClassVar[str] = "attention_knockout"
     in_distribution: ClassVar[str] = "no: the model never ran with attention cut"
 
@@ -70,6 +81,7 @@ class ScaleAttention(_AttentionAblation):
     keys: Any = "image"
     start: float = 0.0
     end: float = 1.0
+    heads: Any = "all"
     kind: ClassVar[str] = "scale_attention"
     in_distribution: ClassVar[str] = "only at factor 1"
 

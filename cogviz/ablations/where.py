@@ -38,8 +38,8 @@ class Where:
     ``point``: a point name or pattern (``"z_img"``, ``"image.pixels"``, ``"step/*/input"``,
     ``"step/*/z_t"``, ``"step/*/block/3/hidden"``, ``"latents.final"``; ``"attention"`` for attention
     edits); ``start``/``end``: the step window, fractions of the steps (per-step points); ``layers``:
-    blocks (attention edits; None: all); ``part="image"``: the image channels of ``step/*/input``
-    only; ``frames``: indices along the frame axis (latent frames; token frames at block points),
+    blocks and ``heads``: attention heads (attention edits; None: all); ``part="image"``: the image
+    channels of ``step/*/input`` only; ``frames``: indices along the frame axis (latent frames; token frames at block points),
     ``"image"`` / ``"later"`` at block points; ``box``: latent cells ``(c0, r0, c1, r1)``,
     end-exclusive, and ``outside=True`` for every cell but those; ``half``: ``"conditional"`` or
     ``"unconditional"`` (one CFG half of ``z_img`` / ``step/*/input``; None: both)."""
@@ -48,6 +48,7 @@ class Where:
     start: float = 0.0
     end: float = 1.0
     layers: tuple[int, ...] | None = None
+    heads: tuple[int, ...] | None = None
     part: str = "all"
     frames: Any = None
     box: tuple[int, int, int, int] | None = None
@@ -226,4 +227,4 @@ def attention(where: Where, op: AttentionFactor):
     """An attention factor at ``where`` (its layers and step window) as one attention edit."""
     from ..inside import AttentionEdit
 
-    return AttentionEdit(op.queries, op.keys, op.factor, where.layers, where.start, where.end)
+    return AttentionEdit(op.queries, op.keys, op.factor, where.layers, where.start, where.end, where.heads)

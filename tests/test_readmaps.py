@@ -1,0 +1,76 @@
+"""Where each frame reads the image (issue 44): read maps and read positions, against an explicit
+softmax, inside calls, and on the embedded model's own scenes."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import cogviz
+from cogviz.errors import SpeedPresetError
+from cogviz.inside import attention_inputs
+from cogviz.readmaps import READS, AttentionReader, flow, region_map
+from cogviz.testing import tiny_random_pipeline
+
+PROMPT = "a red circle moves left"
+
+
+def _explicit(attn, hid, enc):
+    q, k, _, text_len = attention_inputs(attn, hid, enc)
+    return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1), text_len  # (B, H, N, N)
+
+
+@pytest.mark.parametrize("budget", [2**30, 3 * 2 * 2 * 27 * 4])  # one chunk; chunks of 3 queries
+def test_read_maps_equal_an_explicit_softmax_per_block_and_head(budget):
+    pipe = tiny_random_pipeline(num_layers=2)
+    g = torch.Generator().manual_seed(0)
+    grid, frames, text_len = (2, 2), 3, 3
+    tpf = grid[0] * grid[1]
+    for block in pipe.transformer.transformer_blocks:
+        attn = block.attn1
+        dim = attn.to_q.in_features
+        enc, hid = torch.randn(2, text_len, dim, generator=g), torch.randn(2, tpf * frames, dim, generator=g)
+        q, k, _, _ = attention_inputs(attn, hid, enc)
+        got = AttentionReader(tpf, grid, READS, budget_bytes=budget).read(q, k, text_len)
+        w, _ = _explicit(attn, hid, enc)
+        video = w[:, :, text_len:]  # (B, H, video queries, N)
+        on_image = video[..., text_len:text_len + tpf]  # keys of the image frame
+        ref = on_image.reshape(2, attn.heads, frames, tpf, tpf).mean(3).reshape(2, attn.heads, frames, *grid)
+        torch.testing.assert_close(got["readmap"], ref, atol=1e-6, rtol=1e-5)
+        per_token = on_image.mean(1).reshape(2, frames, *grid, *grid)  # mean over heads
+        torch.testing.assert_close(got["readtokens"], per_token, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(region_map(got["readtokens"], 1), ref[:, :, 1].mean(1), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(region_map(got["readtokens"], 2, (1, 0, 2, 1)), per_token[:, 2, 0, 1],
+                                   atol=0, rtol=0)
+        # with the text's and the other frames' shares, every frame's attention sums to 1
+        shares = got["attention"]  # (B, F, 1 + F)
+        torch.testing.assert_close(got["readmap"].sum((-2, -1)).mean(1), shares[..., 1], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(shares.sum(-1), torch.ones(2, frames), atol=1e-5, rtol=0)
+        # read positions: the mass on the image frame and the mass-weighted expected position
+        pos = torch.tensor([[r, c] for r in range(grid[0]) for c in range(grid[1])], dtype=torch.float32)
+        mass = on_image.sum(-1)  # (B, H, Nq)
+        expected = (on_image @ pos).sum(1) / mass.sum(1)[..., None]
+        readpos = got["readpos"].reshape(2, frames * tpf, 3)
+        torch.testing.assert_close(readpos[..., 0], mass.mean(1), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(readpos[..., 1:], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_read_maps_are_named_points_recorded_per_variant_and_refused_under_a_cache():
+    pipe = tiny_random_pipeline(num_layers=2)
+    img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    g = cogviz.generate(pipe, img, PROMPT, num_frames=9, steps=2, progress=False, decode_video=False,
+                        record=("step/*/block/1/readmap", "step/1/block/0/readpos"), attention_layers=[1],
+                        image_guidance=2.0)
+    t = g.trace
+    assert t["step/0/block/1/readmap"].shape == (3, 2, 3, 2, 2)  # rows (CFG + image-free), heads, frames, grid
+    assert "step/0/block/0/readmap" not in t and t["step/1/block/0/readpos"].shape == (3, 3, 2, 2, 3)
+    torch.testing.assert_close(t["step/0/block/1/readmap"].sum((-2, -1)).mean(1), t["step/0/block/1/attention"][..., 1],
+                               atol=1e-6, rtol=1e-5)
+    arrows = flow(t["step/1/block/0/readpos"])
+    assert arrows.shape == (3, 3, 2, 2, 2) and torch.isfinite(arrows).all()
+    from cogviz.speed import apply_speed
+
+    cached = tiny_random_pipeline(num_layers=2)
+    apply_speed(cached, "cache_fbc")
+    with pytest.raises(SpeedPresetError, match="attention recorder .* would record"):
+        cogviz.generate(cached, img, PROMPT, num_frames=9, steps=2, progress=False, record=("step/*/block/0/readmap",))
