@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "region_map"]
+__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "argmax_flow", "region_map"]
 
 READS = ("attention", "readmap", "readtokens", "readpos")  #: what a reader can record, by the point's last part
 
@@ -72,24 +72,28 @@ class AttentionReader:
         image = slice(text_len, text_len + tpf)  # the image frame's keys: token frame 0
         pos = self._positions(q.device)  # (tpf, 2)
         qv, kf = q[:, :, text_len:].float(), k.float()
+        nq = qv.shape[2]
+        # every output allocated before the loop: no small tensor kept between the chunks' large ones
+        # (interleaved, they fragment the heap: RSS then grows like tokens^2 on glibc, measured)
+        shapes = {"attention": (b, h, nq, 1 + n_frames), "readmap": (b, h, nq, tpf), "readtokens": (b, nq, tpf),
+                  "readpos": (b, nq, 3)}
+        out = {what: q.new_empty(shapes[what], dtype=torch.float32) for what in self.reads}
         chunk = max(1, self.budget // (b * h * n * 4))  # full 5b: 2 x 48 heads x 17,776 keys -> 78 queries
-        parts: dict = {what: [] for what in self.reads}
-        for s in range(0, qv.shape[2], chunk):
-            w = torch.softmax(qv[:, :, s:s + chunk] @ kf.transpose(-1, -2) / d ** 0.5, dim=-1)  # (B, H, c, N)
-            if "attention" in parts:
-                parts["attention"].append(w @ onehot)  # (B, H, c, 1 + F)
+        for s in range(0, nq, chunk):
+            e = min(s + chunk, nq)
+            w = torch.softmax(qv[:, :, s:e] @ kf.transpose(-1, -2) / d ** 0.5, dim=-1)  # (B, H, c, N)
+            if "attention" in out:
+                out["attention"][:, :, s:e] = w @ onehot  # (B, H, c, 1 + F)
             wi = w[..., image]  # (B, H, c, tpf)
-            if "readmap" in parts:
-                parts["readmap"].append(wi)
-            if "readtokens" in parts:
-                parts["readtokens"].append(wi.mean(1))  # (B, c, tpf)
-            if "readpos" in parts:
+            if "readmap" in out:
+                out["readmap"][:, :, s:e] = wi
+            if "readtokens" in out:
+                out["readtokens"][:, s:e] = wi.mean(1)
+            if "readpos" in out:
                 mass = wi.sum(-1)  # (B, H, c)
-                where = (wi @ pos).sum(1) / mass.sum(1).clamp_min(1e-12)[..., None]  # (B, c, 2), mass-weighted
-                parts["readpos"].append(torch.cat([mass.mean(1)[..., None], where], -1))  # (B, c, 3)
-        return {what: self._finish(what, torch.cat(p, dim=-2 if what in ("readpos", "readtokens") else 2), b, h,
-                                   n_frames)
-                for what, p in parts.items()}
+                out["readpos"][:, s:e, 0] = mass.mean(1)
+                out["readpos"][:, s:e, 1:] = (wi @ pos).sum(1) / mass.sum(1).clamp_min(1e-12)[..., None]
+        return {what: self._finish(what, x, b, h, n_frames) for what, x in out.items()}
 
     def _finish(self, what: str, x: torch.Tensor, b: int, h: int, n_frames: int) -> torch.Tensor:
         tpf = self.tokens_per_frame
@@ -144,3 +148,14 @@ def region_map(readtokens: torch.Tensor, frame: int, box: tuple[int, int, int, i
         c0, r0, c1, r1 = box
         x = x[..., r0:r1, c0:c1, :, :]
     return x.mean((-4, -3))
+
+
+def argmax_flow(readtokens: torch.Tensor) -> torch.Tensor:
+    """The correspondence field of per-token maps ``(..., F', h', w', h', w')``: for every token, the
+    arrow from the image-frame token it reads most to its own position, ``(..., F', h', w', 2)`` as
+    (down, right) in tokens (DiffTrack's reading of CogVideoX attention as correspondence)."""
+    rows, cols = readtokens.shape[-2:]
+    best = readtokens.flatten(-2).argmax(-1)  # (..., F', h', w')
+    src = torch.stack([best // cols, best % cols], -1).float()
+    r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    return torch.stack([r, c], -1).float() - src
