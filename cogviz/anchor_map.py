@@ -110,12 +110,18 @@ def map_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def map_picture(table: pd.DataFrame, figure: str = "later_ssim", *, of: str = "change", title: str | None = None):
-    """The block x window heat map of one figure (mean over seeds) from :func:`block_map`'s table."""
-    from .viz import heatmap
+    """The block x window map of one figure (mean over seeds) from :func:`block_map`'s table: changes
+    on a diverging scale centred at 0 with a colour bar (``of="change"``), values on their own scale."""
+    from .viz import change_map, heatmap
 
     if figure not in FIGURES:
         raise CogvizError(f"figure={figure!r}: expected one of {', '.join(FIGURES)}")
     t = table[(table["figure"] == figure) & table["block"].notna()]
     grid = t.pivot_table(index="block", columns="window", values=of, aggfunc="mean")
+    if of == "change":
+        return change_map(grid.to_numpy(), row_labels=[f"block {int(b)}" for b in grid.index],
+                          col_labels=[f"steps {w}" for w in grid.columns], title=title or f"{figure}: change",
+                          label=f"{figure} minus the baseline", xlabel="step window (fractions of the steps)",
+                          ylabel="block knocked out / patched")
     return heatmap(grid.to_numpy(), row_labels=[f"block {int(b)}" for b in grid.index],
                    col_labels=list(grid.columns), title=title or f"{figure}, {of}")

@@ -57,6 +57,7 @@ def _sizes(pipe, *, height: int, width: int, num_frames: int, cfg: bool, rows: i
         "step/{i}/x0": latent // esize * 4,
         "step/{i}/block/{l}/hidden": rows * tokens * tc.num_attention_heads * tc.attention_head_dim * esize,
         "step/{i}/block/{l}/attention": rows * n_tokens * (1 + n_tokens) * 4,
+        "step/{i}/block/{l}/lens": rows * n_latent * tc.out_channels * h * w * 4,
         "step/{i}/block/{l}/readmap": rows * tc.num_attention_heads * n_tokens * grid_rows * grid_cols * 4,
         "step/{i}/block/{l}/readpos": rows * tokens * 3 * 4,
         "step/{i}/block/{l}/readtokens": rows * tokens * grid_rows * grid_cols * 4,

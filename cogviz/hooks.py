@@ -13,6 +13,7 @@ that would replace the same block's attention are refused here. ::
     | attention edits      | attention | attention   | yes    | no      | ablations' attention kinds    |
     | attention shares     | attention | attention   | no     | yes     | ``attention_layers=``         |
     | block points         | block     | block output| if an intervention matches | if recorded | ``step/{i}/block/{l}/hidden`` |
+    | block lens           | block     | block output| no     | yes     | ``step/{i}/block/{l}/lens``   |
     | attention counter    | attention | nothing     | no     | no      | every call under a cache preset |
 
 The hooks see the forward being run through one :class:`Forward`: the step, its timestep and each
@@ -56,7 +57,8 @@ class Hook:
     """One call-scoped hook (see the module doc). ``make(layer)`` gives, at site ``"attention"``, the
     processor for that block (with ``wraps``: ``make(layer, inner)`` wraps the block's processor in
     place, which keeps diffusers' cache hooks intact); at site ``"block"``, a function
-    ``hidden -> hidden`` on the block's video-token output ``(B, N, C)``."""
+    ``(hidden, temb) -> hidden`` on the block's video-token output ``(B, N, C)`` and the time
+    embedding the block was called with."""
 
     name: str
     site: str
@@ -98,7 +100,7 @@ def installed(pipe, hooks: list[Hook]):
             for layer in h.layers:
                 attn = blocks[layer].attn1
                 if h.site == "block":
-                    handles.append(blocks[layer].register_forward_hook(_output_hook(h.make(layer))))
+                    handles.append(blocks[layer].register_forward_hook(_output_hook(h.make(layer)), with_kwargs=True))
                     continue
                 saved.setdefault(layer, attn.processor)
                 if h.wraps:
@@ -114,8 +116,8 @@ def installed(pipe, hooks: list[Hook]):
 
 
 def _output_hook(fn):
-    def hook(module, args, output):
+    def hook(module, args, kwargs, output):
         hidden, encoder = output
-        return fn(hidden), encoder
+        return fn(hidden, kwargs.get("temb")), encoder
 
     return hook

@@ -23,6 +23,9 @@ error naming the closest valid names, never a silently unablated video.
 ``step/{i}/block/{l}/attention``  (2B or B, F', 1 + F') record-only, opt-in (``attention_layers=``):
                                   for the queries of each token frame, block l's attention share on
                                   the text and on each token frame
+``step/{i}/block/{l}/lens``       (rows, F, 16, h, w) record-only: block l's output through the model's
+                                  final norms and projection: the prediction it would make if it
+                                  stopped there (:mod:`cogviz.lens`)
 ``step/{i}/block/{l}/readmap``    (rows, heads, F', h/2, w/2) record-only: for the queries of each token
                                   frame, block l's attention mass on each token of the image frame,
                                   per head: where in the image that frame reads (:mod:`cogviz.readmaps`)
@@ -62,7 +65,8 @@ __all__ = ["NAMES", "INTERVENABLE", "HALVES", "DEFAULT_RECORD", "in_window", "po
            "check_interventions", "Context", "Intervention", "Trace"]
 
 NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input",
-         "step/{i}/block/{l}/hidden", "step/{i}/block/{l}/attention", "step/{i}/block/{l}/readmap",
+         "step/{i}/block/{l}/hidden", "step/{i}/block/{l}/attention", "step/{i}/block/{l}/lens",
+         "step/{i}/block/{l}/readmap",
          "step/{i}/block/{l}/readtokens", "step/{i}/block/{l}/readpos", "step/{i}/pred", "step/{i}/x0", "latents.final", "frames")
 #: The points an :class:`Intervention` may change (the others are read-only records).
 INTERVENABLE = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/block/{l}/hidden",

@@ -290,8 +290,14 @@ def _hooks(run: _Run) -> list:
     if written or recorded:
         made.append(hooks.Hook("block points (step/{i}/block/{l}/hidden: records, interventions, "
                                "patch_activations)", "block", tuple(sorted(set(written) | set(recorded))),
-                               lambda layer: (lambda h: _block_point(run, layer, h)), reads="block output",
+                               lambda layer: (lambda h, temb: _block_point(run, layer, h)), reads="block output",
                                writes=bool(written), records=bool(recorded)))
+    lensed = [layer for layer in range(plan.blocks) if any(v.trace.wants(f"step/{i}/block/{layer}/lens")
+                                                           for v in run.variants for i in range(plan.steps))]
+    if lensed:
+        from .lens import lens_hook
+
+        made.append(lens_hook(run.pipe, plan, lensed, lambda layer, x: _record_read(run, layer, "lens", x)))
     if run.cache:
         from .speed import attention_counter
 
@@ -315,8 +321,9 @@ def _reads(run: _Run) -> dict[int, tuple[str, ...]]:
 
 
 def _record_read(run: _Run, layer: int, what: str, x: torch.Tensor) -> None:
-    """A forward's attention reading, each variant's own rows into its own trace (companions record
-    none): shares always (``attention_layers=`` asked for them), read maps where the trace wants them."""
+    """A forward's reading inside the transformer (attention shares, read maps, block lenses), each
+    variant's own rows into its own trace (companions record none): shares always
+    (``attention_layers=`` asked for them), the others where the trace wants them."""
     fw = run.forward
     name = f"step/{fw.step}/block/{layer}/{what}"
     for (r0, r1), _, v in fw.rows:

@@ -118,3 +118,30 @@ def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows
     share_above = np.mean(np.array(ratios) > 1.0)
     assert np.median(ratios) > 2.0 and share_above > 0.8, (np.percentile(ratios, [0, 10, 50, 90, 100]), share_above)
     assert np.mean(errors) < np.mean(still), (np.mean(errors), np.mean(still))
+
+
+def test_the_pictures_have_colour_bars_labels_and_a_scale_centred_at_zero():
+    from cogviz.anchor_map import map_picture
+    from cogviz.readmaps import flow
+    from cogviz.viz import arrows_picture, change_map, read_map_picture
+
+    pipe = tiny_random_pipeline(num_layers=2)
+    img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    g = cogviz.generate(pipe, img, PROMPT, num_frames=9, steps=2, progress=False,
+                        record=("step/1/block/0/readmap", "step/1/block/0/readpos", "frames"))
+    pic = read_map_picture(g.trace.row("step/1/block/0/readmap"), g.fitted)
+    assert pic.shape[1] > 500 and len(pic.figure.axes) == 3  # two later frames and the colour bar
+    assert pic.figure.axes[-1].get_ylabel() == "attention on each image token"
+    arrows = arrows_picture(flow(g.trace.row("step/1/block/0/readpos")), g.frames)
+    assert arrows.shape[0] > 150 and len(arrows.figure.axes) == 2
+    changes = change_map([[-0.2, 0.05], [0.0, 0.1]], row_labels=["a", "b"], col_labels=["x", "y"])
+    norm = changes.figure.axes[0].images[0].norm
+    assert norm.vcenter == 0 and norm.vmin == pytest.approx(-0.2) and norm.vmax == pytest.approx(0.2)
+    import pandas as pd
+
+    table = pd.DataFrame({"figure": ["later_ssim"] * 3, "block": [None, 0, 1], "window": ["0-1"] * 3,
+                          "change": [0.0, -0.03, 0.01]})
+    drawn = map_picture(table)
+    assert drawn.figure.axes[0].get_xlabel().startswith("step window") and len(drawn.figure.axes) == 2
+    with pytest.raises(cogviz.errors.CogvizError, match="token frames 0-2"):
+        read_map_picture(g.trace.row("step/1/block/0/readmap"), g.fitted, frames=[5])

@@ -85,7 +85,7 @@ def test_recording_is_selective_and_round_trips(tmp_path):
     blocks = len(pipe.transformer.transformer_blocks)  # a wildcard reaches the block points too
     assert sorted(g2.trace.names()) == sorted(["step/1/input", "step/1/pred", "step/1/z_t", "step/1/x0",
                                                *[f"step/1/block/{b}/{what}" for b in range(blocks)
-                                                 for what in ("hidden", "readmap", "readtokens", "readpos")]])
+                                                 for what in ("hidden", "lens", "readmap", "readtokens", "readpos")]])
     assert all(t.device.type == "cpu" for t in g.trace.tensors.values())
     path = g.trace.save(tmp_path / "trace.safetensors")
     back = Trace.load(path)
@@ -379,7 +379,8 @@ def test_a_recording_over_max_record_bytes_is_refused_before_compute(monkeypatch
     for each, frames in ((pipe, 9), (tiny_random_pipeline("1.5"), 17)):
         g = generate(each, np.zeros((32, 32, 3), np.uint8), "x", steps=3, progress=False, num_frames=frames,
                      record=("step/*/input", "step/*/z_t", "z_img", "step/*/block/*/hidden", "step/*/x0",
-                             "step/*/block/0/readmap", "step/0/block/*/readpos", "step/1/block/0/readtokens"),
+                             "step/*/block/0/readmap", "step/0/block/*/readpos", "step/1/block/0/readtokens",
+                             "step/*/block/0/lens"),
                      image_guidance=2.0)
         costs = record_costs(each, g.trace.patterns, height=32, width=32, num_frames=g.trace.meta["num_frames"],
                              steps=3, cfg=True, image_free=True)
@@ -429,3 +430,26 @@ def test_x0_is_the_schedulers_own_prediction_of_the_clean_latent(scheduler):
     if scheduler == "ddim":  # the last step's prediction is where the sampler lands
         torch.testing.assert_close(g.trace["step/3/x0"].to(g.trace["latents.final"].dtype), g.trace["latents.final"],
                                    rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("family,frames", [("1.0", 9), ("1.5", 17)])
+def test_the_last_blocks_lens_is_the_models_output_and_earlier_blocks_differ(family, frames):
+    """Issue 44: the block lens sends block l's output through the model's final norms and projection;
+    at the last block that is the transformer's own output, row for row."""
+    from cogviz.lens import x0_of
+
+    pipe = tiny_random_pipeline(family, num_layers=2)
+    outputs = []
+    hook = pipe.transformer.register_forward_hook(lambda m, a, o: outputs.append(o[0].float()))
+    try:
+        g = generate(pipe, noise_image(32, 32), PROMPT, num_frames=frames, steps=2, seed=1, progress=False,
+                     decode_video=False, record=("step/*/block/*/lens", "step/*/z_t", "step/*/x0"), guidance=1.0)
+    finally:
+        hook.remove()
+    for i in range(2):
+        torch.testing.assert_close(g.trace[f"step/{i}/block/1/lens"], outputs[i], rtol=0, atol=1e-6)
+        assert not torch.allclose(g.trace[f"step/{i}/block/0/lens"], outputs[i], atol=1e-3)
+    # without guidance the last block's clean-latent guess is the sampler's x0
+    t = pipe.scheduler.timesteps[0]
+    torch.testing.assert_close(x0_of(pipe.scheduler, g.trace["step/0/z_t"], g.trace["step/0/block/1/lens"], t),
+                               g.trace["step/0/x0"].float(), rtol=0, atol=1e-5)

@@ -7,12 +7,13 @@ Matplotlib figures (``stats_figure``, ``plot``-style renderers) are drawn with t
 ``Picture`` too, with the figure kept on ``.figure`` for editing.
 
 The renderers live in :mod:`.picture` (the picture type, image renderers), :mod:`.latents` (latent
-renderers) and :mod:`.plots` (metric plots); PNG transport for live widgets is in
+renderers), :mod:`.plots` (metric plots) and :mod:`.maps` (read maps, arrows, change maps); PNG transport for live widgets is in
 :mod:`cogviz.widgets.transport`.
 """
 from __future__ import annotations
 
 from .latents import FLAT_GREY, NORMS, channel_mosaic, denoising_film, frames_overview, stats_figure, zero_colour
+from .maps import arrows_picture, change_map, read_map_picture
 from .picture import (
                       Picture,
                       colourise,
@@ -27,6 +28,6 @@ from .picture import (
 )
 from .plots import anchor_decay, fidelity_motion
 
-__all__ = ["Picture", "picture", "to_png", "fit_overlay", "thumbnail", "NORMS", "FLAT_GREY", "zero_colour", "channel_mosaic",
+__all__ = ["read_map_picture", "arrows_picture", "change_map", "Picture", "picture", "to_png", "fit_overlay", "thumbnail", "NORMS", "FLAT_GREY", "zero_colour", "channel_mosaic",
            "frames_overview", "rgb_tiles", "denoising_film", "stats_figure", "figure_png", "heatmap", "colourise",
            "frame_strip", "anchor_decay", "fidelity_motion"]

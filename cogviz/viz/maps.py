@@ -1,0 +1,107 @@
+"""Maps people read: where each frame reads the image (read maps over the image, correspondence
+arrows over the frames) and block maps of changes on a diverging scale centred at 0 — each with a
+colour bar, labelled axes, drawn large (matplotlib figures into a :class:`Picture`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CogvizError
+from .picture import _as_np, _pictured
+
+__all__ = ["read_map_picture", "arrows_picture", "change_map"]
+
+
+def _image(image) -> np.ndarray:
+    from ..fit import FittedImage
+
+    if isinstance(image, FittedImage):
+        image = image.image
+    return np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+
+
+@_pictured
+def read_map_picture(readmap, image, *, frames=None, title: str | None = None, panel: float = 2.6):
+    """The image with each token frame's read mass over it: ``readmap`` ``(F', h', w')`` (one row of
+    ``step/{i}/block/{l}/readmap``, mean over heads: ``trace.row(name).mean(0)``), or ``(heads, F',
+    h', w')`` averaged here. One panel per frame in ``frames`` (default: every later frame), one
+    colour scale for all, with its colour bar."""
+    from matplotlib.figure import Figure
+
+    m = _as_np(readmap)
+    if m.ndim == 4:
+        m = m.mean(0)
+    if m.ndim != 3:
+        raise CogvizError(f"readmap of shape {m.shape}: expected (frames, h, w) or (heads, frames, h, w)")
+    frames = list(range(1, m.shape[0])) if frames is None else list(frames)
+    bad = [f for f in frames if not 0 <= f < m.shape[0]]
+    if bad or not frames:
+        raise CogvizError(f"frames={frames}: this read map has token frames 0-{m.shape[0] - 1}")
+    img = _image(image)
+    h, w = img.shape[:2]
+    fig = Figure(figsize=(panel * len(frames) + 1.0, panel * h / w + 0.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(frames)))
+    vmax = float(m[frames].max())
+    for ax, f in zip(axes, frames):
+        ax.imshow(img)
+        shown = ax.imshow(m[f], cmap="magma", alpha=0.6, vmin=0, vmax=vmax, extent=(0, w, h, 0),
+                          interpolation="nearest")
+        ax.set(title=f"token frame {f} reads", xticks=[], yticks=[])
+    fig.colorbar(shown, ax=list(axes), shrink=0.9, label="attention on each image token")
+    fig.suptitle(title or "where each frame reads the image")
+    return fig
+
+
+@_pictured
+def arrows_picture(arrows, frames_rgb, *, frames=None, title: str | None = None, panel: float = 2.6,
+                   true=None):
+    """Correspondence arrows over the video: ``arrows`` ``(F', h', w', 2)`` (:func:`cogviz.readmaps.flow`
+    or :func:`~cogviz.readmaps.argmax_flow` of one row), each from the image-frame token a token reads
+    to the token, drawn over the video frame that latent frame ends on; ``true``: an optional
+    ``(F', 2)`` displacement drawn beside, in tokens."""
+    from matplotlib.figure import Figure
+
+    a = _as_np(arrows)
+    video = np.asarray(frames_rgb)
+    frames = list(range(1, a.shape[0])) if frames is None else list(frames)
+    rows, cols = a.shape[1:3]
+    h, w = video.shape[1:3]
+    sy, sx = h / rows, w / cols
+    fig = Figure(figsize=(panel * len(frames) + 0.4, panel * h / w + 0.7), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(frames)))
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    for ax, f in zip(axes, frames):
+        ax.imshow(video[min(len(video) - 1, 4 * f)])
+        dy, dx = a[f][..., 0], a[f][..., 1]
+        ax.quiver((xx - dx + 0.5) * sx, (yy - dy + 0.5) * sy, dx * sx, dy * sy, angles="xy", scale_units="xy",
+                  scale=1, color="cyan", width=0.012)
+        if true is not None:
+            ty, tx = _as_np(true)[f]
+            ax.annotate("", xy=(w / 2 + tx * sx, h / 2 + ty * sy), xytext=(w / 2, h / 2),
+                        arrowprops=dict(color="yellow", lw=2))
+        ax.set(title=f"token frame {f}", xticks=[], yticks=[])
+    fig.suptitle(title or "where each token reads from in the image frame (cyan); true motion (yellow)")
+    return fig
+
+
+@_pictured
+def change_map(values, *, row_labels, col_labels, title: str = "", label: str = "change", xlabel: str = "",
+               ylabel: str = ""):
+    """A table of changes (rows x columns) on a diverging scale centred at 0 (blue below, red above),
+    each cell annotated, with a colour bar and labelled axes."""
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.figure import Figure
+
+    v = _as_np(values).astype(float)
+    if v.ndim != 2:
+        raise CogvizError(f"values of shape {v.shape}: expected a 2-d table")
+    span = float(np.nanmax(np.abs(v))) or 1e-9
+    fig = Figure(figsize=(max(4.0, 1.3 * v.shape[1] + 2.4), max(3.0, 0.42 * v.shape[0] + 1.4)), layout="constrained")
+    ax = fig.subplots()
+    shown = ax.imshow(v, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -span, span), aspect="auto")
+    for (i, j), x in np.ndenumerate(v):
+        ax.text(j, i, f"{x:+.3f}", ha="center", va="center", fontsize=8,
+                color="white" if abs(x) > 0.6 * span else "black")
+    ax.set(xticks=range(v.shape[1]), xticklabels=col_labels, yticks=range(v.shape[0]), yticklabels=row_labels,
+           xlabel=xlabel, ylabel=ylabel, title=title)
+    fig.colorbar(shown, ax=ax, label=label)
+    return fig
