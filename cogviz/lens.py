@@ -23,7 +23,9 @@ def unpatchify(x: torch.Tensor, pipe, n_latent: int, height: int, width: int) ->
     if p_t is None:
         out = x.reshape(b, n_latent, height // p, width // p, -1, p, p)
         return out.permute(0, 1, 4, 2, 5, 3, 6).flatten(5, 6).flatten(3, 4)
-    out = x.reshape(b, (n_latent + p_t - 1) // p_t, height // p, width // p, -1, p_t, p, p)
+    from .family import token_frames
+
+    out = x.reshape(b, token_frames(pipe, n_latent), height // p, width // p, -1, p_t, p, p)  # n_latent is padded
     return out.permute(0, 1, 5, 4, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(1, 2)
 
 

@@ -16,6 +16,9 @@ at a time; never the token x token matrix), reduced as they go into what a call 
 * ``readtokens`` — ``step/{i}/block/{l}/readtokens`` ``(rows, F', h', w', h', w')``: for every video
   token, its attention on each token of the image frame (mean over heads); a query region's map (a
   box in a frame) is its mean over the region (:func:`region_map`);
+* ``words`` — ``step/{i}/block/{l}/words`` ``(rows, L, F', h', w')``: for each text token, every video
+  token's attention on it (mean over heads): the words on the video (:func:`word_map` finds a
+  word's tokens);
 * ``readpos`` — ``step/{i}/block/{l}/readpos`` ``(rows, F', h', w', 3)``: for every video token, its
   mass on the image frame and the expected (row, column) in the image frame's token grid it reads
   from (mass-weighted over heads): the correspondence field of :func:`cogviz.readmaps.flow`.
@@ -32,9 +35,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "argmax_flow", "region_map"]
+__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "argmax_flow", "region_map", "word_map"]
 
-READS = ("attention", "readmap", "readtokens", "readpos")  #: what a reader can record, by the point's last part
+READS = ("attention", "readmap", "readtokens", "readpos", "words")  #: what a reader can record, by the point's last part
 
 
 class AttentionReader:
@@ -76,7 +79,7 @@ class AttentionReader:
         # every output allocated before the loop: no small tensor kept between the chunks' large ones
         # (interleaved, they fragment the heap: RSS then grows like tokens^2 on glibc, measured)
         shapes = {"attention": (b, h, nq, 1 + n_frames), "readmap": (b, h, nq, tpf), "readtokens": (b, nq, tpf),
-                  "readpos": (b, nq, 3)}
+                  "readpos": (b, nq, 3), "words": (b, nq, text_len)}
         out = {what: q.new_empty(shapes[what], dtype=torch.float32) for what in self.reads}
         chunk = max(1, self.budget // (b * h * n * 4))  # full 5b: 2 x 48 heads x 17,776 keys -> 78 queries
         for s in range(0, nq, chunk):
@@ -89,6 +92,8 @@ class AttentionReader:
                 out["readmap"][:, :, s:e] = wi
             if "readtokens" in out:
                 out["readtokens"][:, s:e] = wi.mean(1)
+            if "words" in out:
+                out["words"][:, s:e] = w[..., :text_len].mean(1)
             if "readpos" in out:
                 mass = wi.sum(-1)  # (B, H, c)
                 out["readpos"][:, s:e, 0] = mass.mean(1)
@@ -102,6 +107,8 @@ class AttentionReader:
         rows, cols = self.grid
         if what == "readmap":  # (B, H, Nq, tpf) -> (B, H, F, rows, cols): mean over each frame's queries
             return x.view(b, h, n_frames, tpf, tpf).mean(3).view(b, h, n_frames, rows, cols).cpu()
+        if what == "words":  # (B, Nq, L) -> (B, L, F, rows, cols)
+            return x.permute(0, 2, 1).reshape(b, -1, n_frames, rows, cols).cpu()
         if what == "readtokens":  # (B, Nq, tpf) -> (B, F, rows, cols, rows, cols)
             return x.view(b, n_frames, rows, cols, rows, cols).cpu()
         return x.view(b, n_frames, rows, cols, 3).cpu()  # readpos
@@ -159,3 +166,23 @@ def argmax_flow(readtokens: torch.Tensor) -> torch.Tensor:
     src = torch.stack([best // cols, best % cols], -1).float()
     r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
     return torch.stack([r, c], -1).float() - src
+
+
+def word_map(words: torch.Tensor, tokenizer, prompt: str, word: str) -> torch.Tensor:
+    """Where ``word`` of ``prompt`` sits on the video: the attention of every video token on the word's
+    text tokens, summed over them, from one row of ``step/{i}/block/{l}/words`` ``(L, F', h', w')`` ->
+    ``(F', h', w')``. The word is matched against the prompt's tokens (case-insensitive, the
+    tokenizer's word-start mark removed); a word the prompt does not hold is an error naming its words."""
+    import difflib
+
+    from .errors import CogvizError
+
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer(prompt, add_special_tokens=True).input_ids)
+    clean = [p.replace("\u2581", "").replace("Ġ", "").lower() for p in pieces]
+    idx = [i for i, p in enumerate(clean) if p == word.lower() and i < words.shape[-4]]
+    if not idx:
+        known = [p for p in clean if p.isalnum()]
+        close = difflib.get_close_matches(word.lower(), known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise CogvizError(f"word {word!r} is not a token of the prompt; {hint}its words: {known}")
+    return words[..., idx, :, :, :].sum(-4)

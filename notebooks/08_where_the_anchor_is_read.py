@@ -19,10 +19,13 @@
 # Lessons 3 to 7 changed the image conditioning at the transformer's input and watched the frames
 # at its output. This lesson opens the path between. CogVideoX's attention is full 3D attention
 # over *[text tokens, video tokens]*; the video tokens come token frame by token frame, and only
-# the first token frame holds the image latent `z_img`. So the later frames can read the image in
-# one way only: **through attention to the image frame's tokens**. If that is true, cutting that
-# attention should leave frame 0 looking like the image while the later frames lose it, as if
-# `z_img` had been zeroed for them.
+# the first token frame holds the image latent `z_img`. So the later frames can read the image
+# **through attention to the image frame's tokens** — and by a second road: CogVideoX updates the
+# text tokens in every block, so a text token can read the image frame in one block and be read by
+# the later frames in the next. If the direct road carries the anchor, cutting it should leave
+# frame 0 looking like the image while the later frames lose it, as if `z_img` had been zeroed for
+# them; `attention_knockout(queries="text")` cuts the second road, `queries=["text", "later"]` both
+# (the inside guide gives what the embedded model measures for each).
 #
 # cogviz makes each step a line of code, as data like every other ablation:
 #

@@ -39,6 +39,8 @@ def test_read_maps_equal_an_explicit_softmax_per_block_and_head(budget):
         torch.testing.assert_close(got["readmap"], ref, atol=1e-6, rtol=1e-5)
         per_token = on_image.mean(1).reshape(2, frames, *grid, *grid)  # mean over heads
         torch.testing.assert_close(got["readtokens"], per_token, atol=1e-6, rtol=1e-5)
+        words = video[..., :text_len].mean(1).permute(0, 2, 1).reshape(2, text_len, frames, *grid)
+        torch.testing.assert_close(got["words"], words, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(region_map(got["readtokens"], 1), ref[:, :, 1].mean(1), atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(region_map(got["readtokens"], 2, (1, 0, 2, 1)), per_token[:, 2, 0, 1],
                                    atol=0, rtol=0)
@@ -89,18 +91,20 @@ def _shape_tokens(scene, frame: int) -> torch.Tensor:
 @pytest.mark.slow
 def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows_follow_it():
     """Held-out scenes, 12 steps, blocks 1 and 3: the later frames' shape tokens put more read mass per
-    token on the image frame's shape tokens than on its background (measured 2-25x), and the
-    argmax arrows of block 3 are nearer the shape's true displacement than no motion is."""
-    from cogviz.readmaps import argmax_flow
+    token on the image frame's shape tokens than on its background, the argmax arrows of block 3 are
+    nearer the shape's true displacement than no motion is, and the prompt's colour word draws more
+    of block 3's attention from the shape's tokens than from the background's."""
+    from cogviz.readmaps import argmax_flow, word_map
     from cogviz.toy.scenes import DIRECTIONS, prompt_for, render_scene, sample_scene
 
     toy = cogviz.load_pipeline("toy")
-    ratios, errors, still = [], [], []
+    ratios, errors, still, words = [], [], [], []
     for s in range(3):
         scene = sample_scene(1_000_000_000 + s)
         g = cogviz.generate(toy, render_scene(scene, frames=[0])[0], prompt_for(scene), steps=12, seed=s,
                             progress=False, decode_video=False, record=("step/*/block/1/readtokens",
-                                                                        "step/*/block/3/readtokens"))
+                                                                        "step/*/block/3/readtokens",
+                                                                        "step/*/block/3/words"))
         image_shape = _shape_tokens(scene, 0)
         dy, dx = DIRECTIONS[scene.direction]
         for i in range(12):
@@ -112,12 +116,16 @@ def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows
                     m = maps[j][q]  # (shape tokens, 4, 6)
                     ratios.append((m[:, image_shape].mean() / m[:, ~image_shape].mean()).item())
                     if block == 3:
+                        colour = word_map(g.trace.row(f"step/{i}/block/3/words"), toy.tokenizer, prompt_for(scene),
+                                          scene.colour)[j]  # the colour word on token frame j
+                        words.append((colour[q].mean() / colour[~q].mean()).item())
                         true = torch.tensor([dy, dx], dtype=torch.float32) * scene.speed * 4 * j / 16
                         errors.append((arrows[j][q] - true).norm(dim=-1).mean().item())
                         still.append(true.norm().item())
     share_above = np.mean(np.array(ratios) > 1.0)
     assert np.median(ratios) > 2.0 and share_above > 0.8, (np.percentile(ratios, [0, 10, 50, 90, 100]), share_above)
     assert np.mean(errors) < np.mean(still), (np.mean(errors), np.mean(still))
+    assert np.median(words) > 1.5, np.percentile(words, [10, 50, 90])  # the colour word sits on the shape
 
 
 def test_the_pictures_have_colour_bars_labels_and_a_scale_centred_at_zero():
@@ -145,3 +153,13 @@ def test_the_pictures_have_colour_bars_labels_and_a_scale_centred_at_zero():
     assert drawn.figure.axes[0].get_xlabel().startswith("step window") and len(drawn.figure.axes) == 2
     with pytest.raises(cogviz.errors.CogvizError, match="token frames 0-2"):
         read_map_picture(g.trace.row("step/1/block/0/readmap"), g.fitted, frames=[5])
+
+
+def test_a_word_the_prompt_does_not_hold_is_named():
+    pipe = tiny_random_pipeline()
+    words = torch.zeros(16, 3, 2, 2)
+    from cogviz.readmaps import word_map
+
+    with pytest.raises(cogviz.errors.CogvizError, match=r"word 'bluex' is not a token of the prompt; did you mean 'blue'"):
+        word_map(words, pipe.tokenizer, "a blue circle", "bluex")
+    assert word_map(words + 1, pipe.tokenizer, "a blue circle", "Blue").shape == (3, 2, 2)

@@ -44,8 +44,8 @@ class _AttentionAblation(Ablation):
 @dataclass(frozen=True)
 class AttentionKnockout(_AttentionAblation):
     """In ``layers`` and the ``[start, end)`` fraction of the steps, the tokens of ``queries`` cannot
-    attend to the tokens of ``keys`` (masked before the softmax). The default cuts the one road the
-    image has to the later frames: their attention to the image frame. ``queries``/``keys``:
+    attend to the tokens of ``keys`` (masked before the softmax). The default cuts the direct road
+    from the image to the later frames: their attention to the image frame. ``queries``/``keys``:
     ``"image"`` (the token frame holding the image), ``"later"`` (every other), ``"text"``, a list of
     those (their union: ``queries=["text", "later"]`` with ``keys="image"`` closes both roads the
     image has to the later frames, directly and through the text tokens, which every block
