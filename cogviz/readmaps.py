@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "argmax_flow", "region_map", "word_map"]
+__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "argmax_flow", "region_map", "word_map", "head_table"]
 
 READS = ("attention", "readmap", "readtokens", "readpos", "words")  #: what a reader can record, by the point's last part
 
@@ -186,3 +186,25 @@ def word_map(words: torch.Tensor, tokenizer, prompt: str, word: str) -> torch.Te
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise CogvizError(f"word {word!r} is not a token of the prompt; {hint}its words: {known}")
     return words[..., idx, :, :, :].sum(-4)
+
+
+def head_table(trace, *, role: str = "conditional"):
+    """Per head, block and step, the later frames' attention on the image frame (its read maps summed
+    over the image's tokens, mean over the later token frames), from every ``readmap`` the trace
+    holds: a tidy DataFrame ``block, step, head, image_share`` (one row of the batch, by role)."""
+    import re
+
+    import pandas as pd
+
+    from .errors import NotRecordedError
+
+    rows = []
+    for name in trace.names():
+        m = re.fullmatch(r"step/(\d+)/block/(\d+)/readmap", name)
+        if m:
+            share = trace.row(name, role)[:, 1:].sum((-2, -1)).mean(-1)  # (heads,)
+            rows += [dict(block=int(m.group(2)), step=int(m.group(1)), head=h, image_share=float(v))
+                     for h, v in enumerate(share)]
+    if not rows:
+        raise NotRecordedError("no read map in this trace: record one, e.g. record=('step/*/block/*/readmap',)")
+    return pd.DataFrame(rows).sort_values(["block", "step", "head"], ignore_index=True)

@@ -163,3 +163,55 @@ def test_a_word_the_prompt_does_not_hold_is_named():
     with pytest.raises(cogviz.errors.CogvizError, match=r"word 'bluex' is not a token of the prompt; did you mean 'blue'"):
         word_map(words, pipe.tokenizer, "a blue circle", "bluex")
     assert word_map(words + 1, pipe.tokenizer, "a blue circle", "Blue").shape == (3, 2, 2)
+
+
+def test_the_head_table_is_each_heads_share_on_the_image_and_draws_as_a_head_by_block_map():
+    from cogviz.readmaps import head_table
+    from cogviz.viz import change_map
+
+    pipe = tiny_random_pipeline(num_layers=2)
+    img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    g = cogviz.generate(pipe, img, PROMPT, num_frames=9, steps=2, progress=False, decode_video=False,
+                        record=("step/*/block/*/readmap",), attention_layers="all")
+    table = head_table(g.trace)
+    assert len(table) == 2 * 2 * 2 and set(table.columns) == {"block", "step", "head", "image_share"}
+    # the mean over heads is the share the attention recorder gives the image frame, later frames' mean
+    mean = table.groupby(["block", "step"])["image_share"].mean()
+    for (block, step), v in mean.items():
+        shares = g.trace.row(f"step/{step}/block/{block}/attention")[1:, 1].mean()
+        assert v == pytest.approx(float(shares), abs=1e-6)
+    grid = table.pivot_table(index="head", columns="block", values="image_share")
+    pic = change_map(grid.to_numpy(), row_labels=list(grid.index), col_labels=list(grid.columns), centred=False)
+    assert pic.figure.axes[0].images[0].norm.vmin == pytest.approx(grid.to_numpy().min())
+    with pytest.raises(cogviz.errors.NotRecordedError, match="no read map"):
+        head_table(cogviz.generate(pipe, img, PROMPT, num_frames=9, steps=1, progress=False).trace)
+
+
+def test_the_belief_at_each_step_decodes_and_the_last_one_is_the_video():
+    """Issue 44: when the video is decided. At 4 trailing DDIM steps the last step lands on alpha 1, so
+    its x0 is the final latent and its decoded belief the video; earlier beliefs are further from it."""
+    from cogviz.belief import belief_frames, belief_strip, belief_table, decided_at
+
+    toy = cogviz.load_pipeline("toy")
+    from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+    scene = sample_scene(1_000_000_002)
+    g = cogviz.generate(toy, render_scene(scene, frames=[0])[0], prompt_for(scene), steps=4, seed=2, progress=False,
+                        record=("step/*/x0", "frames", "latents.final"))
+    beliefs = belief_frames(toy, g.trace, steps=[0, 3])
+    from cogviz.encode import decode_latents
+
+    with torch.no_grad():  # decoded alone, as the beliefs are (the sampler decodes videos in pairs on a CPU)
+        final = (decode_latents(toy, g.trace["latents.final"])[0].numpy() * 255).round().astype(np.uint8)
+    assert np.abs(beliefs[3].astype(int) - final.astype(int)).max() <= 1
+    assert np.abs(beliefs[3].astype(int) - g.frames.astype(int)).mean() < 1.0
+    table = belief_table(toy, g.trace, g.fitted)
+    assert set(table["step"]) == set(range(4)) and len(table) == 4 * 17
+    last = table[table["step"] == 3]["ssim_to_final"]
+    first = table[table["step"] == 0]["ssim_to_final"]
+    assert last.min() > 0.99 and first.mean() < last.mean()
+    assert decided_at(table, 12, threshold=0.99) is not None and decided_at(table, 12, threshold=1.01) is None
+    strip = belief_strip(beliefs, frames=(0, 12))
+    assert strip.shape[0] > 2 * 64 and strip.shape[1] >= 2 * 96
+    with pytest.raises(cogviz.errors.NotRecordedError, match=r"steps \[7\] of x0 are not in this trace"):
+        belief_frames(toy, g.trace, steps=[7])

@@ -85,22 +85,28 @@ def arrows_picture(arrows, frames_rgb, *, frames=None, title: str | None = None,
 
 @_pictured
 def change_map(values, *, row_labels, col_labels, title: str = "", label: str = "change", xlabel: str = "",
-               ylabel: str = ""):
-    """A table of changes (rows x columns) on a diverging scale centred at 0 (blue below, red above),
-    each cell annotated, with a colour bar and labelled axes."""
-    from matplotlib.colors import TwoSlopeNorm
+               ylabel: str = "", centred: bool = True):
+    """A table (rows x columns) with a colour bar and labelled axes, each cell annotated: changes on a
+    diverging scale centred at 0 (blue below, red above); ``centred=False``: values on a sequential
+    scale over their own range."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
     from matplotlib.figure import Figure
 
     v = _as_np(values).astype(float)
     if v.ndim != 2:
         raise CogvizError(f"values of shape {v.shape}: expected a 2-d table")
     span = float(np.nanmax(np.abs(v))) or 1e-9
-    fig = Figure(figsize=(max(4.0, 1.3 * v.shape[1] + 2.4), max(3.0, 0.42 * v.shape[0] + 1.4)), layout="constrained")
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    norm = TwoSlopeNorm(0.0, -span, span) if centred else Normalize(lo, max(hi, lo + 1e-9))
+    small = v.shape[1] <= 12
+    fig = Figure(figsize=(max(4.0, (1.3 if small else 0.5) * v.shape[1] + 2.4), max(3.0, 0.42 * v.shape[0] + 1.4)),
+                 layout="constrained")
     ax = fig.subplots()
-    shown = ax.imshow(v, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -span, span), aspect="auto")
-    for (i, j), x in np.ndenumerate(v):
-        ax.text(j, i, f"{x:+.3f}", ha="center", va="center", fontsize=8,
-                color="white" if abs(x) > 0.6 * span else "black")
+    shown = ax.imshow(v, cmap="RdBu_r" if centred else "magma", norm=norm, aspect="auto")
+    for (i, j), x in np.ndenumerate(v if small else np.empty((0, 0))):
+        dark = abs(x) > 0.6 * span if centred else norm(x) < 0.5
+        ax.text(j, i, f"{x:+.3f}" if centred else f"{x:.3f}", ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
     ax.set(xticks=range(v.shape[1]), xticklabels=col_labels, yticks=range(v.shape[0]), yticklabels=row_labels,
            xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(shown, ax=ax, label=label)
