@@ -65,13 +65,7 @@ def _memory() -> None:
 def _toy_scenes(pipe, args) -> None:
     import cogviz
     from cogviz.readmaps import argmax_flow
-    from cogviz.toy.scenes import DIRECTIONS, _coverage, prompt_for, render_scene, sample_scene
-
-    def shape_tokens(scene, frame):
-        dy, dx = DIRECTIONS[scene.direction]
-        cov = _coverage(scene, scene.start[0] + dy * scene.speed * frame, scene.start[1] + dx * scene.speed * frame)
-        c = torch.tensor(cov.reshape(4, 16, 6, 16).mean((1, 3)))
-        return (c >= 0.2) | (c == c.max())
+    from cogviz.toy.scenes import displacement, prompt_for, render_scene, sample_scene, shape_tokens
 
     blocks = len(pipe.transformer.transformer_blocks)
     ratio, error, still = {b: [] for b in range(blocks)}, {b: [] for b in range(blocks)}, []
@@ -79,17 +73,16 @@ def _toy_scenes(pipe, args) -> None:
         scene = sample_scene(1_000_000_000 + s)
         g = cogviz.generate(pipe, render_scene(scene, frames=[0])[0], prompt_for(scene), steps=12, seed=s,
                             progress=False, decode_video=False, record=("step/*/block/*/readtokens",))
-        dy, dx = DIRECTIONS[scene.direction]
-        image_shape = shape_tokens(scene, 0)
+        image_shape = torch.tensor(shape_tokens(scene, 0))
         for b in range(blocks):
             for i in range(12):
                 maps = g.trace.row(f"step/{i}/block/{b}/readtokens")
                 arrows = argmax_flow(maps)
                 for j in range(1, maps.shape[0]):
-                    q = shape_tokens(scene, 4 * j)
+                    q = torch.tensor(shape_tokens(scene, 4 * j))
                     m = maps[j][q]
                     ratio[b].append((m[:, image_shape].mean() / m[:, ~image_shape].mean()).item())
-                    true = torch.tensor([dy, dx], dtype=torch.float32) * scene.speed * 4 * j / 16
+                    true = torch.tensor(displacement(scene, 4 * j))
                     error[b].append((arrows[j][q] - true).norm(dim=-1).mean().item())
                     if b == 0:
                         still.append(true.norm().item())

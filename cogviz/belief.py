@@ -15,7 +15,7 @@ import torch
 
 from .errors import NotRecordedError
 
-__all__ = ["belief_frames", "belief_table", "belief_strip", "decided_at"]
+__all__ = ["belief_frames", "belief_table", "belief_strip", "belief_curve", "decided_at"]
 
 
 def belief_frames(pipe, trace, steps=None) -> dict[int, np.ndarray]:
@@ -80,3 +80,24 @@ def belief_strip(beliefs: dict[int, np.ndarray], frames=(0, -1), *, zoom: int | 
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return picture(np.concatenate(rows))
+
+
+def belief_curve(table: pd.DataFrame, frames=(0, 12), *, of: str = "ssim_to_final", threshold: float | None = 0.9):
+    """A picture: for each of ``frames``, its belief's SSIM (to its final look, or ``of="ssim_to_image"``)
+    against the step, with the ``threshold`` :func:`decided_at` uses drawn across."""
+    from matplotlib.figure import Figure
+
+    from .viz import picture
+
+    fig = Figure(figsize=(6.4, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for f in frames:
+        t = table[table["frame"] == f].sort_values("step")
+        ax.plot(t["step"], t[of], marker="o", ms=3, label=f"frame {f}")
+    if threshold is not None and of == "ssim_to_final":
+        ax.axhline(threshold, color="grey", lw=1, ls="--", label=f"decided: {threshold}")
+    ax.set(xlabel="step", ylabel="SSIM to its final look" if of == "ssim_to_final" else "SSIM to the image",
+           title="when each frame is decided: the belief at each step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return picture(fig)

@@ -33,6 +33,7 @@ PICTURES = {
     "07_sweeps": 3,
     "08_where_the_anchor_is_read": 5,
     "09_other_ways_to_condition": 6,
+    "10_where_each_frame_looks": 7,
 }
 #: what a reader who worked each exercise out writes into the lesson's cell tagged "answer" (the
 #: lessons ship it unanswered); the tests run every lesson with these and expect its check to pass
@@ -46,6 +47,7 @@ ANSWERS = {
     "07_sweeps": "my_computed = 3 + 6\nmy_skipped = 15",
     "08_where_the_anchor_is_read": 'my_prediction = "early"',
     "09_other_ways_to_condition": 'my_prediction = "constant"',
+    "10_where_each_frame_looks": 'my_prediction = "direct"',
 }
 FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
 

@@ -78,16 +78,6 @@ def test_read_maps_are_named_points_recorded_per_variant_and_refused_under_a_cac
         cogviz.generate(cached, img, PROMPT, num_frames=9, steps=2, progress=False, record=("step/*/block/0/readmap",))
 
 
-def _shape_tokens(scene, frame: int) -> torch.Tensor:
-    """(4, 6) the toy's tokens (16 x 16 pixels) the shape covers at least a fifth of, in ``frame``."""
-    from cogviz.toy.scenes import DIRECTIONS, _coverage
-
-    dy, dx = DIRECTIONS[scene.direction]
-    cov = _coverage(scene, scene.start[0] + dy * scene.speed * frame, scene.start[1] + dx * scene.speed * frame)
-    c = torch.tensor(cov.reshape(4, 16, 6, 16).mean((1, 3)))
-    return (c >= 0.2) | (c == c.max())
-
-
 @pytest.mark.slow
 def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows_follow_it():
     """Held-out scenes, 12 steps, blocks 1 and 3: the later frames' shape tokens put more read mass per
@@ -95,7 +85,7 @@ def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows
     nearer the shape's true displacement than no motion is, and the prompt's colour word draws more
     of block 3's attention from the shape's tokens than from the background's."""
     from cogviz.readmaps import argmax_flow, word_map
-    from cogviz.toy.scenes import DIRECTIONS, prompt_for, render_scene, sample_scene
+    from cogviz.toy.scenes import displacement, prompt_for, render_scene, sample_scene, shape_tokens
 
     toy = cogviz.load_pipeline("toy")
     ratios, errors, still, words = [], [], [], []
@@ -105,21 +95,20 @@ def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows
                             progress=False, decode_video=False, record=("step/*/block/1/readtokens",
                                                                         "step/*/block/3/readtokens",
                                                                         "step/*/block/3/words"))
-        image_shape = _shape_tokens(scene, 0)
-        dy, dx = DIRECTIONS[scene.direction]
+        image_shape = torch.tensor(shape_tokens(scene, 0))
         for i in range(12):
             for block in (1, 3):
                 maps = g.trace.row(f"step/{i}/block/{block}/readtokens")  # conditional row (F', 4, 6, 4, 6)
                 arrows = argmax_flow(maps)
                 for j in range(1, maps.shape[0]):
-                    q = _shape_tokens(scene, 4 * j)  # latent frame j ends at video frame 4j
+                    q = torch.tensor(shape_tokens(scene, 4 * j))  # latent frame j ends at video frame 4j
                     m = maps[j][q]  # (shape tokens, 4, 6)
                     ratios.append((m[:, image_shape].mean() / m[:, ~image_shape].mean()).item())
                     if block == 3:
                         colour = word_map(g.trace.row(f"step/{i}/block/3/words"), toy.tokenizer, prompt_for(scene),
                                           scene.colour)[j]  # the colour word on token frame j
                         words.append((colour[q].mean() / colour[~q].mean()).item())
-                        true = torch.tensor([dy, dx], dtype=torch.float32) * scene.speed * 4 * j / 16
+                        true = torch.tensor(displacement(scene, 4 * j))
                         errors.append((arrows[j][q] - true).norm(dim=-1).mean().item())
                         still.append(true.norm().item())
     share_above = np.mean(np.array(ratios) > 1.0)
@@ -190,7 +179,7 @@ def test_the_head_table_is_each_heads_share_on_the_image_and_draws_as_a_head_by_
 def test_the_belief_at_each_step_decodes_and_the_last_one_is_the_video():
     """Issue 44: when the video is decided. At 4 trailing DDIM steps the last step lands on alpha 1, so
     its x0 is the final latent and its decoded belief the video; earlier beliefs are further from it."""
-    from cogviz.belief import belief_frames, belief_strip, belief_table, decided_at
+    from cogviz.belief import belief_curve, belief_frames, belief_strip, belief_table, decided_at
 
     toy = cogviz.load_pipeline("toy")
     from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
@@ -211,6 +200,8 @@ def test_the_belief_at_each_step_decodes_and_the_last_one_is_the_video():
     first = table[table["step"] == 0]["ssim_to_final"]
     assert last.min() > 0.99 and first.mean() < last.mean()
     assert decided_at(table, 12, threshold=0.99) is not None and decided_at(table, 12, threshold=1.01) is None
+    curve = belief_curve(table, frames=(0, 12))
+    assert curve.figure.axes[0].get_xlabel() == "step" and len(curve.figure.axes[0].lines) == 3
     strip = belief_strip(beliefs, frames=(0, 12))
     assert strip.shape[0] > 2 * 64 and strip.shape[1] >= 2 * 96
     with pytest.raises(cogviz.errors.NotRecordedError, match=r"steps \[7\] of x0 are not in this trace"):

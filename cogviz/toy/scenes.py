@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["COLOURS", "SHAPES", "DIRECTIONS", "Scene", "sample_scene", "render_scene", "prompt_for"]
+__all__ = ["COLOURS", "SHAPES", "DIRECTIONS", "Scene", "sample_scene", "render_scene", "prompt_for", "shape_tokens",
+           "displacement"]
 
 #: Shape colours the prompt can name (RGB, 0-255). Evaluation scenes keep backgrounds desaturated
 #: (``backgrounds="muted"``) so that a colour test on a generated frame is unambiguous; training
@@ -186,3 +187,20 @@ def render_scene(scene: Scene, frames: list[int] | range | None = None,
         a = _coverage(scene, cy, cx)[..., None]
         out[k] = np.clip(bg * (1 - a) + colour * a + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def shape_tokens(scene: Scene, frame: int, token: int = 16, cover: float = 0.2) -> np.ndarray:
+    """(H // token, W // token) bool: the tokens (``token`` x ``token`` pixels; 16 for CogVideoX's 2 x 2
+    patches of 8 x 8-pixel latent cells) the shape covers at least ``cover`` of in ``frame`` — and
+    always the one it covers most. Where the moving shape is, in the transformer's own grid."""
+    dy, dx = DIRECTIONS[scene.direction]
+    cov = _coverage(scene, scene.start[0] + dy * scene.speed * frame, scene.start[1] + dx * scene.speed * frame)
+    h, w = scene.height // token, scene.width // token
+    c = cov[:h * token, :w * token].reshape(h, token, w, token).mean(axis=(1, 3))
+    return (c >= cover) | (c == c.max())
+
+
+def displacement(scene: Scene, frame: int, token: int = 16) -> np.ndarray:
+    """(down, right): how far the shape has moved by ``frame``, in tokens of ``token`` pixels."""
+    dy, dx = DIRECTIONS[scene.direction]
+    return np.array([dy, dx], np.float32) * scene.speed * frame / token

@@ -13,7 +13,7 @@ renderers), :mod:`.plots` (metric plots) and :mod:`.maps` (read maps, arrows, ch
 from __future__ import annotations
 
 from .latents import FLAT_GREY, NORMS, channel_mosaic, denoising_film, frames_overview, stats_figure, zero_colour
-from .maps import arrows_picture, change_map, read_map_picture
+from .maps import arrows_picture, change_map, map_over_frames, read_map_picture
 from .picture import (
                       Picture,
                       colourise,
@@ -28,6 +28,6 @@ from .picture import (
 )
 from .plots import anchor_decay, fidelity_motion
 
-__all__ = ["read_map_picture", "arrows_picture", "change_map", "Picture", "picture", "to_png", "fit_overlay", "thumbnail", "NORMS", "FLAT_GREY", "zero_colour", "channel_mosaic",
+__all__ = ["read_map_picture", "map_over_frames", "arrows_picture", "change_map", "Picture", "picture", "to_png", "fit_overlay", "thumbnail", "NORMS", "FLAT_GREY", "zero_colour", "channel_mosaic",
            "frames_overview", "rgb_tiles", "denoising_film", "stats_figure", "figure_png", "heatmap", "colourise",
            "frame_strip", "anchor_decay", "fidelity_motion"]

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import CogvizError
 from .picture import _as_np, _pictured
 
-__all__ = ["read_map_picture", "arrows_picture", "change_map"]
+__all__ = ["read_map_picture", "map_over_frames", "arrows_picture", "change_map"]
 
 
 def _image(image) -> np.ndarray:
@@ -48,6 +48,34 @@ def read_map_picture(readmap, image, *, frames=None, title: str | None = None, p
         ax.set(title=f"token frame {f} reads", xticks=[], yticks=[])
     fig.colorbar(shown, ax=list(axes), shrink=0.9, label="attention on each image token")
     fig.suptitle(title or "where each frame reads the image")
+    return fig
+
+
+@_pictured
+def map_over_frames(maps, frames_rgb, *, frames=None, title: str = "", label: str = "attention",
+                    panel: float = 2.6):
+    """Maps over the video's token frames ``(F', h', w')`` (a word's map, a region's), each drawn over
+    the video frame its latent frame ends on (latent frame j: video frame 4j), one colour scale, a
+    colour bar."""
+    from matplotlib.figure import Figure
+
+    m = _as_np(maps)
+    video = np.asarray(frames_rgb)
+    frames = list(range(m.shape[0])) if frames is None else list(frames)
+    bad = [f for f in frames if not 0 <= f < m.shape[0]]
+    if bad or not frames:
+        raise CogvizError(f"frames={frames}: these maps have token frames 0-{m.shape[0] - 1}")
+    h, w = video.shape[1:3]
+    fig = Figure(figsize=(panel * len(frames) + 1.0, panel * h / w + 0.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(frames)))
+    vmax = float(m[frames].max())
+    for ax, f in zip(axes, frames):
+        ax.imshow(video[min(len(video) - 1, 4 * f)])
+        shown = ax.imshow(m[f], cmap="magma", alpha=0.6, vmin=0, vmax=vmax, extent=(0, w, h, 0),
+                          interpolation="nearest")
+        ax.set(title=f"token frame {f}", xticks=[], yticks=[])
+    fig.colorbar(shown, ax=list(axes), shrink=0.9, label=label)
+    fig.suptitle(title)
     return fig
 
 
