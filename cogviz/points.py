@@ -5,39 +5,39 @@ Every stage the sampler passes has one stable name. The names of one call are en
 a record pattern — is checked against them *before any compute*: one that matches nothing is an
 error naming the closest valid names, never a silently unablated video.
 
-================================  ======================================================================
-``image.fitted``                  (H, W, 3) uint8, the fitted conditioning image
-``image.pixels``                  (1, 3, H, W) the image in [-1, 1] as the VAE receives it
-``z_img``                         (B, F, 16, h, w) the image latent: frame 0 the image, zeros after
-``prompt_embeds``                 (2B or B, L, D) text embeddings (negative prompt first under CFG)
-``step/{i}/z_t``                  (B, F, 16, h, w) the noisy latent entering step i
-``step/{i}/input``                (2B or B, F, 32, h, w) concat(z_t, z_img) on channels; with image
-                                  guidance one more row last: the first row with its image channels zeroed
-``step/{i}/pred``                 (B, F, 16, h, w) the guided v-prediction of step i
-``step/{i}/x0``                   (B, F, 16, h, w) record-only: the clean latent the sampler predicts at
-                                  step i (the scheduler's own ``pred_original_sample``): the model's
-                                  belief about the finished video at that step
-``step/{i}/block/{l}/hidden``     (rows, F', h/2, w/2, D) block l's output for the video tokens at step i
-                                  (rows: the CFG rows, negative prompt first; F' token frames: latent
-                                  frames, halved on 1.5); hooked only in the blocks a call names
-``step/{i}/block/{l}/attention``  (2B or B, F', 1 + F') record-only, opt-in (``attention_layers=``):
-                                  for the queries of each token frame, block l's attention share on
-                                  the text and on each token frame
-``step/{i}/block/{l}/lens``       (rows, F, 16, h, w) record-only: block l's output through the model's
-                                  final norms and projection: the prediction it would make if it
-                                  stopped there (:mod:`cogviz.lens`)
-``step/{i}/block/{l}/readmap``    (rows, heads, F', h/2, w/2) record-only: for the queries of each token
-                                  frame, block l's attention mass on each token of the image frame,
-                                  per head: where in the image that frame reads (:mod:`cogviz.readmaps`)
-``step/{i}/block/{l}/readtokens`` (rows, F', h/2, w/2, h/2, w/2) record-only: for every video token,
-                                  its attention on each token of the image frame (mean over heads)
-``step/{i}/block/{l}/words``      (rows, L, F', h/2, w/2) record-only: for each text token, every video
-                                  token's attention on it (mean over heads): the words on the video
-``step/{i}/block/{l}/readpos``    (rows, F', h/2, w/2, 3) record-only: for every video token, its mass on
-                                  the image frame and the expected (row, column) there it reads from
-``latents.final``                 (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
-``frames``                        (F', H, W, 3) uint8, the decoded video
-================================  ======================================================================
+==================================  ======================================================================
+``image.fitted``                    (H, W, 3) uint8, the fitted conditioning image
+``image.pixels``                    (1, 3, H, W) the image in [-1, 1] as the VAE receives it
+``z_img``                           (B, F, 16, h, w) the image latent: frame 0 the image, zeros after
+``prompt_embeds``                   (2B or B, L, D) text embeddings (negative prompt first under CFG)
+``step/{i}/z_t``                    (B, F, 16, h, w) the noisy latent entering step i
+``step/{i}/input``                  (2B or B, F, 32, h, w) concat(z_t, z_img) on channels; with image
+                                    guidance one more row last: the first row with its image channels zeroed
+``step/{i}/pred``                   (B, F, 16, h, w) the guided v-prediction of step i
+``step/{i}/x0``                     (B, F, 16, h, w) record-only: the clean latent the sampler predicts at
+                                    step i (the scheduler's own ``pred_original_sample``): the model's
+                                    belief about the finished video at that step
+``step/{i}/block/{l}/hidden``       (rows, F', h/2, w/2, D) block l's output for the video tokens at step i
+                                    (rows: the CFG rows, negative prompt first; F' token frames: latent
+                                    frames, halved on 1.5); hooked only in the blocks a call names
+``step/{i}/block/{l}/attention``    (2B or B, F', 1 + F') record-only, opt-in (``attention_layers=``):
+                                    for the queries of each token frame, block l's attention share on
+                                    the text and on each token frame
+``step/{i}/block/{l}/lens``         (rows, F, 16, h, w) record-only: block l's output through the model's
+                                    final norms and projection: the prediction it would make if it
+                                    stopped there (:mod:`cogviz.lens`)
+``step/{i}/block/{l}/readmap``      (rows, heads, F', h/2, w/2) record-only: for the queries of each token
+                                    frame, block l's attention mass on each token of the image frame,
+                                    per head: where in the image that frame reads (:mod:`cogviz.readmaps`)
+``step/{i}/block/{l}/readtokens``   (rows, F', h/2, w/2, h/2, w/2) record-only: for every video token,
+                                    its attention on each token of the image frame (mean over heads)
+``step/{i}/block/{l}/words``        (rows, L, F', h/2, w/2) record-only: for each text token, every video
+                                    token's attention on it (mean over heads): the words on the video
+``step/{i}/block/{l}/readpos``      (rows, F', h/2, w/2, 3) record-only: for every video token, its mass on
+                                    the image frame and the expected (row, column) there it reads from
+``latents.final``                   (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
+``frames``                          (F', H, W, 3) uint8, the decoded video
+==================================  ======================================================================
 
 This module is the bottom of the core: it imports nothing else of cogviz but its errors.
 

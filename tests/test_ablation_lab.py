@@ -52,7 +52,7 @@ def test_a_row_has_a_field_per_parameter_and_turns_into_its_ablation():
 
 def test_rows_edit_attention_inside_the_transformer():
     row = AblationRow("attention_knockout")
-    assert list(row.inputs) == ["layers", "queries", "keys", "start", "end"]
+    assert list(row.inputs) == ["layers", "queries", "keys", "start", "end", "heads"]
     assert row.ablation() == A.AttentionKnockout()  # the defaults: every block, later frames -> image frame
     row.inputs["layers"].value, row.inputs["end"].value = "[0, 3]", 0.5
     assert row.ablation() == A.AttentionKnockout(layers=(0, 3), end=0.5)
