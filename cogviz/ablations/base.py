@@ -255,23 +255,24 @@ def _tokens(self, name: str) -> None:
     object.__setattr__(self, name, tuple(int(f) for f in v))
 
 
-def _heads(self) -> None:
-    """``heads``: "all" or a list of attention-head indices (kept as a tuple)."""
-    v = self.heads
+def _all_or_indices(self, name: str, what: str, *, sort: bool = False) -> None:
+    """``name``: "all" or a list of ``what`` indices, whole numbers >= 0 (kept as a tuple; ``sort``:
+    sorted and without repeats)."""
+    v = getattr(self, name)
     if v == "all":
         return
     if (not isinstance(v, (list, tuple)) or not v
             or not all(_is_number(f) and float(f) == int(f) and f >= 0 for f in v)):
-        self._fail("heads", v, "expected 'all' or a list of attention-head indices (whole numbers >= 0)")
-    object.__setattr__(self, "heads", tuple(sorted({int(f) for f in v})))
+        self._fail(name, v, f"expected 'all' or a list of {what} indices (whole numbers >= 0)")
+    ints = [int(f) for f in v]
+    object.__setattr__(self, name, tuple(sorted(set(ints)) if sort else ints))
+
+
+def _heads(self) -> None:
+    """``heads``: "all" or a list of attention-head indices (kept sorted, as a tuple)."""
+    _all_or_indices(self, "heads", "attention-head", sort=True)
 
 
 def _layers(self) -> None:
     """``layers``: "all" or a list of block indices (kept as a tuple)."""
-    v = self.layers
-    if v == "all":
-        return
-    if (not isinstance(v, (list, tuple)) or not v
-            or not all(_is_number(f) and float(f) == int(f) and f >= 0 for f in v)):
-        self._fail("layers", v, "expected 'all' or a list of block indices (whole numbers >= 0)")
-    object.__setattr__(self, "layers", tuple(int(f) for f in v))
+    _all_or_indices(self, "layers", "block")
