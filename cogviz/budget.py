@@ -62,6 +62,7 @@ def _sizes(pipe, *, height: int, width: int, num_frames: int, cfg: bool, rows: i
         "step/{i}/block/{l}/readpos": rows * tokens * 3 * 4,
         "step/{i}/block/{l}/readtokens": rows * tokens * grid_rows * grid_cols * 4,
         "step/{i}/block/{l}/words": rows * tokens * tc.max_text_seq_length * 4,
+        "step/{i}/block/{l}/concepts": rows * tokens * tc.max_text_seq_length * 4,
         "latents.final": latent,
         "frames": num_frames * height * width * 3,
     }

@@ -33,6 +33,9 @@ error naming the closest valid names, never a silently unablated video.
                                     its attention on each token of the image frame (mean over heads)
 ``step/{i}/block/{l}/words``        (rows, L, F', h/2, w/2) record-only: for each text token, every video
                                     token's attention on it (mean over heads): the words on the video
+``step/{i}/block/{l}/concepts``     (rows, L, F', h/2, w/2) record-only: each text token's attention
+                                    output dotted with every video token's: ConceptAttention's
+                                    output-space words on the video (:func:`cogviz.readmaps.concept_map`)
 ``step/{i}/block/{l}/readpos``      (rows, F', h/2, w/2, 3) record-only: for every video token, its mass on
                                     the image frame and the expected (row, column) there it reads from
 ``latents.final``                   (B, F, 16, h, w) the denoised latent (1.5 padding frames included)
@@ -69,7 +72,8 @@ __all__ = ["NAMES", "INTERVENABLE", "HALVES", "DEFAULT_RECORD", "in_window", "po
 NAMES = ("image.fitted", "image.pixels", "z_img", "prompt_embeds", "step/{i}/z_t", "step/{i}/input",
          "step/{i}/block/{l}/hidden", "step/{i}/block/{l}/attention", "step/{i}/block/{l}/lens",
          "step/{i}/block/{l}/readmap",
-         "step/{i}/block/{l}/readtokens", "step/{i}/block/{l}/readpos", "step/{i}/block/{l}/words", "step/{i}/pred", "step/{i}/x0", "latents.final", "frames")
+         "step/{i}/block/{l}/readtokens", "step/{i}/block/{l}/readpos", "step/{i}/block/{l}/words",
+         "step/{i}/block/{l}/concepts", "step/{i}/pred", "step/{i}/x0", "latents.final", "frames")
 #: The points an :class:`Intervention` may change (the others are read-only records).
 INTERVENABLE = ("image.pixels", "z_img", "step/{i}/z_t", "step/{i}/input", "step/{i}/block/{l}/hidden",
                 "step/{i}/pred", "latents.final")

@@ -19,6 +19,13 @@ at a time; never the token x token matrix), reduced as they go into what a call 
 * ``words`` — ``step/{i}/block/{l}/words`` ``(rows, L, F', h', w')``: for each text token, every video
   token's attention on it (mean over heads): the words on the video (:func:`word_map` finds a
   word's tokens);
+* ``concepts`` — ``step/{i}/block/{l}/concepts`` ``(rows, L, F', h', w')``: ConceptAttention's
+  output-space variant fitted to joint attention: the dot product of each text token's attention
+  output with each video token's (after the output projection). ConceptAttention (Helbling et al.,
+  arXiv 2502.04320; its CogVideoX port ``concept_attention/cogvideox``) adds concept tokens that read
+  ``[concepts, video]`` without being read; in CogVideoX the prompt's own tokens already sit in the
+  joint attention, so their outputs serve as the concepts and nothing is added to the call.
+  :func:`concept_map` softmaxes the named words' scores at every video token;
 * ``readpos`` — ``step/{i}/block/{l}/readpos`` ``(rows, F', h', w', 3)``: for every video token, its
   mass on the image frame and the expected (row, column) in the image frame's token grid it reads
   from (mass-weighted over heads): the correspondence field of :func:`cogviz.readmaps.flow`.
@@ -35,9 +42,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "argmax_flow", "region_map", "word_map", "head_table"]
+__all__ = ["AttentionReader", "reader_hook", "READS", "flow", "argmax_flow", "region_map", "word_map", "concept_map",
+           "head_table"]
 
-READS = ("attention", "readmap", "readtokens", "readpos", "words")  #: what a reader can record, by the point's last part
+READS = ("attention", "readmap", "readtokens", "readpos", "words", "concepts")  #: what a reader can record, by the point's last part
 
 
 class AttentionReader:
@@ -58,10 +66,22 @@ class AttentionReader:
         q, k, v, text_len = attention_inputs(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
         self.last = self.read(q, k, text_len)
+        hidden, encoder = attention_output(attn, out, text_len)
+        if "concepts" in self.reads:
+            self.last["concepts"] = self.concepts(hidden, encoder)
         if self.on_record is not None:
             for what, x in self.last.items():
                 self.on_record(what, x)
-        return attention_output(attn, out, text_len)
+        return hidden, encoder
+
+    @torch.no_grad()
+    def concepts(self, hidden: torch.Tensor, encoder: torch.Tensor) -> torch.Tensor:
+        """Output-space scores ``(B, L, F', h', w')``: each text token's attention output dotted with
+        each video token's (``(B, N_video, D)`` and ``(B, L, D)`` after the output projection)."""
+        b, n, _ = hidden.shape
+        rows, cols = self.grid
+        scores = torch.einsum("bld,bnd->bln", encoder.float(), hidden.float())
+        return scores.reshape(b, encoder.shape[1], n // self.tokens_per_frame, rows, cols).cpu()
 
     @torch.no_grad()
     def read(self, q, k, text_len: int) -> dict:
@@ -80,9 +100,9 @@ class AttentionReader:
         # (interleaved, they fragment the heap: RSS then grows like tokens^2 on glibc, measured)
         shapes = {"attention": (b, h, nq, 1 + n_frames), "readmap": (b, h, nq, tpf), "readtokens": (b, nq, tpf),
                   "readpos": (b, nq, 3), "words": (b, nq, text_len)}
-        out = {what: q.new_empty(shapes[what], dtype=torch.float32) for what in self.reads}
+        out = {what: q.new_empty(shapes[what], dtype=torch.float32) for what in self.reads if what in shapes}
         chunk = max(1, self.budget // (b * h * n * 4))  # full 5b: 2 x 48 heads x 17,776 keys -> 78 queries
-        for s in range(0, nq, chunk):
+        for s in range(0, nq if out else 0, chunk):
             e = min(s + chunk, nq)
             w = torch.softmax(qv[:, :, s:e] @ kf.transpose(-1, -2) / d ** 0.5, dim=-1)  # (B, H, c, N)
             if "attention" in out:
@@ -168,24 +188,44 @@ def argmax_flow(readtokens: torch.Tensor) -> torch.Tensor:
     return torch.stack([r, c], -1).float() - src
 
 
-def word_map(words: torch.Tensor, tokenizer, prompt: str, word: str) -> torch.Tensor:
-    """Where ``word`` of ``prompt`` sits on the video: the attention of every video token on the word's
-    text tokens, summed over them, from one row of ``step/{i}/block/{l}/words`` ``(L, F', h', w')`` ->
-    ``(F', h', w')``. The word is matched against the prompt's tokens (case-insensitive, the
-    tokenizer's word-start mark removed); a word the prompt does not hold is an error naming its words."""
+def _word_tokens(tokenizer, prompt: str, word: str, n_text: int) -> list[int]:
+    """The indices of ``word``'s tokens in ``prompt`` (case-insensitive, the tokenizer's word-start mark
+    removed); a word the prompt does not hold is an error naming the closest word and all of them."""
     import difflib
 
     from .errors import CogvizError
 
     pieces = tokenizer.convert_ids_to_tokens(tokenizer(prompt, add_special_tokens=True).input_ids)
     clean = [p.replace("\u2581", "").replace("Ġ", "").lower() for p in pieces]
-    idx = [i for i, p in enumerate(clean) if p == word.lower() and i < words.shape[-4]]
+    idx = [i for i, p in enumerate(clean) if p == word.lower() and i < n_text]
     if not idx:
         known = [p for p in clean if p.isalnum()]
         close = difflib.get_close_matches(word.lower(), known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise CogvizError(f"word {word!r} is not a token of the prompt; {hint}its words: {known}")
-    return words[..., idx, :, :, :].sum(-4)
+    return idx
+
+
+def word_map(words: torch.Tensor, tokenizer, prompt: str, word: str) -> torch.Tensor:
+    """Where ``word`` of ``prompt`` sits on the video: the attention of every video token on the word's
+    text tokens, summed over them, from one row of ``step/{i}/block/{l}/words`` ``(L, F', h', w')`` ->
+    ``(F', h', w')``. A word the prompt does not hold is an error naming its words."""
+    return words[..., _word_tokens(tokenizer, prompt, word, words.shape[-4]), :, :, :].sum(-4)
+
+
+def concept_map(concepts: torch.Tensor, tokenizer, prompt: str, names) -> torch.Tensor:
+    """ConceptAttention's maps in output space: for the words ``names`` of ``prompt``, from one row of
+    ``step/{i}/block/{l}/concepts`` ``(L, F', h', w')``, each word's score (mean over its tokens)
+    softmaxed over the named words at every video token -> ``(len(names), F', h', w')``, summing to 1
+    over the words. Name at least two words (one word's softmax is 1 everywhere)."""
+    from .errors import CogvizError
+
+    names = [names] if isinstance(names, str) else list(names)
+    if len(names) < 2:
+        raise CogvizError(f"concept_map needs at least two words to compare (got {names}); e.g. the "
+                          "prompt's colour and shape")
+    scores = [concepts[..., _word_tokens(tokenizer, prompt, w, concepts.shape[-4]), :, :, :].mean(-4) for w in names]
+    return torch.softmax(torch.stack(scores, -4), dim=-4)
 
 
 def head_table(trace, *, role: str = "conditional"):

@@ -311,7 +311,7 @@ def _reads(run: _Run) -> dict[int, tuple[str, ...]]:
     and read positions where a variant records ``step/{i}/block/{l}/readmap`` / ``readpos``."""
     plan, reads = run.plan, {}
     for layer in range(plan.blocks):
-        wanted = tuple(what for what in ("readmap", "readtokens", "readpos", "words")
+        wanted = tuple(what for what in ("readmap", "readtokens", "readpos", "words", "concepts")
                        if any(v.trace.wants(f"step/{i}/block/{layer}/{what}")
                               for v in run.variants for i in range(plan.steps)))
         wanted = (("attention",) if layer in plan.attention_layers else ()) + wanted

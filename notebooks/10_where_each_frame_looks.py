@@ -29,6 +29,8 @@
 # * `step/{i}/block/{l}/readmap`: each token frame's weights on each image token, per head;
 # * `step/{i}/block/{l}/readtokens`: the same for every video token (mean over heads);
 # * `step/{i}/block/{l}/words`: every video token's weight on each text token;
+# * `step/{i}/block/{l}/concepts`: each text token's attention *output* dotted with each video
+#   token's (ConceptAttention's output-space maps, Helbling et al., arXiv 2502.04320);
 # * `step/{i}/x0` and `step/{i}/block/{l}/lens`: what the model believes the finished video is, at
 #   each step and after each block.
 #
@@ -51,7 +53,7 @@ from cogviz.belief import belief_curve, belief_frames, belief_strip, belief_tabl
 from cogviz.encode import decode_latents
 from cogviz.lens import x0_of
 from cogviz.metrics import anchor_metrics
-from cogviz.readmaps import argmax_flow, head_table, word_map
+from cogviz.readmaps import argmax_flow, concept_map, head_table, word_map
 from cogviz.toy.scenes import displacement, prompt_for, render_scene, sample_scene, shape_tokens
 
 pipe = cogviz.load_pipeline("toy")
@@ -60,7 +62,7 @@ image, prompt = render_scene(scene, frames=[0])[0], prompt_for(scene)
 g = cogviz.generate(pipe, image, prompt, steps=STEPS, seed=1, progress=False,
                     record=("frames", "step/*/x0", "step/*/z_t", "step/*/pred", f"step/*/block/{BLOCK}/readmap",
                             f"step/*/block/{BLOCK}/readtokens", f"step/*/block/{BLOCK}/words",
-                            "step/*/block/*/readmap", f"step/{STEPS // 2}/block/*/lens"))
+                            "step/*/block/2/concepts", "step/*/block/*/readmap", f"step/{STEPS // 2}/block/*/lens"))
 print(f"'{prompt}': {g.frames.shape[0]} frames; the trace holds {len(g.trace.names())} tensors")
 
 # %% [markdown]
@@ -151,6 +153,20 @@ viz.rgb_tiles(lens_frames, [f"block {b}" for b in range(len(lens_frames))], zoom
 colour = word_map(g.trace.row(f"step/{mid}/block/{BLOCK}/words"), pipe.tokenizer, prompt, scene.colour)
 viz.map_over_frames(colour, g.frames, frames=[1, 2, 3, 4], title=f"'{scene.colour}' on the video, block {BLOCK}",
                     label=f"attention on '{scene.colour}'")
+
+# %% [markdown]
+# Attention weights are one view of a word; ConceptAttention reads words in the attention's
+# *output* space instead: the score of word $c$ at video token $i$ is $o_c \cdot o_i$, the dot product
+# of their attention outputs, softmaxed over the words compared. Its CogVideoX port adds concept
+# tokens that read the video without being read; here the prompt's own tokens already sit in the
+# joint attention, so their outputs serve and the call is unchanged. The colour word against the
+# shape word, block 2:
+
+# %%
+versus = concept_map(g.trace.row(f"step/{mid}/block/2/concepts"), pipe.tokenizer, prompt, [scene.colour, scene.shape])
+viz.map_over_frames(versus[0], g.frames, frames=[1, 2, 3, 4], vmin=0.0, vmax=1.0,
+                    title=f"'{scene.colour}' against '{scene.shape}' in output space, block 2",
+                    label=f"share of '{scene.colour}'")
 
 # %% [markdown]
 # ## 6. Heads

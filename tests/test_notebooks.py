@@ -33,7 +33,7 @@ PICTURES = {
     "07_sweeps": 3,
     "08_where_the_anchor_is_read": 5,
     "09_other_ways_to_condition": 6,
-    "10_where_each_frame_looks": 7,
+    "10_where_each_frame_looks": 8,
 }
 #: what a reader who worked each exercise out writes into the lesson's cell tagged "answer" (the
 #: lessons ship it unanswered); the tests run every lesson with these and expect its check to pass

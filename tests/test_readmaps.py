@@ -57,6 +57,36 @@ def test_read_maps_equal_an_explicit_softmax_per_block_and_head(budget):
         torch.testing.assert_close(readpos[..., 1:], expected, atol=1e-5, rtol=1e-5)
 
 
+def test_concept_scores_are_the_attention_outputs_dotted_and_the_call_is_unchanged():
+    """The output-space scores are text outputs . video outputs of diffusers' own processor, whose
+    outputs the reader returns unchanged; concept_map is a softmax over the named words."""
+    from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
+
+    from cogviz.readmaps import concept_map
+
+    pipe = tiny_random_pipeline(num_layers=1)
+    attn = pipe.transformer.transformer_blocks[0].attn1
+    g = torch.Generator().manual_seed(1)
+    grid, frames, text_len = (2, 2), 3, 4
+    dim = attn.to_q.in_features
+    enc, hid = torch.randn(2, text_len, dim, generator=g), torch.randn(2, 4 * frames, dim, generator=g)
+    reader = AttentionReader(4, grid, ("concepts",))
+    hidden, encoder = reader(attn, hid, enc)
+    ref_hidden, ref_encoder = CogVideoXAttnProcessor2_0()(attn, hid, enc)
+    torch.testing.assert_close(hidden, ref_hidden, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(encoder, ref_encoder, atol=1e-6, rtol=1e-5)
+    scores = torch.einsum("bld,bnd->bln", ref_encoder, ref_hidden).reshape(2, text_len, frames, *grid)
+    torch.testing.assert_close(reader.last["concepts"], scores, atol=1e-5, rtol=1e-5)
+    assert set(reader.last) == {"concepts"}  # no attention weights computed for outputs alone
+    prompt = "a blue circle"
+    ids = pipe.tokenizer(prompt).input_ids
+    words = torch.randn(len(ids), frames, *grid, generator=g)
+    maps = concept_map(words, pipe.tokenizer, prompt, ["blue", "circle"])
+    torch.testing.assert_close(maps.sum(0), torch.ones(frames, *grid))
+    with pytest.raises(cogviz.CogvizError, match="at least two words"):
+        concept_map(words, pipe.tokenizer, prompt, "blue")
+
+
 def test_read_maps_are_named_points_recorded_per_variant_and_refused_under_a_cache():
     pipe = tiny_random_pipeline(num_layers=2)
     img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
@@ -84,17 +114,18 @@ def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows
     token on the image frame's shape tokens than on its background, the argmax arrows of block 3 are
     nearer the shape's true displacement than no motion is, and the prompt's colour word draws more
     of block 3's attention from the shape's tokens than from the background's."""
-    from cogviz.readmaps import argmax_flow, word_map
+    from cogviz.readmaps import argmax_flow, concept_map, word_map
     from cogviz.toy.scenes import displacement, prompt_for, render_scene, sample_scene, shape_tokens
 
     toy = cogviz.load_pipeline("toy")
-    ratios, errors, still, words = [], [], [], []
+    ratios, errors, still, words, concepts = [], [], [], [], []
     for s in range(3):
         scene = sample_scene(1_000_000_000 + s)
         g = cogviz.generate(toy, render_scene(scene, frames=[0])[0], prompt_for(scene), steps=12, seed=s,
                             progress=False, decode_video=False, record=("step/*/block/1/readtokens",
                                                                         "step/*/block/3/readtokens",
-                                                                        "step/*/block/3/words"))
+                                                                        "step/*/block/3/words",
+                                                                        "step/*/block/2/concepts"))
         image_shape = torch.tensor(shape_tokens(scene, 0))
         for i in range(12):
             for block in (1, 3):
@@ -108,6 +139,9 @@ def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows
                         colour = word_map(g.trace.row(f"step/{i}/block/3/words"), toy.tokenizer, prompt_for(scene),
                                           scene.colour)[j]  # the colour word on token frame j
                         words.append((colour[q].mean() / colour[~q].mean()).item())
+                        out = concept_map(g.trace.row(f"step/{i}/block/2/concepts"), toy.tokenizer,
+                                          prompt_for(scene), [scene.colour, scene.shape])[0, j]
+                        concepts.append((out[q].mean() / out[~q].mean()).item())
                         true = torch.tensor(displacement(scene, 4 * j))
                         errors.append((arrows[j][q] - true).norm(dim=-1).mean().item())
                         still.append(true.norm().item())
@@ -115,6 +149,8 @@ def test_on_the_toy_the_moving_shape_reads_the_image_frames_shape_and_the_arrows
     assert np.median(ratios) > 2.0 and share_above > 0.8, (np.percentile(ratios, [0, 10, 50, 90, 100]), share_above)
     assert np.mean(errors) < np.mean(still), (np.mean(errors), np.mean(still))
     assert np.median(words) > 1.5, np.percentile(words, [10, 50, 90])  # the colour word sits on the shape
+    # in output space too (ConceptAttention): block 2 puts the colour word, against the shape word, on the shape
+    assert np.median(concepts) > 1.5, np.percentile(concepts, [10, 50, 90])
 
 
 def test_the_pictures_have_colour_bars_labels_and_a_scale_centred_at_zero():

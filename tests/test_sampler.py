@@ -85,7 +85,8 @@ def test_recording_is_selective_and_round_trips(tmp_path):
     blocks = len(pipe.transformer.transformer_blocks)  # a wildcard reaches the block points too
     assert sorted(g2.trace.names()) == sorted(["step/1/input", "step/1/pred", "step/1/z_t", "step/1/x0",
                                                *[f"step/1/block/{b}/{what}" for b in range(blocks)
-                                                 for what in ("hidden", "lens", "readmap", "readtokens", "readpos", "words")]])
+                                                 for what in ("hidden", "lens", "readmap", "readtokens", "readpos", "words",
+                                                                      "concepts")]])
     assert all(t.device.type == "cpu" for t in g.trace.tensors.values())
     path = g.trace.save(tmp_path / "trace.safetensors")
     back = Trace.load(path)
@@ -380,7 +381,7 @@ def test_a_recording_over_max_record_bytes_is_refused_before_compute(monkeypatch
         g = generate(each, np.zeros((32, 32, 3), np.uint8), "x", steps=3, progress=False, num_frames=frames,
                      record=("step/*/input", "step/*/z_t", "z_img", "step/*/block/*/hidden", "step/*/x0",
                              "step/*/block/0/readmap", "step/0/block/*/readpos", "step/1/block/0/readtokens",
-                             "step/*/block/0/lens", "step/1/block/0/words"),
+                             "step/*/block/0/lens", "step/1/block/0/words", "step/0/block/1/concepts"),
                      image_guidance=2.0)
         costs = record_costs(each, g.trace.patterns, height=32, width=32, num_frames=g.trace.meta["num_frames"],
                              steps=3, cfg=True, image_free=True)

@@ -53,10 +53,10 @@ def read_map_picture(readmap, image, *, frames=None, title: str | None = None, p
 
 @_pictured
 def map_over_frames(maps, frames_rgb, *, frames=None, title: str = "", label: str = "attention",
-                    panel: float = 2.6):
+                    panel: float = 2.6, vmin: float = 0.0, vmax: float | None = None):
     """Maps over the video's token frames ``(F', h', w')`` (a word's map, a region's), each drawn over
-    the video frame its latent frame ends on (latent frame j: video frame 4j), one colour scale, a
-    colour bar."""
+    the video frame its latent frame ends on (latent frame j: video frame 4j), one colour scale
+    (``vmin`` to ``vmax``, by default the shown maps' largest value), a colour bar."""
     from matplotlib.figure import Figure
 
     m = _as_np(maps)
@@ -68,10 +68,10 @@ def map_over_frames(maps, frames_rgb, *, frames=None, title: str = "", label: st
     h, w = video.shape[1:3]
     fig = Figure(figsize=(panel * len(frames) + 1.0, panel * h / w + 0.9), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(frames)))
-    vmax = float(m[frames].max())
+    vmax = float(m[frames].max()) if vmax is None else vmax
     for ax, f in zip(axes, frames):
         ax.imshow(video[min(len(video) - 1, 4 * f)])
-        shown = ax.imshow(m[f], cmap="magma", alpha=0.6, vmin=0, vmax=vmax, extent=(0, w, h, 0),
+        shown = ax.imshow(m[f], cmap="magma", alpha=0.6, vmin=vmin, vmax=vmax, extent=(0, w, h, 0),
                           interpolation="nearest")
         ax.set(title=f"token frame {f}", xticks=[], yticks=[])
     fig.colorbar(shown, ax=list(axes), shrink=0.9, label=label)
