@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SweepError
+from .identity import run_id as _content_id
 from .store import check_run
+
+#: what a run is paired on: its whole configuration but the ablations (model, image, prompt, seed,
+#: settings), so a variant meets the baseline of the same everything else
+PAIR = "pair"
 
 
 def _flatten(ablations: list[dict]) -> dict:
@@ -36,6 +41,7 @@ class SweepResult:
                    "ablations": json.dumps(c["ablations"]), **_flatten(c["ablations"]), **rec["summary"],
                    "steps": c["settings"]["steps"], "guidance": c["settings"]["guidance"],
                    "model": c["model"]["id"], "model_fingerprint": c["model"]["fingerprint"],
+                   PAIR: _content_id({k: v for k, v in c.items() if k != "ablations"}),
                    "video": str(run_dir / "video.mp4")}
             names = {f["name"] for f in rec["files"]}
             row["metrics"] = str(run_dir / "frames.parquet") if "frames.parquet" in names else None
@@ -97,6 +103,65 @@ class SweepResult:
                 + (f", {self.runs['image'].nunique()} image(s), {self.runs['prompt'].nunique()} prompt(s), "
                    f"{self.runs['seed'].nunique()} seed(s)" if len(self) else ""))
         return head + (self.summary().round(3).to_html(border=0) if len(self) else "")
+
+    def effects(self, metric: str = "mean_ssim", *, baseline: str = "baseline", by=(), frames=None,
+                confidence: float = 0.95, n_resamples: int = 4000, seed: int = 0):
+        """Each variant's paired effect on ``metric`` against ``baseline``, with its confidence interval
+        (:func:`cogviz.effects.paired_effects`: pairs share the image, prompt, seed, model and settings;
+        the bootstrap resamples within each image). A DataFrame, one row per (``by``..., label).
+
+        ``metric``: a per-run figure (a column of :attr:`runs`: ``mean_ssim``, ``frame0_psnr``,
+        ``motion``, ...) or a per-frame metric (``ssim``, ``psnr``, ...: one row per frame, a band per
+        frame; ``frames=`` averages those frames per run first: a list, a ``range``, or ``"later"`` —
+        every frame but frame 0). ``by``: columns of :attr:`runs` to split on (e.g. ``"prompt"``)."""
+        from ..effects import paired_effects
+
+        table, by = self._effect_table(metric, frames), (by,) if isinstance(by, str) else tuple(by)
+        if metric in self._per_frame() and frames is None:
+            by = (*by, "frame")
+        return paired_effects(table, metric, baseline=baseline, pair=(PAIR,), strata="image", by=by,
+                              confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+    def _per_frame(self) -> list[str]:
+        from ..metrics import REGISTRY
+
+        return [m for m in REGISTRY if m in self.frames.columns]
+
+    def _effect_table(self, metric: str, frames):
+        """The rows :meth:`effects` pairs: the runs table, or the per-frame table joined to it."""
+        import difflib
+
+        per_run = [c for c in self.runs.columns if c not in ("run_id", "image", "image_sha", "prompt", "seed", "label",
+                                                                "ablations", "video", "metrics", "latents", PAIR)
+                   and self.runs[c].dtype.kind in "fb"]
+        if not len(self):
+            raise SweepError("effects: this result holds no runs")
+        if metric not in per_run and metric not in self._per_frame():
+            close = difflib.get_close_matches(metric, [*per_run, *self._per_frame()], n=1)
+            raise SweepError(f"metric {metric!r} is neither a per-run figure ({', '.join(per_run)}) nor a per-frame "
+                             f"metric ({', '.join(self._per_frame())})" + (f"; did you mean {close[0]!r}?" if close else ""))
+        if metric in per_run:
+            if frames is not None:
+                raise SweepError(f"frames={frames!r} applies to per-frame metrics; {metric!r} is one figure per run")
+            return self.runs
+        keys = self.runs[["run_id", "image", "prompt", "seed", PAIR]]
+        long = self.frames[["run_id", "label", "frame", metric]].merge(keys, on="run_id")
+        if frames is None:
+            return long
+        n = int(long["frame"].max()) + 1
+        chosen = list(range(1, n)) if frames == "later" else list(frames) if not isinstance(frames, str) else None
+        bad = None if chosen is None else [f for f in chosen if not (isinstance(f, (int, np.integer)) and 0 <= f < n)]
+        if chosen is None or bad or not chosen:
+            raise SweepError(f"frames={frames!r}: give 'later', a list or a range of frames 0-{n - 1}")
+        picked = long[long["frame"].isin(chosen)]
+        return picked.groupby(["run_id", "label", "image", "prompt", "seed", PAIR], as_index=False)[metric].mean()
+
+    def plot_effects(self, metric: str = "mean_ssim", *, title: str | None = None, **kwargs):
+        """A forest plot of :meth:`effects` (a per-frame metric: the per-frame curves with bands)."""
+        from .. import viz
+
+        table = self.effects(metric, **kwargs)
+        return viz.effect_curves(table, title=title) if "frame" in table.columns else viz.forest(table, title=title)
 
     def plot_decay(self, metric: str = "ssim", *, title: str | None = None):
         """The anchor-decay curves of every ablation (mean over images, prompts and seeds)."""

@@ -26,8 +26,8 @@ from .picture import (
                       thumbnail,
                       to_png,
 )
-from .plots import anchor_decay, fidelity_motion
+from .plots import anchor_decay, effect_curves, fidelity_motion, forest
 
 __all__ = ["read_map_picture", "map_over_frames", "arrows_picture", "change_map", "Picture", "picture", "to_png", "fit_overlay", "thumbnail", "NORMS", "FLAT_GREY", "zero_colour", "channel_mosaic",
            "frames_overview", "rgb_tiles", "denoising_film", "stats_figure", "figure_png", "heatmap", "colourise",
-           "frame_strip", "anchor_decay", "fidelity_motion"]
+           "frame_strip", "anchor_decay", "fidelity_motion", "forest", "effect_curves"]

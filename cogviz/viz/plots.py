@@ -95,3 +95,66 @@ def fidelity_motion(runs, *, by: str = "label", x: str = "motion", y: str = "mea
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=1 if len(groups) <= 6 else 2)
     return fig
+
+
+def _effect_axis(effects) -> str:
+    from ..metrics import label
+
+    value = effects.attrs.get("value", "value")
+    conf = effects.attrs.get("confidence", 0.95)
+    return f"change in {label(value)} vs {effects.attrs.get('baseline', 'baseline')} ({conf:.0%} CI)"
+
+
+@_pictured
+def forest(effects, *, title: str | None = None):
+    """A forest plot of :func:`cogviz.effects.paired_effects`: one row per variant (and group), its
+    effect as a dot and its interval as a bar, a line at 0; a filled dot where the interval excludes
+    0, a hollow one where it holds 0. Rows read top to bottom in the table's order."""
+    from matplotlib.figure import Figure
+
+    from ..errors import CogvizError
+
+    need = {"effect", "low", "high", "excludes_zero", "label"}
+    if not need <= set(effects.columns):
+        raise CogvizError(f"forest: expected the table of cogviz.effects.paired_effects (columns {sorted(need)}); "
+                          f"got {list(effects.columns)}")
+    groups = [c for c in effects.columns if c not in {"label", "n", "method", "baseline_mean", "variant_mean",
+                                                        "effect", "low", "high", "excludes_zero"}]
+    names = [" · ".join([*(f"{g}={r[g]}" for g in groups), f"{r['label']} (n={r['n']})"]) for _, r in effects.iterrows()]
+    fig = Figure(figsize=(7.2, 0.42 * len(effects) + 1.3), layout="constrained")
+    ax = fig.subplots()
+    y = list(range(len(effects)))[::-1]
+    excl = effects["excludes_zero"].to_numpy(bool)
+    ax.hlines(y, effects["low"], effects["high"], color="#3465a4", lw=2.2)
+    ax.scatter(effects["effect"], y, s=46, zorder=3, color=["#3465a4" if e else "white" for e in excl],
+               edgecolors="#3465a4", lw=1.5)
+    ax.axvline(0.0, color="black", lw=0.9, ls="--")
+    ax.set(yticks=y, yticklabels=names, xlabel=_effect_axis(effects),
+           title=title or "paired effects: filled = interval excludes 0")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+@_pictured
+def effect_curves(effects, *, title: str | None = None):
+    """Per-frame paired effects (:func:`cogviz.effects.paired_effects` with ``by=("frame",)``): one line
+    per variant, its interval as a band, a line at 0 — the anchor's decay against the baseline."""
+    from matplotlib.figure import Figure
+
+    from ..errors import CogvizError
+
+    if "frame" not in effects.columns:
+        raise CogvizError("effect_curves: the effects have no 'frame' column; ask for them per frame "
+                          "(SweepResult.effects('ssim') with a per-frame metric)")
+    groups = list(effects.groupby("label", sort=False))
+    fig = Figure(figsize=(6.8, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for (lab, g), colour in zip(groups, _colours(len(groups))):
+        g = g.sort_values("frame")
+        ax.plot(g["frame"], g["effect"], marker="o", ms=3, lw=1.5, color=colour, label=f"{lab} (n={g['n'].max()})")
+        ax.fill_between(g["frame"], g["low"], g["high"], color=colour, alpha=0.2, lw=0)
+    ax.axhline(0.0, color="black", lw=0.9, ls="--")
+    ax.set(xlabel="frame", ylabel=_effect_axis(effects), title=title or "the anchor against the baseline, per frame")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=1 if len(groups) <= 6 else 2)
+    return fig
