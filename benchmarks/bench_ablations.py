@@ -1,12 +1,10 @@
-"""What an ablation costs, and what measuring the anchor costs.
+"""What an ablation costs.
 
 1. ``generate`` on the toy model with one ablation of each kind against the plain call, same
    inputs, measured in one run with the calls interleaved (plain, ablated, plain, ...) so that
    machine drift hits both alike; medians compared. Targets: every latent-space ablation
    <= 1.05x the plain call; ``image_guidance`` <= 1.6x (it adds a transformer branch).
-2. ``anchor_metrics`` of a toy video (17 x 64 x 96; target <= 0.2 s) and of a 49 x 480 x 720 video
-   (target <= 5 s on 2 CPU cores), against a baseline measured in the same run: scikit-image's
-   SSIM alone over the same frames, the floor any SSIM-reporting metric pays.
+(What measuring the anchor costs: ``benchmarks/bench_metrics.py``.)
 
     python benchmarks/bench_ablations.py [--repeats 7] [--steps 50]
 """
@@ -16,7 +14,6 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 
 
@@ -42,7 +39,6 @@ def main(argv=None) -> int:
     import cogviz.ablations as A
     import cogviz.models as M
     from cogviz.experiment import generate
-    from cogviz.metrics import anchor_metrics
     from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
 
     pipe = M.load_pipeline("toy", device="cpu")
@@ -70,24 +66,6 @@ def main(argv=None) -> int:
         print(f"{a.label()[:44]:44s} {t['plain']:8.3f} {t['ablated']:9.3f} {ratio:6.3f}  "
               f"{f'<= {target:.2f} ' + ('met' if met else 'MISSED') if target else '(pixel space: fits a 2nd image)'}")
 
-    from skimage.metrics import structural_similarity
-
-    rng = np.random.default_rng(0)
-    for label, shape, target in (("toy video", (17, 64, 96), 0.2), ("49 x 480 x 720", (49, 480, 720), 5.0)):
-        n, h, w = shape
-        base = rng.integers(0, 256, (h + 4 * n, w + 4 * n, 3), dtype=np.uint8)
-        frames = np.stack([base[2 * t:2 * t + h, 3 * t:3 * t + w] for t in range(n)])  # a panning texture
-
-        def ssim_only(frames=frames):
-            ref = frames[0].astype(np.float32)
-            return [structural_similarity(ref, f.astype(np.float32), channel_axis=-1, data_range=255) for f in frames]
-
-        t = interleaved({"ssim": ssim_only, "metrics": lambda frames=frames: anchor_metrics(frames, frames[0])},
-                        max(1, args.repeats // 3))
-        met = t["metrics"] <= target
-        ok &= met
-        print(f"anchor_metrics, {label}: {t['metrics']:.3f} s (target <= {target} s: {'met' if met else 'MISSED'}); "
-              f"SSIM alone {t['ssim']:.3f} s, ratio {t['metrics'] / t['ssim']:.2f}x")
     print("all targets met" if ok else "some targets MISSED")
     return 0 if ok else 1
 

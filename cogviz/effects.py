@@ -21,8 +21,8 @@ the interval is that value) or ``"n=1"`` (no interval from one pair).
 >>> runs = pd.DataFrame({"label": ["baseline"] * 4 + ["zero"] * 4, "image": ["a", "a", "b", "b"] * 2,
 ...                      "seed": [0, 1] * 4, "ssim": [0.9, 0.8, 0.85, 0.95, 0.5, 0.45, 0.5, 0.6]})
 >>> e = paired_effects(runs, "ssim", pair=("image", "seed"))
->>> e[["label", "n", "excludes_zero"]].values.tolist(), round(float(e["effect"].iloc[0]), 3)
-([['zero', 4, True]], -0.362)
+>>> e[["label", "n", "excludes_zero"]].values.tolist(), round(float(e["effect"].iloc[0]), 2)
+([['zero', 4, True]], -0.36)
 """
 from __future__ import annotations
 

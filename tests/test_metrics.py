@@ -142,8 +142,8 @@ def test_a_new_metric_is_added_in_one_place(monkeypatch):
     monkeypatch.setattr(M, "REGISTRY", dict(M.REGISTRY))  # the registration below is undone after the test
 
     @M.register("brightness", "mean brightness", summary=("frame0", "value"))
-    def _brightness(f, ref, prev):
-        return float(f.pixels.mean())
+    def _brightness(video, ref):  # one value per frame, for the whole video at once
+        return video.pixels.mean(axis=(1, 2, 3))
 
     video = np.stack([np.full((32, 48, 3), v, np.uint8) for v in (10, 20, 30)])
     df = M.anchor_metrics(video, video[0])
@@ -173,3 +173,41 @@ def test_one_psnr_everywhere():
     assert abs(train_psnr(ta, tb) - ref) < 1e-4
     rmse = float(np.sqrt(np.mean((a / 255.0 - b / 255.0) ** 2)))
     assert abs(RGBMap(np.zeros((16, 3)), np.zeros(3), rmse, 1.0).psnr - ref) < 1e-6
+
+
+def test_the_whole_video_measures_equal_scikit_image_frame_by_frame():
+    """Every metric runs over the whole video at once; each equals scikit-image's per-frame call it
+    replaces: the iterative Lucas-Kanade flow per pair, the Lab histogram, the layout resize, SSIM."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.color import rgb2gray, rgb2lab
+    from skimage.registration import optical_flow_ilk
+    from skimage.transform import resize
+
+    from cogviz.flow import ilk_flow
+    from cogviz.metrics import LAB_BINS, LAB_RANGE, LAYOUT_CELLS, ssim_video
+
+    rng = np.random.default_rng(3)
+    base = gaussian_filter(rng.random((120, 150)).astype(np.float32), 2)
+    grey = np.stack([base[2 * t:2 * t + 64, 3 * t:3 * t + 96] for t in range(6)])
+    flow = ilk_flow(grey[:-1], grey[1:])
+    for i in range(5):
+        np.testing.assert_allclose(flow[:, i], optical_flow_ilk(grey[i], grey[i + 1], radius=7, num_warp=3), atol=2e-5)
+    video = panned(48, 64, 2, 1, n=5)
+    df = anchor_metrics(video, video[0])
+    np.testing.assert_allclose(ssim_video(video, video[0]), df["ssim"], atol=1e-9)
+    for t, frame in enumerate(video):
+        small = frame.astype(np.float32) / 255.0
+        lab = rgb2lab(small).reshape(-1, 3)
+        hist = np.histogramdd(lab, bins=LAB_BINS, range=LAB_RANGE)[0].ravel() / lab.shape[0]
+        ref = np.histogramdd(rgb2lab(video[0].astype(np.float32) / 255.0).reshape(-1, 3), bins=LAB_BINS,
+                             range=LAB_RANGE)[0].ravel() / lab.shape[0]
+        assert df["palette"][t] == pytest.approx(0.5 * np.abs(hist - ref).sum(), abs=1e-12)
+        cells = resize(rgb2gray(small), LAYOUT_CELLS, anti_aliasing=True).ravel()
+        first = resize(rgb2gray(video[0].astype(np.float32) / 255.0), LAYOUT_CELLS, anti_aliasing=True).ravel()
+        assert df["layout"][t] == pytest.approx(np.corrcoef(cells, first)[0, 1], abs=1e-6)
+        if t:
+            mag = np.hypot(*optical_flow_ilk(rgb2gray(video[t - 1].astype(np.float32) / 255.0).astype(np.float32),
+                                             rgb2gray(small).astype(np.float32), radius=7, num_warp=3))
+            assert df["motion"][t] == pytest.approx(mag.mean(), abs=1e-4)
+    one = anchor_metrics(video[:1], video[0])  # one frame: no pair, no warning, NaN pairwise columns
+    assert one[["flicker", "motion", "motion_top5"]].isna().all(axis=None)

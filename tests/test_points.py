@@ -67,7 +67,7 @@ def test_variants_check_every_intervention_before_compute(no_compute):
 def test_every_point_a_call_names_is_enumerable_and_each_one_records(pipe):
     blocks = len(pipe.transformer.transformer_blocks)
     names = point_names(3, blocks=blocks, attention_layers=range(blocks))
-    assert len(names) == len(set(names)) == 4 + 3 * 4 + 3 * blocks * 7 + 2  # z_t input pred x0; 7 block points
+    assert len(names) == len(set(names)) == 4 + 3 * 4 + 3 * blocks * 8 + 2  # z_t input pred x0; 8 block points
     g = cogviz.generate(pipe, image(), PROMPT, num_frames=9, steps=3, progress=False, record=("*",),
                         attention_layers="all")
     assert sorted(g.trace.names()) == sorted(names)

@@ -377,7 +377,7 @@ def test_a_recording_over_max_record_bytes_is_refused_before_compute(monkeypatch
                         record=("z_img", "step/*/block/*/hidden"), max_record_bytes=1_000_000)
     # the estimate is the bytes the trace then holds, on both families (1.5 pads its latent frames)
     monkeypatch.undo()
-    for each, frames in ((pipe, 9), (tiny_random_pipeline("1.5"), 17)):
+    for each, frames in ((pipe, 9), (tiny_random_pipeline("1.5", num_layers=2), 17)):
         g = generate(each, np.zeros((32, 32, 3), np.uint8), "x", steps=3, progress=False, num_frames=frames,
                      record=("step/*/input", "step/*/z_t", "z_img", "step/*/block/*/hidden", "step/*/x0",
                              "step/*/block/0/readmap", "step/0/block/*/readpos", "step/1/block/0/readtokens",
