@@ -178,6 +178,15 @@ def _sweep(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from .sweep import report
+
+    path = report(args.results, args.out, metric=args.metric, baseline=args.baseline,
+                  per_frame=None if args.per_frame == "none" else args.per_frame)
+    print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline in any browser)")
+    return 0
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -253,6 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="variants per transformer forward (default auto: as many as fit the device's memory)")
     s.add_argument("--memory", action="append", choices=MEMORY_OPTIONS, help="a memory option (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = sub.add_parser("report", help="one self-contained HTML report of a sweep's results (effects with "
+                                      "intervals, plots, videos)",
+                       description="Write RESULTS/report.html (or --out): the settings, each variant's paired "
+                                   "effect with its 95% interval, the plots and video grids, in one file that "
+                                   "opens offline.")
+    r.add_argument("results", help="a sweep's results directory (the --out of cogviz sweep)")
+    r.add_argument("--out", help="the HTML file to write (default RESULTS/report.html)")
+    r.add_argument("--metric", default="mean_ssim", help="per-run figure for the effects table (default mean_ssim)")
+    r.add_argument("--per-frame", default="ssim", help="per-frame metric for the effect curves (default ssim; "
+                                                       "none: leave them out)")
+    r.add_argument("--baseline", default="baseline", help="the variant effects are measured against")
     f = sub.add_parser("fit", help="load an image (path or URL) and fit it to a model's size")
     f.add_argument("image", help="path or http(s) URL")
     g = f.add_mutually_exclusive_group()
@@ -285,6 +305,8 @@ def main(argv=None) -> int:
             return _generate(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "fit":
             from PIL import Image
 

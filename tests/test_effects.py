@@ -114,3 +114,63 @@ def test_on_the_toy_zeroing_z_img_excludes_zero_and_a_no_op_holds_it(toy_sweep):
         toy_sweep.effects("mean_ssmi")
     with pytest.raises(CogvizError, match="frames="):
         toy_sweep.effects("ssim", frames=[40])
+
+
+def _open_offline(path):
+    """Open a file in Chromium: what its images decoded to, and every request that left the file or failed."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium
+
+    _need_chromium()
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.on("requestfailed", lambda r: problems.append(f"failed {r.url[:60]} ({r.failure})"))
+        page.on("request", lambda r: not r.url.startswith(("data:", "file:")) and problems.append(f"left: {r.url}"))
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(path.as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.naturalWidth, i.naturalHeight])")
+        text = page.inner_text("body")
+        browser.close()
+    return images, text, problems
+
+
+@pytest.mark.browser
+def test_the_report_opens_offline_in_chromium_with_its_effects_plots_and_videos(toy_sweep, tmp_path):
+    path = toy_sweep.report(tmp_path / "report.html")
+    html = path.read_text()
+    assert "default-src 'none'" in html and "<script" not in html and "http" not in html.split("<body>")[1]
+    images, text, problems = _open_offline(path)
+    assert problems == []
+    alts = [a for a, w, h in images if w > 0 and h > 0]  # decoded, not broken
+    assert len(alts) == len(images) == 4 + 3, images  # 4 plots, 3 video grids (2 images first, then a 2nd seed)
+    assert {"forest plot", "effect per frame", "anchor decay", "fidelity against motion"} <= set(alts)
+    grids = [a for a in alts if " · seed " in a]
+    assert len({a.split(" · ")[0] for a in grids}) == 2  # both images drawn before a second seed of either
+    # the effects table says what the test above measured: zero_image's interval excludes 0
+    e = toy_sweep.effects("mean_ssim").set_index("label")
+    assert "zero_image" in text and f"{e.loc['zero_image', 'effect']:.4f}" in text
+
+
+def test_the_report_escapes_what_the_results_hold_and_refuses_what_it_cannot_draw(toy_sweep, tmp_path):
+    import copy
+
+    from cogviz.cli import main
+    from cogviz.sweep.report import report_html
+
+    hostile = copy.copy(toy_sweep)
+    hostile.runs = toy_sweep.runs.assign(prompt="<script>alert(1)</script>", image="<img src=x onerror=alert(1)>")
+    page = report_html(hostile, per_frame=None)
+    assert "<script>alert" not in page and "<img src=x" not in page and "&lt;script&gt;alert(1)" in page
+    with pytest.raises(CogvizError, match="per_frame='ssmi' is not a per-frame metric.*ssim"):
+        report_html(toy_sweep, per_frame="ssmi")
+    with pytest.raises(CogvizError, match="did you mean 'zero_image'"):
+        report_html(toy_sweep, baseline="zero_imag")
+    with pytest.raises(CogvizError, match="expected an .html file"):
+        toy_sweep.report(tmp_path / "report.pdf")
+    # the CLI writes into the results folder and says where; a folder that is no sweep is one clear line
+    assert main(["report", str(toy_sweep.out_dir), "--per-frame", "none"]) == 0
+    assert (toy_sweep.out_dir / "report.html").stat().st_size > 10_000
+    assert main(["report", str(tmp_path)]) == 2

@@ -24,6 +24,10 @@ longer matches is detected and the run redone. ``run_id`` is a content hash of t
 weights fingerprint), the image's pixels, the prompt, the seed, the settings and the ablations:
 a re-run skips what is done, and a changed configuration gets new ids — old rows are kept and
 told apart, never overwritten. Nothing is pickled.
+
+**Shared.** :meth:`SweepResult.effects` gives each variant's paired effect with its confidence
+interval (:mod:`cogviz.effects`), and :func:`report` (``cogviz report DIR``) writes the settings,
+effects, plots and video grids into one self-contained HTML file that opens offline.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from ..errors import SweepError
 from .config import load_config
 from .driver import sweep
 from .identity import image_fingerprint, model_fingerprint, plan, run_id
+from .report import report
 from .results import SweepResult
 
-__all__ = ["sweep", "SweepResult", "plan", "load_config", "model_fingerprint", "image_fingerprint", "run_id",
+__all__ = ["sweep", "SweepResult", "report", "plan", "load_config", "model_fingerprint", "image_fingerprint", "run_id",
            "SweepError"]

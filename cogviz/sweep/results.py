@@ -163,6 +163,13 @@ class SweepResult:
         table = self.effects(metric, **kwargs)
         return viz.effect_curves(table, title=title) if "frame" in table.columns else viz.forest(table, title=title)
 
+    def report(self, path=None, **kwargs):
+        """Write one self-contained HTML report (settings, effects with intervals, plots, video grids)
+        and return its path: :func:`cogviz.sweep.report.report`, default ``out_dir/report.html``."""
+        from .report import report
+
+        return report(self, path, **kwargs)
+
     def plot_decay(self, metric: str = "ssim", *, title: str | None = None):
         """The anchor-decay curves of every ablation (mean over images, prompts and seeds)."""
         from .. import viz
