@@ -174,3 +174,32 @@ def test_the_report_escapes_what_the_results_hold_and_refuses_what_it_cannot_dra
     assert main(["report", str(toy_sweep.out_dir), "--per-frame", "none"]) == 0
     assert (toy_sweep.out_dir / "report.html").stat().st_size > 10_000
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_a_sweep_extends_itself_until_the_interval_is_as_narrow_as_asked(tmp_path):
+    import cogviz
+    import cogviz.ablations as A
+    from cogviz.sweep import sweep_until
+    from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+
+    toy = cogviz.load_pipeline("toy")
+    scene = sample_scene(1_000_000_007)
+    img, prompt = render_scene(scene, frames=[0])[0], prompt_for(scene)
+    with pytest.raises(CogvizError, match="half_width=0"):
+        sweep_until(toy, img, prompt, [A.ZeroImage()], [0], out_dir=tmp_path, half_width=0)
+    with pytest.raises(CogvizError, match="max_seeds=1"):
+        sweep_until(toy, img, prompt, [A.ZeroImage()], [0], out_dir=tmp_path, half_width=0.1, max_seeds=1)
+    # one seed gives no interval, so it adds seeds; the widest half-width reached is the one asked
+    kw = dict(out_dir=tmp_path, steps=4, num_frames=9, progress=False, metric="mean_ssim")
+    r = sweep_until(toy, img, prompt, [A.ZeroImage()], [0], half_width=0.08, max_seeds=12, **kw)
+    e = r.effects("mean_ssim").set_index("label").loc["zero_image"]
+    assert r.rounds[0]["seeds"] == 1 and r.rounds[-1]["seeds"] == e["n"] > 1
+    assert (e["high"] - e["low"]) / 2 <= 0.08 and r.rounds[-1]["widest_half_width"] <= 0.08
+    assert sorted(r.runs["seed"].unique()) == list(range(e["n"]))  # the next unused seeds, in order
+    # asked again, it computes nothing; asked for more than max_seeds allow, it says what it reached
+    calls = []
+    again = sweep_until(toy, img, prompt, [A.ZeroImage()], [0], half_width=0.08, max_seeds=12,
+                        callback=lambda done, total: calls.append((done, total)), **kw)
+    assert len(again) == len(r) and all(done == total for done, total in calls)
+    with pytest.warns(UserWarning, match=r"stopped at max_seeds=3 with the widest interval ±"):
+        sweep_until(toy, img, prompt, [A.ZeroImage()], [0], half_width=1e-6, max_seeds=3, **kw)

@@ -28,6 +28,7 @@ told apart, never overwritten. Nothing is pickled.
 **Shared.** :meth:`SweepResult.effects` gives each variant's paired effect with its confidence
 interval (:mod:`cogviz.effects`), and :func:`report` (``cogviz report DIR``) writes the settings,
 effects, plots and video grids into one self-contained HTML file that opens offline.
+:func:`sweep_until` adds seeds until every effect's interval is as narrow as asked.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .driver import sweep
 from .identity import image_fingerprint, model_fingerprint, plan, run_id
 from .report import report
 from .results import SweepResult
+from .until import sweep_until
 
-__all__ = ["sweep", "SweepResult", "report", "plan", "load_config", "model_fingerprint", "image_fingerprint", "run_id",
+__all__ = ["sweep", "sweep_until", "SweepResult", "report", "plan", "load_config", "model_fingerprint", "image_fingerprint", "run_id",
            "SweepError"]

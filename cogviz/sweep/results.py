@@ -32,6 +32,7 @@ class SweepResult:
         import pandas as pd
 
         self.out_dir = Path(out_dir)
+        self.rounds: list[dict] = []  # sweep_until's rounds: seeds, runs and widest half-width of each
         rows, frames = [], []
         for rec in records:
             c = rec["config"]
