@@ -3,8 +3,10 @@
 :func:`map_ablations` lists the variants of a map — one :class:`~cogviz.ablations.AttentionKnockout`
 (or :class:`~cogviz.ablations.PatchActivations`) per block and window — as data, so the same map
 runs in one batched call (:func:`block_map`) or through :func:`cogviz.sweep.sweep` over seeds and
-images (:func:`map_table` reads its results back). :func:`map_picture` draws the block x window
-heat map of one summary figure.
+images (:func:`map_table` reads its results back). :func:`map_effects` gives each cell's paired
+effect against the baseline of the same seed (and image) with its confidence interval, and
+:func:`map_picture` draws the block x window heat map of one summary figure, hatching the cells
+whose interval holds 0.
 
 >>> [a.label() for a in map_ablations(2, windows=[(0.0, 0.5)])]
 ['attention_knockout(layers=(0,), queries=later, keys=image, start=0, end=0.5)', 'attention_knockout(layers=(1,), queries=later, keys=image, start=0, end=0.5)']
@@ -19,7 +21,7 @@ from .errors import CogvizError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["KINDS", "map_ablations", "block_map", "map_table", "map_picture"]
+__all__ = ["KINDS", "map_ablations", "block_map", "map_table", "map_effects", "map_picture"]
 
 KINDS = ("attention_knockout", "patch_activations")
 FIGURES = ("frame0_psnr", "mean_ssim", "later_ssim")  #: the summary figures a map reports
@@ -80,9 +82,10 @@ def block_map(pipe, image, prompt: str, *, kind: str = "attention_knockout", win
 
 
 def _tidy(wide: pd.DataFrame) -> pd.DataFrame:
-    long = wide.melt(id_vars=["block", "start", "end", "seed"], value_vars=list(FIGURES), var_name="figure")
-    base = long[long["block"].isna()].set_index(["seed", "figure"])["value"]
-    long["change"] = long["value"] - [base[(s, f)] for s, f in zip(long["seed"], long["figure"])]
+    pair = ["seed", "image"] if "image" in wide.columns else ["seed"]  # what a cell meets its baseline on
+    long = wide.melt(id_vars=["block", "start", "end", *pair], value_vars=list(FIGURES), var_name="figure")
+    base = long[long["block"].isna()].set_index([*pair, "figure"])["value"]
+    long["change"] = long["value"] - base.loc[list(zip(*(long[c] for c in [*pair, "figure"])))].to_numpy()
     long["window"] = [None if s is None or s != s else f"{s:g}-{e:g}" for s, e in zip(long["start"], long["end"])]
     long["block"] = long["block"].astype("Int64")  # the baseline's block is <NA>
     return long
@@ -90,7 +93,9 @@ def _tidy(wide: pd.DataFrame) -> pd.DataFrame:
 
 def map_table(runs: pd.DataFrame) -> pd.DataFrame:
     """A sweep's results (``SweepResult.runs`` of a sweep over :func:`map_ablations`) as the tidy table
-    :func:`block_map` gives, one row per run and figure (the baseline's ``block`` None)."""
+    :func:`block_map` gives, one row per (image, seed), cell and figure (the baseline's ``block``
+    None; prompts averaged); ``image`` is the image's content key, so :func:`map_effects` pairs
+    each cell with its own image's baseline."""
     import json
 
     import pandas as pd
@@ -102,26 +107,61 @@ def map_table(runs: pd.DataFrame) -> pd.DataFrame:
         layers = a.get("layers")
         later = pd.read_parquet(r.metrics)["ssim"].iloc[1:].mean() if r.metrics else float("nan")
         rows.append({"block": layers[0] if isinstance(layers, list) else None, "start": a.get("start"),
-                     "end": a.get("end"), "seed": r.seed, "image": r.image, "frame0_psnr": r.frame0_psnr,
+                     "end": a.get("end"), "seed": r.seed, "image": r.image_sha, "frame0_psnr": r.frame0_psnr,
                      "mean_ssim": r.mean_ssim, "later_ssim": float(later)})
     wide = pd.DataFrame(rows)
-    return _tidy(wide.drop(columns=["image"]).groupby(["block", "start", "end", "seed"], dropna=False,
-                                                      as_index=False).mean())
+    return _tidy(wide.groupby(["block", "start", "end", "seed", "image"], dropna=False, as_index=False).mean())
 
 
-def map_picture(table: pd.DataFrame, figure: str = "later_ssim", *, of: str = "change", title: str | None = None):
+def map_effects(table: pd.DataFrame, figure: str = "later_ssim", *, confidence: float = 0.95,
+                n_resamples: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Each cell's paired effect on ``figure`` against the baseline of the same seed (and image), with
+    its confidence interval (:func:`cogviz.effects.paired_effects`; resampled within each image when
+    the table has several): one row per (block, window) with ``effect``, ``low``, ``high``, ``n``,
+    ``excludes_zero``. One seed of one image gives no interval (``method`` ``"n=1"``)."""
+    import pandas as pd
+
+    from .effects import paired_effects
+
+    if figure not in FIGURES:
+        raise CogvizError(f"figure={figure!r}: expected one of {', '.join(FIGURES)}")
+    t = table[table["figure"] == figure].copy()
+    t["label"] = ["baseline" if pd.isna(b) else f"block {int(b)} · steps {w}" for b, w in zip(t["block"], t["window"])]
+    images = "image" in t.columns
+    e = paired_effects(t, "value", pair=("seed", "image") if images else ("seed",),
+                       strata="image" if images and t["image"].nunique() > 1 else None,
+                       confidence=confidence, n_resamples=n_resamples, seed=seed)
+    cells = t.drop_duplicates("label").set_index("label")
+    e.insert(0, "window", cells.loc[e["label"], "window"].to_numpy())
+    e.insert(0, "block", cells.loc[e["label"], "block"].to_numpy())
+    e.attrs["value"] = figure
+    return e
+
+
+def map_picture(table: pd.DataFrame, figure: str = "later_ssim", *, of: str = "change", title: str | None = None,
+                confidence: float = 0.95):
     """The block x window map of one figure (mean over seeds) from :func:`block_map`'s table: changes
-    on a diverging scale centred at 0 with a colour bar (``of="change"``), values on their own scale."""
+    on a diverging scale centred at 0 with a colour bar (``of="change"``), values on their own scale.
+    With two seeds (or images) or more, each change carries its interval (:func:`map_effects`): the
+    cell shows ``±`` its half-width and is hatched when the interval holds 0."""
     from .viz import change_map, heatmap
 
     if figure not in FIGURES:
         raise CogvizError(f"figure={figure!r}: expected one of {', '.join(FIGURES)}")
     t = table[(table["figure"] == figure) & table["block"].notna()]
     grid = t.pivot_table(index="block", columns="window", values=of, aggfunc="mean")
-    if of == "change":
-        return change_map(grid.to_numpy(), row_labels=[f"block {int(b)}" for b in grid.index],
-                          col_labels=[f"steps {w}" for w in grid.columns], title=title or f"{figure}: change",
-                          label=f"{figure} minus the baseline", xlabel="step window (fractions of the steps)",
-                          ylabel="block knocked out / patched")
-    return heatmap(grid.to_numpy(), row_labels=[f"block {int(b)}" for b in grid.index],
-                   col_labels=list(grid.columns), title=title or f"{figure}, {of}")
+    rows, cols = [f"block {int(b)}" for b in grid.index], [f"steps {w}" for w in grid.columns]
+    if of != "change":
+        return heatmap(grid.to_numpy(), row_labels=rows, col_labels=list(grid.columns), title=title or f"{figure}, {of}")
+    e = map_effects(table, figure, confidence=confidence) if t.groupby(["block", "window"]).size().min() > 1 else None
+    low = high = None
+    if e is not None:
+        cells = e.set_index(["block", "window"])
+        low = cells["low"].unstack("window").reindex(index=grid.index, columns=grid.columns).to_numpy()
+        high = cells["high"].unstack("window").reindex(index=grid.index, columns=grid.columns).to_numpy()
+    note = (f"hatched: the {confidence:.0%} interval holds 0 (n={int(e['n'].min())} pairs a cell)" if e is not None
+            else "one seed: no interval")
+    return change_map(grid.to_numpy(), row_labels=rows, col_labels=cols,
+                      title=title or f"{figure}: change against the baseline\n{note}",
+                      label=f"{figure} minus the baseline", xlabel="step window (fractions of the steps)",
+                      ylabel="block knocked out / patched", low=low, high=high)

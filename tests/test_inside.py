@@ -182,7 +182,7 @@ def test_patching_runs_on_tiny_1_0_and_1_5_batched_and_nothing_from_the_source_i
 
 
 def test_the_block_map_in_one_call_and_through_a_sweep_agree(tmp_path):
-    from cogviz.anchor_map import block_map, map_ablations, map_picture, map_table
+    from cogviz.anchor_map import block_map, map_ablations, map_effects, map_picture, map_table
     from cogviz.sweep import sweep
 
     pipe = tiny_random_pipeline()
@@ -202,6 +202,19 @@ def test_the_block_map_in_one_call_and_through_a_sweep_agree(tmp_path):
     a = table.sort_values(key)["value"].to_numpy()
     b = swept.sort_values(key)["value"].to_numpy()
     np.testing.assert_allclose(a, b, atol=0.05)  # the same runs, batched differently (rounding in the frames)
+    # each cell's paired effect over the two seeds, with its interval; the picture hatches the cells holding 0
+    for t in (table, swept):
+        e = map_effects(t)
+        mean = t[(t["figure"] == "later_ssim") & t["block"].notna()].groupby(["block", "window"])["change"].mean()
+        np.testing.assert_allclose(e.set_index(["block", "window"])["effect"].loc[mean.index], mean, atol=1e-12)
+        assert (e["n"] == 2).all() and ((e["low"] <= e["effect"]) & (e["effect"] <= e["high"])).all()
+        drawn = map_picture(t, "later_ssim")
+        hatched = [p for p in drawn.figure.axes[0].patches if p.get_hatch()]
+        assert len(hatched) == int((~e["excludes_zero"]).sum())
+        assert "hatched: the 95% interval holds 0 (n=2" in drawn.figure.axes[0].get_title()
+    assert "one seed: no interval" in map_picture(table[table["seed"] == 0]).figure.axes[0].get_title()
+    with pytest.raises(CogvizError, match="figure='later_psnr'"):
+        map_effects(table, "later_psnr")
 
 
 def test_the_three_kinds_run_in_a_sweep_on_tiny_1_0_and_1_5(pipe, tmp_path):

@@ -113,16 +113,19 @@ def arrows_picture(arrows, frames_rgb, *, frames=None, title: str | None = None,
 
 @_pictured
 def change_map(values, *, row_labels, col_labels, title: str = "", label: str = "change", xlabel: str = "",
-               ylabel: str = "", centred: bool = True):
+               ylabel: str = "", centred: bool = True, low=None, high=None):
     """A table (rows x columns) with a colour bar and labelled axes, each cell annotated: changes on a
     diverging scale centred at 0 (blue below, red above); ``centred=False``: values on a sequential
-    scale over their own range."""
+    scale over their own range. ``low``/``high`` (tables of the same shape): each cell's interval,
+    written as ``±`` its half-width, the cell hatched where the interval holds 0."""
     from matplotlib.colors import Normalize, TwoSlopeNorm
     from matplotlib.figure import Figure
 
     v = _as_np(values).astype(float)
     if v.ndim != 2:
         raise CogvizError(f"values of shape {v.shape}: expected a 2-d table")
+    if (low is None) != (high is None) or (low is not None and (np.shape(low) != v.shape or np.shape(high) != v.shape)):
+        raise CogvizError(f"low and high: give both, each of the values' shape {v.shape}")
     span = float(np.nanmax(np.abs(v))) or 1e-9
     lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
     norm = TwoSlopeNorm(0.0, -span, span) if centred else Normalize(lo, max(hi, lo + 1e-9))
@@ -133,8 +136,15 @@ def change_map(values, *, row_labels, col_labels, title: str = "", label: str = 
     shown = ax.imshow(v, cmap="RdBu_r" if centred else "magma", norm=norm, aspect="auto")
     for (i, j), x in np.ndenumerate(v if small else np.empty((0, 0))):
         dark = abs(x) > 0.6 * span if centred else norm(x) < 0.5
-        ax.text(j, i, f"{x:+.3f}" if centred else f"{x:.3f}", ha="center", va="center", fontsize=8,
+        half = "" if low is None else f"\n±{(high[i][j] - low[i][j]) / 2:.3f}"
+        ax.text(j, i, (f"{x:+.3f}" if centred else f"{x:.3f}") + half, ha="center", va="center", fontsize=8,
                 color="white" if dark else "black")
+    if low is not None:
+        from matplotlib.patches import Rectangle
+
+        for (i, j), lo in np.ndenumerate(_as_np(low).astype(float)):
+            if lo <= 0 <= float(_as_np(high)[i, j]):
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.45", lw=0))
     ax.set(xticks=range(v.shape[1]), xticklabels=col_labels, yticks=range(v.shape[0]), yticklabels=row_labels,
            xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(shown, ax=ax, label=label)
