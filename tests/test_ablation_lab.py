@@ -95,9 +95,15 @@ def test_run_sweeps_shows_every_view_and_a_second_lab_reopens_it_without_compute
     from cogviz.metrics import REGISTRY
 
     assert [v for _, v in lab.decay_metric.options] == list(REGISTRY)  # the registry's metrics, in order
-    before = lab.decay.value
+    # the effects: each variant against the baseline, paired by seed, with its interval
+    e = r.effects("mean_ssim").set_index("label")
+    assert "zero_image" in lab.effects.value and f"{e.loc['zero_image', 'low']:.4f}" in lab.effects.value
+    assert (e["n"] == 2).all() and "no interval" not in lab.effects.value
+    before, curves = lab.decay.value, lab.effect_curves.value
+    assert len(curves) > 1000
     lab.decay_metric.value = "palette"
     assert lab.decay.value != before and len(lab.decay.value) > 1000  # the curve of the chosen metric
+    assert lab.effect_curves.value != curves  # and its paired bands
     first = lab.grid_image.value
     lab.scrubber.value = 16
     assert lab.grid_image.value != first  # the scrubber moves the video

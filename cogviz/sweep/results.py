@@ -112,8 +112,8 @@ class SweepResult:
         the bootstrap resamples within each image). A DataFrame, one row per (``by``..., label).
 
         ``metric``: a per-run figure (a column of :attr:`runs`: ``mean_ssim``, ``frame0_psnr``,
-        ``motion``, ...) or a per-frame metric (``ssim``, ``psnr``, ...: one row per frame, a band per
-        frame; ``frames=`` averages those frames per run first: a list, a ``range``, or ``"later"`` —
+        ``motion``, ...) or a per-frame metric (``ssim``, ``psnr``, ``palette``, ...: one row per frame, a
+        band per frame; a name that is both, like ``palette``, means the per-frame metric; ``frames=`` averages those frames per run first: a list, a ``range``, or ``"later"`` —
         every frame but frame 0). ``by``: columns of :attr:`runs` to split on (e.g. ``"prompt"``)."""
         from ..effects import paired_effects
 
@@ -141,7 +141,7 @@ class SweepResult:
             close = difflib.get_close_matches(metric, [*per_run, *self._per_frame()], n=1)
             raise SweepError(f"metric {metric!r} is neither a per-run figure ({', '.join(per_run)}) nor a per-frame "
                              f"metric ({', '.join(self._per_frame())})" + (f"; did you mean {close[0]!r}?" if close else ""))
-        if metric in per_run:
+        if metric in per_run and metric not in self._per_frame():  # a per-frame name ("palette") means the frames
             if frames is not None:
                 raise SweepError(f"frames={frames!r} applies to per-frame metrics; {metric!r} is one figure per run")
             return self.runs

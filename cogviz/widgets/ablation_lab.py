@@ -4,8 +4,10 @@ A thin view over :func:`cogviz.sweep`: an image (an :class:`ImageFitter` or any 
 seeds, a list of ablations with their parameters (one row each: add, remove, change), steps,
 guidance and a results folder. Only **Run** starts work; a progress bar counts runs with an
 estimate of the time left. Then the view shows the sweep's runs table, the baseline and variants
-side by side as one video (Play + frame scrubber, a seed to pick), the anchor-decay curves and
-the fidelity-motion plane. Pointed at a folder that already holds results (on construction, by
+side by side as one video (Play + frame scrubber, a seed to pick), the anchor-decay curves, each
+variant's paired effect against the baseline with its 95% interval (a table on mean SSIM and
+per-frame bands of the chosen metric: :meth:`cogviz.SweepResult.effects`) and the
+fidelity-motion plane. Pointed at a folder that already holds results (on construction, by
 typing it, or with **Open**) it shows them without computing anything. The last result is the
 observable trait ``result`` (a :class:`cogviz.SweepResult`)::
 
@@ -192,6 +194,9 @@ class AblationLab(W.VBox):
                                        description="Decay of", layout=W.Layout(width="320px"))
         self.decay = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
         self.tradeoff = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
+        # each variant's paired effect against the baseline with its interval: a table and per-frame bands
+        self.effects = W.HTML()
+        self.effect_curves = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
         self.message = W.HTML()
 
         for a in (ablations if ablations is not None else [{"kind": "zero_image"}, {"kind": "scale_image"}]):
@@ -203,7 +208,9 @@ class AblationLab(W.VBox):
         results = W.VBox([W.HTML("<b>runs</b>"), self.table,
                           W.HTML("<b>baseline and variants, same seed</b>"), self.grid_seed, self.grid_image,
                           W.HBox([self.play, self.scrubber]), self.decay_metric,
-                          W.HBox([self.decay, self.tradeoff])])
+                          W.HBox([self.decay, self.effect_curves]),
+                          W.HTML("<b>effects against the baseline</b> (paired by seed, 95% intervals)"),
+                          self.effects, self.tradeoff])
         top = [self.source] if isinstance(self.source, W.Widget) else []
         super().__init__(top + [settings, self.message, results])
 
@@ -213,7 +220,7 @@ class AblationLab(W.VBox):
         self.out_dir.observe(lambda _: self.open_results(quiet=True), "value")
         self.scrubber.observe(self._show_frame, "value")
         self.grid_seed.observe(lambda _: self._show_grid(), "value")
-        self.decay_metric.observe(lambda _: self._show_decay(), "value")
+        self.decay_metric.observe(lambda _: (self._show_decay(), self._show_effects()), "value")
         self.open_results(quiet=True)  # a folder with results: shown, nothing computed
 
     # ------------------------------------------------------------------------------- rows
@@ -327,6 +334,7 @@ class AblationLab(W.VBox):
         self._show_grid()
         if len(result.frames):
             self._show_decay()
+            self._show_effects()
             self.tradeoff.value = to_png(result.plot_tradeoff())
         self.result = result
 
@@ -334,6 +342,20 @@ class AblationLab(W.VBox):
         result = getattr(self, "_result", None)
         if result is not None and len(result.frames):
             self.decay.value = to_png(result.plot_decay(self.decay_metric.value))
+
+    def _show_effects(self) -> None:
+        """The effects table (mean SSIM, one row per variant) and the chosen metric's per-frame bands;
+        with one seed per pair there is no interval, and the table says so."""
+        result = getattr(self, "_result", None)
+        if result is None or not len(result.frames) or "baseline" not in set(result.runs["label"]):
+            self.effects.value, self.effect_curves.value = "<i>no baseline runs: no effects to show</i>", b""
+            return
+        table = result.effects("mean_ssim")
+        shown = table[["label", "effect", "low", "high", "n", "excludes_zero"]].round(4)
+        note = ("" if (table["n"] > 1).all() else
+                "<br><i>one seed per variant: no interval; add seeds (e.g. 0-4) for one</i>")
+        self.effects.value = shown.to_html(index=False, border=0, classes="cogviz-effects") + note
+        self.effect_curves.value = to_png(result.plot_effects(self.decay_metric.value))
 
     def _show_grid(self) -> None:
         result = getattr(self, "_result", None)
