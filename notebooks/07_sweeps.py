@@ -133,11 +133,18 @@ print(f"and once more, finished: {len(again)} forwards")
 #
 # `SweepResult.load(folder)` needs no model. `.runs` has one row per run (its id, image, prompt,
 # seed, the ablation's parameters as columns, the summary metrics, the paths of its files);
-# `.frames` one row per run and frame. Means per variant over the seeds:
+# `.frames` one row per run and frame. The runs are **paired**: a variant and the baseline of
+# the same image, prompt and seed share everything but the ablation. So the question "what did
+# the ablation do?" has a direct answer per pair, the difference $d_i = y_i^{\text{variant}} -
+# y_i^{\text{baseline}}$ of a figure $y$, and the effect is their mean
+# $\hat\Delta = \frac{1}{n}\sum_{i=1}^{n} d_i$. How sure we are of it comes from resampling the
+# pairs (a bootstrap: draw $n$ of the $d_i$ with replacement, many times, and read the spread of
+# the means; within each image when there are several). `result.effects` gives the effect on each
+# run's mean SSIM to the image, its 95 % interval, and whether the interval excludes 0:
 
 # %%
-table = result.runs.groupby("label", sort=False)[["frame0_psnr", "mean_ssim", "motion"]].mean()
-display(table.round(3))
+effects = result.effects("mean_ssim")
+display(effects[["label", "effect", "low", "high", "n", "excludes_zero", "baseline_mean", "variant_mean"]].round(3))
 
 # %% [markdown]
 # The anchor-decay curves (SSIM to the image, frame by frame; the band spans the seeds) and the
@@ -198,3 +205,46 @@ from cogviz.widgets import AblationLab
 
 lab = AblationLab(pipe, prompt=prompt, seeds=SEEDS, ablations=variants, out_dir=out, steps=STEPS)
 lab
+
+# %% [markdown]
+# ## 8. Conclusions with intervals
+#
+# The extended sweep holds four seeds of every variant. What can we claim? The forest plot gives
+# each variant's paired effect on the later frames' SSIM to the image (frames 1 to 16, averaged
+# per run) with its 95 % interval: a filled dot where the interval excludes 0 — a change larger
+# than the seed-to-seed noise of these runs —, a hollow one where it holds 0.
+
+# %%
+later = extended.effects("ssim", frames="later")
+extended.plot_effects("ssim", frames="later", title="paired effects on the later frames' SSIM (4 seeds)")
+
+# %% [markdown]
+# Per frame, with a band per frame: where along the video each variant departs from the baseline.
+
+# %%
+extended.plot_effects("ssim", title="each variant minus the baseline, per frame (95% bands)")
+
+# %% [markdown]
+# The sentences below are printed from the table, not typed: a conclusion carries its interval.
+# Four seeds of one image are a pilot; `seeds_needed` says how many pairs would bring each
+# interval to a half-width we choose, since the half-width shrinks as $1/\sqrt{n}$:
+# $n_\text{needed} = \lceil n\,(h_\text{pilot}/h)^2 \rceil$. (`cogviz.sweep.sweep_until` runs a
+# sweep that adds seeds until it gets there.)
+
+# %%
+from cogviz.effects import seeds_needed
+
+for row in later.itertuples():
+    verdict = "excludes 0" if row.excludes_zero else "holds 0: not distinguishable from the baseline here"
+    print(f"{row.label:36s} {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}] over {row.n} seeds — {verdict}")
+need = seeds_needed(later, half_width=0.02)
+print("\nseeds of this image for a half-width of 0.02:", dict(zip(need["label"], need["n_needed"])))
+
+# %% [markdown]
+# Finally, the whole sweep as one file to share: `extended.report()` (or `cogviz report FOLDER`
+# in a terminal) writes the settings, this effects table, the plots and the video grids into one
+# self-contained HTML file that opens in any browser, offline.
+
+# %%
+path = extended.report()
+print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, {path.read_text().count('<img')} pictures inside")

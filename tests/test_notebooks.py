@@ -30,7 +30,7 @@ PICTURES = {
     "04_i2v_generation": 2,
     "05_the_embedded_toy_model": 6,
     "06_visual_anchor_ablations": 6,
-    "07_sweeps": 3,
+    "07_sweeps": 5,
     "08_where_the_anchor_is_read": 5,
     "09_other_ways_to_condition": 6,
     "10_where_each_frame_looks": 8,

@@ -121,7 +121,9 @@ def forest(effects, *, title: str | None = None):
     groups = [c for c in effects.columns if c not in {"label", "n", "method", "baseline_mean", "variant_mean",
                                                         "effect", "low", "high", "excludes_zero"}]
     names = [" · ".join([*(f"{g}={r[g]}" for g in groups), f"{r['label']} (n={r['n']})"]) for _, r in effects.iterrows()]
-    fig = Figure(figsize=(7.2, 0.42 * len(effects) + 1.3), layout="constrained")
+    # wide enough for the longest row name beside the plot (a long title wraps onto a second line)
+    fig = Figure(figsize=(max(7.2, 4.2 + 0.075 * max(map(len, names), default=0)), 0.42 * len(effects) + 1.5),
+                 layout="constrained")
     ax = fig.subplots()
     y = list(range(len(effects)))[::-1]
     excl = effects["excludes_zero"].to_numpy(bool)
@@ -129,8 +131,10 @@ def forest(effects, *, title: str | None = None):
     ax.scatter(effects["effect"], y, s=46, zorder=3, color=["#3465a4" if e else "white" for e in excl],
                edgecolors="#3465a4", lw=1.5)
     ax.axvline(0.0, color="black", lw=0.9, ls="--")
-    ax.set(yticks=y, yticklabels=names, xlabel=_effect_axis(effects),
-           title=title or "paired effects: filled = interval excludes 0")
+    import textwrap
+
+    ax.set(yticks=y, yticklabels=names, xlabel=_effect_axis(effects))
+    fig.suptitle("\n".join(textwrap.wrap(title or "paired effects: filled = interval excludes 0", 70)))
     ax.grid(axis="x", alpha=0.3)
     return fig
 
