@@ -141,7 +141,7 @@ def _sweep(args) -> int:
     import pandas as pd
 
     from .errors import CogvizError
-    from .sweep import load_config, plan, sweep
+    from .sweep import load_config, sweep
 
     ray_options = None
     if args.backend == "ray":
@@ -151,25 +151,22 @@ def _sweep(args) -> int:
         raise CogvizError("--ray-address, --actors and --gpus-per-actor need --backend ray")
     config = load_config(args.config)  # a bad config fails here, before the model loads
     model = config.pop("model", "toy")
-    images, prompts = config.pop("images"), config.pop("prompts")
+    sources, prompts = config.pop("images"), config.pop("prompts")
     seeds, ablations = config.pop("seeds", [0]), config.pop("ablations", [])
     from .image import load_image
+    from .sweep.identity import _image_name
 
-    for src in images:  # a missing image fails before the model loads
-        load_image(src)
-    if args.backend == "ray":  # a wrong address fails in seconds, before the model loads
+    # each image loaded once, here (a missing one fails before the model loads), and named by its source
+    images = [(_image_name(src, i), load_image(src)) for i, src in enumerate(sources)]
+    if args.backend == "ray":  # a wrong address fails in seconds, before the model loads (probed once)
         from .sweep.on_ray import check_address
 
         check_address(args.ray_address)
     from .models import load_pipeline
 
     pipe = load_pipeline(model, memory=args.memory)
-    settings = {k: config[k] for k in ("steps", "guidance", "num_frames", "fit", "negative_prompt",
-                                       "include_baseline") if k in config}
-    plan(pipe, images, prompts, ablations, seeds, **settings)  # sizes, steps, ablations: before any compute
     result = sweep(pipe, images, prompts, ablations, seeds, out_dir=args.out, backend=args.backend,
-                   progress=not args.quiet, metrics=config.get("metrics", True), batch=args.batch,
-                   save_latents=config.get("save_latents", False), ray_options=ray_options, **settings)
+                   progress=not args.quiet, batch=args.batch, ray_options=ray_options, **config)
     table = result.summary()
     if len(table) and len(table.columns) > 1:
         with pd.option_context("display.width", 160, "display.max_colwidth", 60):

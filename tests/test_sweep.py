@@ -17,7 +17,7 @@ import cogviz.ablations as A
 import cogviz.models as M
 from cogviz.errors import CogvizError
 from cogviz.samples import sample_path
-from cogviz.sweep import SweepResult, sweep
+from cogviz.sweep import SweepResult, load_config, sweep
 
 PROMPT = "a red circle moves left"
 VARIANTS = [A.ZeroImage(), A.NoiseImage(0.3), [A.FlipImage(), A.ScaleImage(0.5)]]
@@ -808,9 +808,14 @@ def test_the_probe_skips_a_ray_api_it_does_not_know_and_names_a_non_ray_server(h
         def standalone(*args):
             raise ConnectionError("RPC failed: not a GCS")
 
+    import cogviz.sweep.on_ray as R
+
+    monkeypatch.setattr(R, "_ANSWERED", {})
     monkeypatch.setattr(ray._raylet, "InnerGcsClient", Moved)
     check_address(address)  # skipped: ray.init's own checks remain
     monkeypatch.setattr(ray._raylet, "InnerGcsClient", Answers)
+    check_address(address)  # an address that answered in this process is probed once (issue 45), not again
+    R._ANSWERED.clear()
     with pytest.raises(CogvizError, match="answers but is not a Ray head's GCS"):
         check_address(address)
     probe = ("import os, sys; from cogviz.sweep.on_ray import _loopback_stays_loopback; "
@@ -847,3 +852,47 @@ def test_a_sweep_measures_and_saves_at_the_familys_frame_rate(family, fps, tmp_p
     reader = imageio_ffmpeg.read_frames(r.runs["video"].iloc[0])
     assert next(reader)["fps"] == fps
     reader.close()
+
+
+def test_run_ids_are_what_they_were_before_the_sweep_ran_on_objects(toy):
+    """Issue 45 reworked the sweep (objects end to end, a background writer, records hashed once); the
+    ids of a sweep without the new settings are the ones results folders already hold. (Pinned for the
+    committed toy weights: retraining the toy changes its fingerprint and so these ids.)"""
+    from cogviz.sweep import plan
+
+    runs, _, _ = plan(toy, [str(sample_path("shapes"))], [PROMPT], [A.ZeroImage()], [0, 1], steps=3)
+    assert [r.run_id for r in runs] == ["3daa5c99087f17dabd61", "e8eb9981361a33420a66", "6eca193bc7ae185049ed",
+                                        "43fff98a9b6b4667d159"]
+
+
+def test_a_config_sets_any_settings_field_and_the_cli_loads_plans_and_probes_once(tmp_path, monkeypatch):
+    import cogviz.experiment as E
+    import cogviz.image as I
+    import cogviz.sweep.driver as D
+    from cogviz.cli import main
+
+    shutil.copy(sample_path("shapes"), tmp_path / "shapes.png")
+    reads, plans, seen = [], [], []
+    real_read, real_plan, real_variants = I._read_path_or_url, D.plan, E.generate_variants
+    monkeypatch.setattr(I, "_read_path_or_url", lambda *a, **k: reads.append(a[0]) or real_read(*a, **k))
+    monkeypatch.setattr(D, "plan", lambda *a, **k: plans.append(1) or real_plan(*a, **k))
+    monkeypatch.setattr(E, "generate_variants", lambda *a, settings, **k: seen.append(settings) or
+                        real_variants(*a, settings=settings, **k))
+    (tmp_path / "sweep.yaml").write_text(f"images: [shapes.png]\nprompts: ['{PROMPT}']\nseeds: [0]\nsteps: 2\n"
+                                         "num_frames: 9\ndynamic_cfg: true\nsize: [64, 96]\n"
+                                         "max_record_bytes: 100000000\nablations: [{kind: zero_image}]\n")
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert len(reads) == 1 and len(plans) == 1  # the image read once, the sweep planned once
+    assert len(seen) == 1 and seen[0].dynamic_cfg and seen[0].size == (64, 96) and seen[0].num_frames == 9
+    assert seen[0].max_record_bytes == 100_000_000 and seen[0].steps == 2
+    r = SweepResult.load(tmp_path / "out")
+    assert len(r) == 2 and set(r.runs["image"]) == {"shapes.png"}  # named by its file, though loaded early
+    plain = D.plan(M.load_pipeline("toy"), [str(tmp_path / "shapes.png")], [PROMPT], [A.ZeroImage()], [0],
+                   steps=2, num_frames=9)[0]
+    assert not set(r.runs["run_id"]) & {p.run_id for p in plain}  # dynamic CFG is hashed into the ids
+    for text, message in (("seed: 3\n", "'seed': not a sweep setting \\(use 'seeds'"),
+                          ("size: [64]\n", "'size': \\[64\\]; expected \\[height, width\\]"),
+                          ("dynamc_cfg: true\n", "did you mean 'dynamic_cfg'")):
+        (tmp_path / "bad.yaml").write_text(f"images: [shapes.png]\nprompts: [x]\n{text}")
+        with pytest.raises(CogvizError, match=message):
+            load_config(tmp_path / "bad.yaml")

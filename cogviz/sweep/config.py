@@ -9,7 +9,13 @@ from .identity import _variant
 
 CONFIG_KEYS = {"model": str, "images": list, "prompts": list, "seeds": list, "ablations": list, "steps": int,
                "guidance": (int, float), "num_frames": int, "fit": str, "negative_prompt": str, "metrics": bool,
-               "save_latents": bool, "include_baseline": bool}
+               "save_latents": bool, "include_baseline": bool, "dynamic_cfg": bool, "size": list,
+               "max_record_bytes": int}
+#: Settings fields a sweep sets itself, with why (a config naming one is told)
+SWEEP_SETS = {"seed": "use 'seeds', a list", "record": "a sweep records the final latents with save_latents",
+              "decode_video": "a sweep decodes every video to measure it",
+              "attention_layers": "a sweep keeps videos and metrics, not traces",
+              "num_inference_steps": "the key is 'steps'", "guidance_scale": "the key is 'guidance'"}
 
 
 REQUIRED = ("images", "prompts")
@@ -19,8 +25,9 @@ def load_config(path) -> dict:
     """A sweep configuration from a JSON or YAML file: ``images`` (paths or URLs, relative paths taken
     from the file's folder), ``prompts``, ``seeds`` (default [0]), ``ablations`` (a list of variants:
     an ablation dict or a list of them), ``model`` (default "toy") and the settings ``steps``,
-    ``guidance``, ``num_frames``, ``fit``, ``negative_prompt``, ``metrics``, ``save_latents``,
-    ``include_baseline``. Every key and type is checked; the error names the key, the value and
+    ``guidance``, ``num_frames``, ``fit``, ``negative_prompt``, ``dynamic_cfg``, ``size`` ([height,
+    width]), ``max_record_bytes``, ``metrics``, ``save_latents``, ``include_baseline`` — every
+    :class:`~cogviz.Settings` field a sweep's runs can differ by. Every key and type is checked; the error names the key, the value and
     what is accepted."""
     path = Path(path)
     try:
@@ -41,8 +48,14 @@ def load_config(path) -> dict:
         raise SweepError(f"config {str(path)!r}: expected a mapping of keys ({', '.join(CONFIG_KEYS)}), "
                          f"got {type(data).__name__}")
     unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown and unknown[0] in SWEEP_SETS:
+        raise SweepError(f"config key {unknown[0]!r}: not a sweep setting ({SWEEP_SETS[unknown[0]]})")
     if unknown:
-        raise SweepError(f"config key {unknown[0]!r}: unknown; accepted keys: {', '.join(CONFIG_KEYS)}")
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(CONFIG_KEYS), n=1)
+        raise SweepError(f"config key {unknown[0]!r}: unknown{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                         f"accepted keys: {', '.join(CONFIG_KEYS)}")
     for key in REQUIRED:
         if key not in data:
             raise SweepError(f"config key {key!r}: missing; a sweep needs {' and '.join(REQUIRED)}")
@@ -52,6 +65,10 @@ def load_config(path) -> dict:
             names = {str: "text", list: "a list", int: "a whole number", bool: "true or false",
                      (int, float): "a number"}[want]
             raise SweepError(f"config key {key!r}: {value!r} is {type(value).__name__}; expected {names}")
+    size = data.get("size")
+    if size is not None and not (len(size) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                                         for x in size)):
+        raise SweepError(f"config key 'size': {size!r}; expected [height, width] in pixels, e.g. [480, 720]")
     for v in data.get("ablations", []):
         _variant(v)  # a bad ablation fails here, before any model loads
     for i, p in enumerate(data["images"]):

@@ -5,17 +5,18 @@ from pathlib import Path
 
 from ..errors import SweepError
 from .identity import plan
-from .local import _as_dict, _groups, _run_group
+from .local import _groups, run_locally
 from .on_ray import _run_on_ray
 from .results import SweepResult
-from .store import _valid, _write_manifest, clean_stale
+from .store import _valid, _write_manifest, check_run, clean_stale
 
 
 def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, guidance: float = 6.0,
           num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "", metrics: bool = True,
           save_latents: bool = False, include_baseline: bool = True, backend: str = "local",
           progress: bool = True, model_id: str | None = None, fps: float | None = None, batch="auto",
-          callback=None, ray_options: dict | None = None, max_record_bytes: int | None = None) -> SweepResult:
+          callback=None, ray_options: dict | None = None, max_record_bytes: int | None = None,
+          dynamic_cfg: bool = False, size: tuple[int, int] | None = None) -> SweepResult:
     """Run ``images x prompts x seeds x ablations`` (plus the baseline), writing each run into
     ``out_dir`` as it finishes; runs already there (same content hash, files intact) are skipped.
 
@@ -25,7 +26,12 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     Returns a :class:`SweepResult` over *this* sweep's runs (``SweepResult.load(out_dir)`` reads
     every run in the folder).
 
-    ``max_record_bytes``: what each generation may record to CPU memory (see :class:`~cogviz.Settings`).
+    ``max_record_bytes``: what each generation may record to CPU memory; ``dynamic_cfg`` and ``size``:
+    as in :class:`~cogviz.Settings` (every field a sweep's runs can differ by is a keyword here).
+
+    Each group's metrics and files are written by a background thread while the next group computes
+    (:class:`~cogviz.sweep.local.BackgroundWriter`: at most one group waits; runs are still placed
+    whole, so a SIGKILL loses only the groups in flight).
 
     ``callback(done, total)``: called after each run is written (and once at the start, with the
     runs already there), e.g. to drive a widget's progress bar.
@@ -55,7 +61,8 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         check_address((ray_options or {}).get("address"))
     runs, fitted, settings = plan(pipe, images, prompts, ablations, seeds, steps=steps, guidance=guidance,
                                   num_frames=num_frames, fit=fit, negative_prompt=negative_prompt,
-                                  include_baseline=include_baseline, model_id=model_id)
+                                  include_baseline=include_baseline, model_id=model_id, dynamic_cfg=dynamic_cfg,
+                                  size=size)
     if backend == "ray":  # joined (or refused, in seconds) before anything is written
         from .on_ray import connect
 
@@ -68,13 +75,16 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     _write_manifest(out_dir, {"settings": settings, "model": runs[0].config["model"],
                               "run_ids": [r.run_id for r in runs]})
     clean_stale(out_dir)  # runs in flight when an earlier sweep died; a live writer's are kept
-    todo = [r for r in runs if _valid(out_dir / "runs" / r.run_id) is None]
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc="cogviz.sweep",
-               unit="run")
-    job = dict(settings=settings, metrics=metrics, save_latents=save_latents, fps=fps, out_dir=str(out_dir),
-               batch=batch, max_record_bytes=max_record_bytes)
-    groups = _groups(todo)
-    done = [len(runs) - len(todo)]
+    records = {}  # run_id -> its record: each run's files hashed once, when found or when written
+    for r in runs:
+        rec = _valid(out_dir / "runs" / r.run_id)
+        if rec is not None:
+            records[r.run_id] = rec
+    todo = [r for r in runs if r.run_id not in records]
+    bar = tqdm(total=len(runs), initial=len(records), disable=not progress, desc="cogviz.sweep", unit="run")
+    job = dict(settings=_call_settings(settings, size, max_record_bytes), metrics=metrics, save_latents=save_latents,
+               fps=fps, out_dir=str(out_dir), batch=batch)
+    done = [len(records)]
 
     def advance(n: int = 1) -> None:  # n more runs written: the bar and the caller's callback
         bar.update(n)
@@ -82,40 +92,56 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         if callback is not None:
             callback(done[0], len(runs))
 
+    def landed(recs: list[dict]) -> None:
+        records.update((rec["run_id"], rec) for rec in recs if rec.get("run_id"))
+        advance(len(recs))
+
     if callback is not None:
         callback(done[0], len(runs))
     with bar:
         if backend == "ray":
-            _run_on_ray(pipe, groups, fitted, job, advance, **(ray_options or {}))
+            _run_on_ray(pipe, _groups(todo), fitted, job, advance, **(ray_options or {}))
         else:
-            _run_locally(pipe, groups, fitted, job, advance)
-    return _complete(out_dir, runs)
+            run_locally(pipe, _groups(todo), fitted, job, lambda g: _still_missing(out_dir, g, landed), landed)
+    return _complete(out_dir, runs, records)
 
 
-def _run_locally(pipe, groups, fitted, job: dict, advance) -> None:
-    text_cache = {}
-    for group in groups:
-        group = _still_missing(Path(job["out_dir"]), group, advance)  # another writer may have done some since
-        if group:
-            _run_group(pipe, [_as_dict(r) for r in group], fitted[group[0].image_index], job,
-                       done=lambda _: advance(), text_cache=text_cache)
+def _call_settings(settings: dict, size, max_record_bytes):
+    """The sweep's :class:`~cogviz.Settings` (the seed set per group), built once from the plan."""
+    from ..plan import Settings
+
+    return Settings(negative_prompt=settings["negative_prompt"], num_frames=settings["num_frames"],
+                    steps=settings["steps"], guidance=settings["guidance"], fit=settings["fit"],
+                    dynamic_cfg=settings.get("dynamic_cfg", False), size=None if size is None else tuple(size),
+                    record=(), max_record_bytes=max_record_bytes)
 
 
-def _complete(out_dir: Path, runs) -> SweepResult:
-    """The sweep's runs read back; one missing is an error naming it, never a short result."""
-    result = SweepResult.load(out_dir, run_ids=[r.run_id for r in runs])
-    if len(result) < len(runs):
-        got = set(result.runs["run_id"]) if len(result) else set()
-        missing = [r.run_id for r in runs if r.run_id not in got]
+def _complete(out_dir: Path, runs, records: dict) -> SweepResult:
+    """The sweep's runs, from the records found or written (runs an actor wrote are read here, once);
+    one missing is an error naming it, never a short result."""
+    for r in runs:  # a record whose folder is not where this machine looks is read again (not trusted)
+        if r.run_id not in records or not (out_dir / "runs" / r.run_id / "run.json").is_file():
+            records.pop(r.run_id, None)
+            rec, why = check_run(out_dir / "runs" / r.run_id)
+            if why:
+                raise SweepError(f"{out_dir / 'runs' / r.run_id / 'run.json'} is not a cogviz run record ({why})")
+            if rec is not None:
+                records[r.run_id] = rec
+    missing = [r.run_id for r in runs if r.run_id not in records]
+    if missing:
         raise SweepError(f"{len(missing)} of {len(runs)} runs are not in {out_dir} after the sweep "
                          f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); were they written to "
                          "storage this machine does not see? Sweep again to redo them")
-    return result
+    return SweepResult(out_dir, sorted((records[r.run_id] for r in runs), key=lambda rec: rec["finished"]))
 
 
-def _still_missing(out_dir: Path, group, advance) -> list:
-    """The runs of ``group`` not yet in ``out_dir`` (a second writer may have finished some)."""
-    todo = [r for r in group if _valid(out_dir / "runs" / r.run_id) is None]
-    if len(todo) < len(group):
-        advance(len(group) - len(todo))
+def _still_missing(out_dir: Path, group, landed) -> list:
+    """The runs of ``group`` not yet in ``out_dir`` (a second writer may have finished some: their
+    records are reported through ``landed``)."""
+    todo, theirs = [], []
+    for r in group:
+        rec = _valid(out_dir / "runs" / r.run_id)
+        (todo.append(r) if rec is None else theirs.append(rec))
+    if theirs:
+        landed(theirs)
     return todo

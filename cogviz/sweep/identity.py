@@ -118,10 +118,12 @@ def _image_name(source, index: int) -> str:
 
 def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: float = 6.0,
          num_frames: int | None = None, fit: str = "crop", negative_prompt: str = "",
-         include_baseline: bool = True, model_id: str | None = None):
-    """Load and fit every image, check every setting and ablation, and list the runs — before any
-    model compute. Returns ``(runs, fitted_images, settings)``. Raises a :class:`CogvizError` on a
-    missing image or a bad ablation."""
+         include_baseline: bool = True, model_id: str | None = None, dynamic_cfg: bool = False,
+         size: tuple[int, int] | None = None):
+    """Load and fit every image (each once; an item may be a ``(name, image)`` pair, the name recorded), check every setting and ablation, and list the runs —
+    before any model compute. Returns ``(runs, fitted_images, settings)``. Raises a
+    :class:`CogvizError` on a missing image or a bad ablation. ``settings`` (hashed into every run
+    id) names ``dynamic_cfg`` only when it is on, so the ids of sweeps without it stay as they were."""
     from ..family import default_frames
     from ..fit import fit_image
     from ..image import load_image
@@ -148,12 +150,18 @@ def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: 
     num_frames = num_frames or default_frames(pipe)
     fitted, names = [], []
     for i, src in enumerate(images):
-        names.append(_image_name(src, i))
+        if isinstance(src, tuple):  # (name, source): a source loaded already, under the name it came by
+            if len(src) != 2 or not isinstance(src[0], str) or not src[0]:
+                raise SweepError(f"images[{i}]: a tuple must be (name, image) with a non-empty name; got {src!r:.80}")
+            name, src = src
+        else:
+            name = _image_name(src, i)
+        names.append(name)
         img = load_image(src)
-        fitted.append(fit_image(img, resolve_size(pipe, None, None), fit))
+        fitted.append(fit_image(img, resolve_size(pipe, None, size), fit))
     height, width = fitted[0].size
     call = Settings(negative_prompt=negative_prompt, num_frames=num_frames, steps=steps, guidance=guidance, fit=fit,
-                    record=())
+                    dynamic_cfg=bool(dynamic_cfg), size=None if size is None else tuple(size), record=())
     for prompt in prompts:
         setup = prepare(pipe, fitted[0], prompt, call)
     for v in variants:
@@ -162,6 +170,8 @@ def plan(pipe, images, prompts, ablations, seeds, *, steps: int = 50, guidance: 
 
     settings = dict(steps=steps, guidance=float(guidance), num_frames=num_frames, fit=fit,
                     negative_prompt=negative_prompt, height=height, width=width)
+    if dynamic_cfg:
+        settings["dynamic_cfg"] = True
     model = {"id": model_id or _model_name(pipe) or "pipeline", "fingerprint": model_fingerprint(pipe)}
     image_keys = [image_fingerprint(f.image) for f in fitted]
     runs = []

@@ -25,12 +25,23 @@ def _host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+#: addresses that answered in this process, and when: a CLI sweep probes its address once, not once
+#: before the model loads, once in sweep() and once on joining
+_ANSWERED: dict[str, float] = {}
+#: how long an answer counts (a cluster that went away since is found by ray.init itself)
+ANSWER_VALID_S = 120.0
+
+
 def check_address(address, timeout: float = CONNECT_TIMEOUT) -> None:
     """Something must answer at ``address`` within ``timeout`` seconds: a wrong or unreachable address
-    fails here in seconds, naming it, instead of leaving Ray to retry for minutes."""
+    fails here in seconds, naming it, instead of leaving Ray to retry for minutes. An address that
+    answered in this process in the last :data:`ANSWER_VALID_S` seconds is not probed again."""
     import socket
+    import time
 
     if address in (None, "", "auto", "local"):
+        return
+    if time.monotonic() - _ANSWERED.get(str(address), -1e9) < ANSWER_VALID_S:
         return
     host, port = _host_port(str(address))
     try:
@@ -42,6 +53,7 @@ def check_address(address, timeout: float = CONNECT_TIMEOUT) -> None:
                          f"with `ray start --head --port {port}`, or pass the address `ray start` printed") from None
     if not str(address).startswith("ray://"):
         _probe_gcs(str(address), host, port, timeout)
+    _ANSWERED[str(address)] = time.monotonic()
 
 
 _AUTH_FIX = ("the cluster uses token authentication: set RAY_AUTH_MODE=token here and give this machine the "
