@@ -176,9 +176,9 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from .sweep import report
+    from .sweep import SweepResult, report
 
-    path = report(args.results, args.out, metric=args.metric, baseline=args.baseline,
+    path = report(SweepResult.load(args.results), args.out, metric=args.metric, baseline=args.baseline,
                   per_frame=None if args.per_frame == "none" else args.per_frame)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline in any browser)")
     return 0

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from .errors import CogvizError
 
-__all__ = ["encode_mp4", "encode_gif", "to_html", "show", "save", "load", "grid"]
+__all__ = ["encode_mp4", "encode_gif", "to_html", "show", "save", "load", "frame_rate", "grid"]
 
 
 def _check(frames) -> np.ndarray:
@@ -103,17 +103,32 @@ def save(frames, path: str | os.PathLike, fps: float = 8) -> Path:
     return path
 
 
-def load(path: str | os.PathLike) -> np.ndarray:
-    """The frames of an mp4 file (the pair of :func:`save`): uint8 (F, H, W, 3)."""
+def _reader(path: Path):
     import imageio_ffmpeg
 
-    path = Path(path)
     if not path.is_file():
         raise CogvizError(f"no such video file: {str(path)!r}")
     # the container named, never guessed, and local files only: a playlist or a URL list renamed
     # .mp4 in a results folder someone else wrote is not followed
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24",
-                                        input_params=["-f", "mp4", "-protocol_whitelist", "file"])
+    return imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24",
+                                      input_params=["-f", "mp4", "-protocol_whitelist", "file"])
+
+
+def frame_rate(path: str | os.PathLike) -> float:
+    """The frame rate an mp4 file was saved at (what :func:`save` was given)."""
+    reader = _reader(Path(path))
+    try:
+        return float(next(reader)["fps"])
+    except (OSError, RuntimeError, StopIteration, KeyError) as e:
+        raise CogvizError(f"{str(path)!r} is not an mp4 video cogviz can read ({type(e).__name__})") from None
+    finally:
+        reader.close()
+
+
+def load(path: str | os.PathLike) -> np.ndarray:
+    """The frames of an mp4 file (the pair of :func:`save`): uint8 (F, H, W, 3)."""
+    path = Path(path)
+    reader = _reader(path)
     try:
         meta = next(reader)
         w, h = meta["size"]

@@ -50,15 +50,7 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     """
     from tqdm.auto import tqdm
 
-    if backend not in ("local", "ray"):
-        raise SweepError(f"backend={backend!r}: expected 'local' (this process) or 'ray' (Ray actors)")
-    if backend == "ray" and not getattr(pipe, "cogviz_model", None):
-        raise SweepError("backend='ray': actors load the model by name, so pass a pipeline from "
-                         "cogviz.load_pipeline(name or folder)")
-    if backend == "ray":  # a wrong address fails in seconds, before any planning
-        from .on_ray import check_address
-
-        check_address((ray_options or {}).get("address"))
+    _check_backend(pipe, backend, ray_options)
     runs, fitted, settings = plan(pipe, images, prompts, ablations, seeds, steps=steps, guidance=guidance,
                                   num_frames=num_frames, fit=fit, negative_prompt=negative_prompt,
                                   include_baseline=include_baseline, model_id=model_id, dynamic_cfg=dynamic_cfg,
@@ -67,19 +59,14 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         from .on_ray import connect
 
         connect((ray_options or {}).get("address"))
-    if fps is None:  # the family's own rate (16 for CogVideoX 1.5), for the videos and the motion threshold
-        from ..models import fps_of
+    from ..models import fps_of
 
-        fps = fps_of(pipe)
+    fps = fps_of(pipe) if fps is None else fps  # the family's own rate (16 for 1.5): videos, motion threshold
     out_dir = Path(out_dir).expanduser().resolve()  # actors on other nodes (and other cwds) read the same path
     _write_manifest(out_dir, {"settings": settings, "model": runs[0].config["model"],
                               "run_ids": [r.run_id for r in runs]})
     clean_stale(out_dir)  # runs in flight when an earlier sweep died; a live writer's are kept
-    records = {}  # run_id -> its record: each run's files hashed once, when found or when written
-    for r in runs:
-        rec = _valid(out_dir / "runs" / r.run_id)
-        if rec is not None:
-            records[r.run_id] = rec
+    records = _found(out_dir, runs)  # run_id -> its record: each run's files hashed once, found or written
     todo = [r for r in runs if r.run_id not in records]
     bar = tqdm(total=len(runs), initial=len(records), disable=not progress, desc="cogviz.sweep", unit="run")
     job = dict(settings=_call_settings(settings, size, max_record_bytes), metrics=metrics, save_latents=save_latents,
@@ -104,6 +91,28 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
         else:
             run_locally(pipe, _groups(todo), fitted, job, lambda g: _still_missing(out_dir, g, landed), landed)
     return _complete(out_dir, runs, records)
+
+
+def _check_backend(pipe, backend: str, ray_options) -> None:
+    if backend not in ("local", "ray"):
+        raise SweepError(f"backend={backend!r}: expected 'local' (this process) or 'ray' (Ray actors)")
+    if backend == "ray" and not getattr(pipe, "cogviz_model", None):
+        raise SweepError("backend='ray': actors load the model by name, so pass a pipeline from "
+                         "cogviz.load_pipeline(name or folder)")
+    if backend == "ray":  # a wrong address fails in seconds, before any planning
+        from .on_ray import check_address
+
+        check_address((ray_options or {}).get("address"))
+
+
+def _found(out_dir: Path, runs) -> dict:
+    """The records of the runs already intact in ``out_dir`` (their files hashed, once)."""
+    records = {}
+    for r in runs:
+        rec = _valid(out_dir / "runs" / r.run_id)
+        if rec is not None:
+            records[r.run_id] = rec
+    return records
 
 
 def _call_settings(settings: dict, size, max_record_bytes):

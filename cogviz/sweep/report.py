@@ -123,7 +123,7 @@ def _grids_html(result, fps: float) -> str:
 
 
 def report_html(result, *, metric: str = "mean_ssim", per_frame: str | None = "ssim", baseline: str = "baseline",
-                fps: float = 8.0, title: str | None = None, **effects_kw) -> str:
+                fps: float | None = None, title: str | None = None, **effects_kw) -> str:
     """The report of a :class:`~cogviz.sweep.SweepResult` as one HTML string (see :func:`report`)."""
     if not len(result):
         raise SweepError(f"report: {result.out_dir} holds no finished run to report")
@@ -132,6 +132,10 @@ def report_html(result, *, metric: str = "mean_ssim", per_frame: str | None = "s
                          f"({', '.join(result._per_frame()) or 'none: the sweep ran with metrics=False'}); "
                          "pass per_frame=None to leave the curves out")
     title = title or f"cogviz sweep report: {result.out_dir.name}"
+    if fps is None:  # the rate the sweep saved its videos at (the model family's own)
+        from ..video import frame_rate
+
+        fps = frame_rate(result.runs["video"].iloc[0])
     sections = [
         ("Settings", _settings_html(result.out_dir, result) + _overview(result)),
         ("Effects", _effects_html(result, metric, per_frame, baseline, effects_kw)),
@@ -153,7 +157,8 @@ def report_html(result, *, metric: str = "mean_ssim", per_frame: str | None = "s
 
 
 def report(result, path=None, **kwargs) -> Path:
-    """Write the report of ``result`` (a :class:`~cogviz.sweep.SweepResult` or a results folder) to
+    """Write the report of ``result`` (a :class:`~cogviz.sweep.SweepResult`; ``SweepResult.load(folder)``
+    opens a results folder) to
     ``path`` (default: ``report.html`` in the results folder) and return its path.
 
     The report holds the sweeps' settings, every variant's paired effect on ``metric`` (a per-run
@@ -161,11 +166,11 @@ def report(result, path=None, **kwargs) -> Path:
     ``per_frame`` (default ``ssim``; None leaves them out), the means, the anchor-decay and
     fidelity-motion plots, and the video grid of the first (image, prompt, seed) groups. ``baseline``
     names the reference variant; other keywords go to :meth:`SweepResult.effects` (``by``,
-    ``confidence``, ...). The file is self-contained: it opens offline, with no server."""
-    from .results import SweepResult
-
-    if not isinstance(result, SweepResult):
-        result = SweepResult.load(result)
+    ``confidence``, ...); ``fps``: the videos' rate (default: the rate the sweep saved them at). The
+    file is self-contained: it opens offline, with no server."""
+    if not hasattr(result, "runs") or not hasattr(result, "out_dir"):
+        raise SweepError(f"report: expected a SweepResult, got {type(result).__name__}; open a results folder "
+                         "with cogviz.sweep.SweepResult.load(folder)")
     path = Path(path) if path is not None else result.out_dir / "report.html"
     if path.suffix.lower() not in (".html", ".htm"):
         raise SweepError(f"report path {str(path)!r}: expected an .html file")
