@@ -85,8 +85,9 @@ class Family:
 
     # -- latents ---------------------------------------------------------------------------------
     def scale_latent(self, z: torch.Tensor, scaling: float) -> torch.Tensor:
-        """The VAE's latent as the transformer reads it (1.5 divides: a training quirk its maintainers
-        confirmed; the same rounding as diffusers)."""
+        """The VAE's latent as the transformer reads it, as diffusers computes it (1.5 divides by the
+        factor, citing a training bug: "forgot to multiply"; the official SAT sampler feeds the
+        unscaled latent instead, zai-org/CogVideo#605, #761; the same rounding as diffusers)."""
         return (1 / scaling) * z if self.invert_scale_latents else scaling * z
 
     def latent_gain(self, scaling: float) -> float:

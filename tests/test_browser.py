@@ -176,9 +176,9 @@ from test_notebooks import ANSWERS, NOTEBOOKS, PICTURES, check_executed  # noqa:
 #: per lesson: (widget class shown in the page's text, the label of the slider to move) for each widget
 WIDGET_SLIDERS = {
     "01_image_conditioning_preparation": [("ImageFitter", "Focus x")],  # the lesson leaves it in pad mode,
-    "03_channel_concatenation": [("LatentExplorer", "Step")],
-    "04_i2v_generation": [("GenerateUI", "Frame")],
-    "07_sweeps": [("AblationLab", "Frame")],
+    "04_channel_concatenation": [("LatentExplorer", "Step")],
+    "05_i2v_generation": [("GenerateUI", "Frame")],
+    "13_sweeps": [("AblationLab", "Frame")],
 }
 
 _RUN_FINISHED = """() => {

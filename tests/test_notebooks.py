@@ -25,29 +25,31 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: pictures (image/png outputs) each lesson shows when run top to bottom
 PICTURES = {
     "01_image_conditioning_preparation": 5,
-    "02_latent_space_encoding": 7,
-    "03_channel_concatenation": 8,
-    "04_i2v_generation": 2,
-    "05_the_embedded_toy_model": 6,
-    "06_visual_anchor_ablations": 6,
-    "07_sweeps": 5,
-    "08_where_the_anchor_is_read": 5,
-    "09_other_ways_to_condition": 6,
-    "10_where_each_frame_looks": 8,
+    "03_latent_space_encoding": 7,
+    "04_channel_concatenation": 8,
+    "05_i2v_generation": 2,
+    "06_the_diffusion_math": 2,
+    "02_the_embedded_toy_model": 6,
+    "07_visual_anchor_ablations": 6,
+    "13_sweeps": 5,
+    "10_where_the_anchor_is_read": 5,
+    "12_other_ways_to_condition": 6,
+    "11_where_each_frame_looks": 8,
 }
 #: what a reader who worked each exercise out writes into the lesson's cell tagged "answer" (the
 #: lessons ship it unanswered); the tests run every lesson with these and expect its check to pass
 ANSWERS = {
     "01_image_conditioning_preparation": "s = max(720 / 1200, 480 / 360)\nmy_answer = 100 * (1 - (720 / s) / 1200)",
-    "02_latent_space_encoding": "my_shape = ((49 - 1) // 4 + 1, 16, 480 // 8, 720 // 8)\nmy_zero_frames = my_shape[0] - 1",
-    "03_channel_concatenation": "my_frames = [0]",
-    "04_i2v_generation": 'my_answer = "further"',
-    "05_the_embedded_toy_model": "my_latent_shape = ((17 - 1) // 4 + 1, 16, 64 // 8, 96 // 8)\nmy_transformer_channels = 16 + 16",
-    "06_visual_anchor_ablations": 'my_prediction = "late"',
-    "07_sweeps": "my_computed = 3 + 6\nmy_skipped = 15",
-    "08_where_the_anchor_is_read": 'my_prediction = "early"',
-    "09_other_ways_to_condition": 'my_prediction = "constant"',
-    "10_where_each_frame_looks": 'my_prediction = "direct"',
+    "03_latent_space_encoding": "my_shape = ((49 - 1) // 4 + 1, 16, 480 // 8, 720 // 8)\nmy_zero_frames = my_shape[0] - 1",
+    "04_channel_concatenation": "my_frames = [0]",
+    "05_i2v_generation": 'my_answer = "further"',
+    "06_the_diffusion_math": "my_b = -1.0",
+    "02_the_embedded_toy_model": "my_latent_shape = ((17 - 1) // 4 + 1, 16, 64 // 8, 96 // 8)\nmy_transformer_channels = 16 + 16",
+    "07_visual_anchor_ablations": 'my_prediction = "late"',
+    "13_sweeps": "my_computed = 3 + 6\nmy_skipped = 15",
+    "10_where_the_anchor_is_read": 'my_prediction = "early"',
+    "12_other_ways_to_condition": 'my_prediction = "constant"',
+    "11_where_each_frame_looks": 'my_prediction = "direct"',
 }
 FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
 
@@ -126,37 +128,37 @@ def test_check_executed_catches_errors_unrun_cells_and_missing_pictures():
     ok.execution_count = 1
     nb.cells = [ok]
     with pytest.raises(AssertionError, match="shows 0 pictures"):
-        check_executed(nb, "04_i2v_generation")
+        check_executed(nb, "05_i2v_generation")
     pictures = nbformat.v4.new_code_cell("pictures")
     pictures.execution_count = 2
-    pictures.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})] * PICTURES["04_i2v_generation"]
+    pictures.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})] * PICTURES["05_i2v_generation"]
     nb.cells = [ok, pictures]
     with pytest.raises(AssertionError, match="did not say 'correct: '"):
-        check_executed(nb, "04_i2v_generation")
+        check_executed(nb, "05_i2v_generation")
     ok.outputs = [nbformat.v4.new_output("stream", name="stdout", text="correct: further\n")]
-    check_executed(nb, "04_i2v_generation")
+    check_executed(nb, "05_i2v_generation")
     echo = nbformat.v4.new_code_cell("check({}, lambda: None, 'x')")
     echo.execution_count = 3
     echo.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "True"}, execution_count=3)]
     nb.cells = [ok, pictures, echo]
     with pytest.raises(AssertionError, match="also shows its return value"):
-        check_executed(nb, "04_i2v_generation")
+        check_executed(nb, "05_i2v_generation")
     warned = nbformat.v4.new_code_cell("build()")
     warned.execution_count = 4
     warned.outputs = [nbformat.v4.new_output("stream", name="stderr", text="There are modules in ...\n")]
     nb.cells = [ok, pictures, warned]
     with pytest.raises(AssertionError, match="stderr"):
-        check_executed(nb, "04_i2v_generation")
+        check_executed(nb, "05_i2v_generation")
     nb.cells = [ok, pictures]
     with pytest.raises(AssertionError, match="did not say 'not answered yet'"):
-        check_executed(nb, "04_i2v_generation", answered=False)
+        check_executed(nb, "05_i2v_generation", answered=False)
     nb.cells = [nbformat.v4.new_code_cell("y")]
     with pytest.raises(AssertionError, match="did not run"):
-        check_executed(nb, "04_i2v_generation")
+        check_executed(nb, "05_i2v_generation")
     ok.outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=[])]
     nb.cells = [ok]
     with pytest.raises(AssertionError, match="ValueError"):
-        check_executed(nb, "04_i2v_generation")
+        check_executed(nb, "05_i2v_generation")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -251,7 +251,7 @@ def test_full_size_5b_architecture_builds_with_the_real_configuration():
         pipe = full_size_random_pipeline("meta")  # shapes only, no memory
     finally:
         logging.getLogger("diffusers").removeHandler(hear)
-    assert [r.getMessage()[:60] for r in said] == []  # lesson 02 builds it: no warning for the reader
+    assert [r.getMessage()[:60] for r in said] == []  # lesson 03 builds it: no warning for the reader
     assert pipe.transformer.dtype == pipe.vae.dtype == torch.bfloat16
     n = sum(p.numel() for p in pipe.transformer.parameters())
     assert 5.5e9 < n < 5.65e9 and pipe.transformer.config.in_channels == 32

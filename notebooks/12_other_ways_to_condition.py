@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 9 — Other ways to condition on an image
+# # Lesson 12 — Other ways to condition on an image
 #
 # CogVideoX is one answer to "how does a video model read its first image?". Other image-to-video
 # models answer differently, and users of CogVideoX ask for what those models do (an end frame, a

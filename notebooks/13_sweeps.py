@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # Lesson 7 — Many controlled runs: sweeps that batch, survive interruption and resume
+# # Lesson 13 — Many controlled runs: sweeps that batch, survive interruption and resume
 #
-# Lesson 6 changed the image conditioning one run at a time. One ablation on one seed proves
+# Lesson 7 changed the image conditioning one run at a time. One ablation on one seed proves
 # little: a claim about the visual anchor needs many seeds (and images, and prompts), each
 # variant compared with its baseline **under identical noise**. With a real checkpoint a video
 # takes minutes on a GPU, so such a sweep runs for hours, gets interrupted, and must resume

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 4 — Image-to-video generation, one named step at a time
+# # Lesson 5 — Image-to-video generation, one named step at a time
 #
 # The diffusers pipeline hides the step this toolkit exists to teach: the image latent `z_img`
 # is built inside `prepare_latents` and concatenated with the noisy video latent inside the

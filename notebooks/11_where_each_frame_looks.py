@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # Lesson 10 — Where each frame looks, and when the video is decided
+# # Lesson 11 — Where each frame looks, and when the video is decided
 #
-# Lesson 8 cut the road from the image to the later frames and watched them lose the image. This
+# Lesson 10 cut the road from the image to the later frames and watched them lose the image. This
 # lesson looks along the road. Inside every block, each video token's attention is a softmax over
 # all keys, text and video:
 #

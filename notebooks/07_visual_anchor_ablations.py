@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # Lesson 6 — The visual anchor, measured: ablations of the image conditioning
+# # Lesson 7 — The visual anchor, measured: ablations of the image conditioning
 #
-# Lessons 3 and 4 showed *where* the image enters CogVideoX I2V: its latent `z_img` is
+# Lessons 4 and 5 showed *where* the image enters CogVideoX I2V: its latent `z_img` is
 # concatenated with the noisy video latent on the channel axis at every denoising step. This
 # lesson asks **how much** the video depends on it, and **when**. We change the conditioning —
 # remove it, swap it, add noise, hide a region, move it, feed it only at some steps, blur it,
@@ -142,7 +142,7 @@ viz.rgb_tiles([images[0], base.frames[0], zero.frames[0], other, swap.frames[0]]
 # $\sigma$ = 0.05 in pixels the curve lies on top of it.
 #
 # From here on a section's ablations of one scene run together: `variants` hands them to
-# `generate_variants`, which batches them through the transformer (lesson 7's sweeps do the same).
+# `generate_variants`, which batches them through the transformer (lesson 13's sweeps do the same).
 
 # %%
 def over_scenes(named):

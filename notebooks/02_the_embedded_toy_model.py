@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 5 — The embedded toy model: a real CogVideoX I2V you can run anywhere
+# # Lesson 2 — The embedded toy model: a real CogVideoX I2V you can run anywhere
 #
 # The real CogVideoX-5b-I2V has 5.6 billion transformer parameters and needs a large GPU. To
 # *study* how the image anchors the video, cogviz ships its own model, trained by the project,

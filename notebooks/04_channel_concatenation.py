@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 3 — Channel concatenation: 16 + 16 = 32
+# # Lesson 4 — Channel concatenation: 16 + 16 = 32
 #
 # At every denoising step CogVideoX I2V feeds its transformer
 # `concat(z_t, z_img, dim=channels)`: the 16 channels of the noisy video latent `z_t` and the

@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # Lesson 8 — Where the anchor is read: inside the transformer
+# # Lesson 10 — Where the anchor is read: inside the transformer
 #
-# Lessons 3 to 7 changed the image conditioning at the transformer's input and watched the frames
+# Lessons 4 to 9 changed the image conditioning at the transformer's input and watched the frames
 # at its output. This lesson opens the path between. CogVideoX's attention is full 3D attention
 # over *[text tokens, video tokens]*; the video tokens come token frame by token frame, and only
 # the first token frame holds the image latent `z_img`. So the later frames can read the image

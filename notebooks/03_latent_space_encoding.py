@@ -14,12 +14,12 @@
 # ---
 
 # %% [markdown]
-# # Lesson 2 — Latent space: how the VAE turns the image into `z_img`
+# # Lesson 3 — Latent space: how the VAE turns the image into `z_img`
 #
 # CogVideoX never denoises pixels. A 3-d VAE (`AutoencoderKLCogVideoX`) compresses a video
 # 8x in height and width and 4x in time into 16 latent channels, and the transformer works on
 # those latents. The conditioning image goes through the same encoder and becomes `z_img`, the
-# tensor that lesson 3 concatenates with the noisy latent. This lesson looks at `z_img` closely
+# tensor that lesson 4 concatenates with the noisy latent. This lesson looks at `z_img` closely
 # on the embedded toy model (same classes as CogVideoX-5b-I2V, 64 x 96 frames).
 
 # %% tags=["parameters"]
@@ -79,11 +79,23 @@ show(viz.frames_overview(z_img[0], tile=24), "z_img: frames (rows) x channels (c
 # %% [markdown]
 # ## 3. The scaling factor, and CogVideoX 1.5's inversion
 #
-# The VAE's raw latents are multiplied by `scaling_factor` so that the transformer sees values
-# of roughly unit spread (the toy model's factor was measured on its training latents). The
-# CogVideoX 1.5 checkpoints were trained with the image latent *divided* by the factor instead
-# (`invert_scale_latents=True` in their VAE configuration; the diffusers pipeline follows it):
-# same code, opposite scale, which `encode_image` reproduces.
+# The VAE's raw latents are multiplied by `scaling_factor` before the transformer reads them. For
+# the 5B models that factor, 0.7, was chosen **empirically**, by looking at generations, not as a
+# 1/std normalisation (a CogVideo author in zai-org/CogVideo#190; the 2B model uses 1.15). The
+# toy's factor was measured on its own training latents.
+#
+# For CogVideoX 1.5 the sources disagree, and a reader should know all three positions:
+# - **diffusers divides** the 1.5 image latent by the factor (`invert_scale_latents=True` in the
+#   VAE configuration; `pipeline_cogvideox_image2video.py`, `prepare_latents`), with the comment that
+#   the CogVideoX team "forgot to multiply" the scaling factor during training;
+# - the **official SAT sampler** multiplies in `encode_first_stage` and then divides by
+#   `model.scale_factor` (THUDM/CogVideo `sat/sample_video.py`, 1.5 branch), i.e. it feeds the
+#   **unscaled** latent, a gain of 1, not 1/0.7;
+# - users report first frames too bright or too dark, and SAT/diffusers mismatches, that trace to
+#   this (zai-org/CogVideo#605 and #761; huggingface/finetrainers#101).
+#
+# What the 1.5 model was trained with is therefore disputed. cogviz follows diffusers (the division),
+# which `encode_image` reproduces; `ScaleImage(0.7)` on a 1.5 model gives SAT's gain of 1.
 
 # %%
 with torch.no_grad():
@@ -97,8 +109,9 @@ assert torch.allclose(z_mode[0, 0], scale * raw[0], atol=1e-6)
 
 p15 = tiny_random_pipeline("1.5")
 z15 = cogviz.encode_image(p15, scene[0], num_frames=17, sample=False, size=(32, 32))
+gain = cogviz.family_of(p15).latent_gain(p15.vae.config.scaling_factor)
 print("CogVideoX 1.5 style:", tuple(z15.shape), "latent frames (5 padded to 6 for patch_size_t=2);",
-      f"scale {p15.vae.config.scaling_factor} used as a divisor")
+      f"diffusers' gain on the raw latent: 1 / {p15.vae.config.scaling_factor} = {gain:.3f} (SAT's: 1)")
 
 # %% [markdown]
 # ## 4. Channel grids
