@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         print(f"shapes evaluation took {seconds:.0f} s ({args.scenes} scenes x 2 runs)")
         out = {**report.to_dict(), "meets": meets, "seconds": round(seconds, 1)}
     if not args.no_photos:
-        from cogviz.trainer.natural import heldout_views
+        from cogviz.toy.natural import heldout_views
 
         t = time.perf_counter()
         photos = evaluate_photos(pipe, heldout_views()[::args.every], steps=args.steps, guidance=args.guidance,

@@ -10,7 +10,12 @@ The public names, in the order of the data flow (each step is one module)::
     5 ablate       ablations as data: ZeroImage, SwapImage, ... from_dict      ablations
     6 measure      anchor_metrics, summarize, half_life                        metrics
     7 sweep        sweep -> SweepResult (durable, local or Ray)                sweep
+    8 inside       block_map, map_picture; word_map, concept_map, head_table, argmax_flow; belief_*   anchor_map, readmaps, belief
     views          viz (pictures), video (show/save), widgets (ImageFitter, GenerateUI, LatentExplorer, AblationLab)
+    teaching       lessons (exercise checks), samples (load_sample, sample_path, SAMPLES), the small random
+                   models (tiny_random_pipeline, full_size_random_pipeline); the toy's scenes: cogviz.toy
+
+The lessons import only these names (and :mod:`cogviz.toy`); ``tests/test_teaching.py`` holds them to it.
 
 ``import cogviz`` stays light: torch, diffusers and the rest load when a name that needs them is
 first used.
@@ -35,17 +40,27 @@ from .image import load_image
 from .presets import PRESETS, Preset, best_size, get_preset
 
 if TYPE_CHECKING:  # what IDEs and type checkers see; at run time these load on first use
-    from . import ablations, sweep, video, viz, widgets
+    from . import ablations, lessons, sweep, video, viz, widgets
     from .ablations import from_dict
+    from .analysis import PCABasis, channel_stats, contribution_maps, patch_embed_split
+    from .anchor_map import block_map, map_picture
+    from .belief import belief_curve, belief_frames, belief_strip, belief_table, decided_at
     from .condition import concat_condition
-    from .encode import decode, encode_image
+    from .effects import paired_effects, seeds_needed
+    from .encode import decode, decode_latents, encode_image, latent_frames
     from .experiment import generate, generate_variants
     from .family import FAMILIES, Family, family_of
-    from .metrics import anchor_metrics, half_life, summarize
+    from .flow import global_motion
+    from .lens import x0_of
+    from .metrics import anchor_metrics, half_life, psnr, summarize
     from .models import load_pipeline
     from .points import NAMES, Intervention, Trace
+    from .preview import rgb_map_for
+    from .readmaps import argmax_flow, concept_map, head_table, word_map
     from .sampler import Generation, Settings
+    from .samples import SAMPLES, load_sample, sample_path
     from .sweep import SweepResult
+    from .testing import full_size_random_pipeline, tiny_random_pipeline
 
 __version__ = "0.1.0"
 
@@ -81,11 +96,17 @@ __all__ = [
     # 5 ablate
     "ablations", "from_dict",
     # 6 measure
-    "anchor_metrics", "summarize", "half_life",
+    "anchor_metrics", "summarize", "half_life", "psnr", "global_motion", "paired_effects", "seeds_needed",
     # 7 sweep (cogviz.sweep.sweep runs one)
     "sweep", "SweepResult",
+    # 8 inside
+    "block_map", "map_picture", "word_map", "concept_map", "head_table", "argmax_flow", "x0_of",
+    "belief_curve", "belief_frames", "belief_strip", "belief_table", "decided_at",
     # views
-    "viz", "video", "widgets",
+    "viz", "video", "widgets", "latent_frames", "decode_latents", "PCABasis", "channel_stats",
+    "contribution_maps", "patch_embed_split", "rgb_map_for",
+    # teaching
+    "lessons", "SAMPLES", "load_sample", "sample_path", "tiny_random_pipeline", "full_size_random_pipeline",
     # errors
     "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
     "ModelLoadError", "AblationError", "PointError",
@@ -99,8 +120,16 @@ _LAZY = {
     "Trace": "points", "Intervention": "points", "NAMES": "points", "from_dict": "ablations",
     "anchor_metrics": "metrics", "summarize": "metrics", "half_life": "metrics",
     "SweepResult": "sweep",
+    "psnr": "metrics", "global_motion": "flow", "paired_effects": "effects", "seeds_needed": "effects",
+    "block_map": "anchor_map", "map_picture": "anchor_map", "word_map": "readmaps", "concept_map": "readmaps",
+    "head_table": "readmaps", "argmax_flow": "readmaps", "x0_of": "lens",
+    **{name: "belief" for name in ("belief_curve", "belief_frames", "belief_strip", "belief_table", "decided_at")},
+    "latent_frames": "encode", "decode_latents": "encode", "PCABasis": "analysis", "channel_stats": "analysis",
+    "contribution_maps": "analysis", "patch_embed_split": "analysis", "rgb_map_for": "preview",
+    "SAMPLES": "samples", "load_sample": "samples", "sample_path": "samples",
+    "tiny_random_pipeline": "testing", "full_size_random_pipeline": "testing",
 }
-_MODULES = ("ablations", "sweep", "viz", "video", "widgets")
+_MODULES = ("ablations", "sweep", "viz", "video", "widgets", "lessons")
 
 
 def __getattr__(name):

@@ -12,8 +12,9 @@ rounding (``tests/test_metrics.py``).
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
-__all__ = ["ilk_flow", "ilk_magnitudes"]
+__all__ = ["ilk_flow", "ilk_magnitudes", "global_motion"]
 
 RADIUS = 7      #: the window's half-width, as cogviz's motion metric calls optical_flow_ilk
 NUM_WARP = 3    #: warps per pyramid level
@@ -96,3 +97,51 @@ def ilk_magnitudes(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
         return np.zeros((0, 0), np.float32)
     v, u = ilk_flow(reference, moving)
     return np.hypot(v, u).reshape(len(reference), -1)
+
+
+# -- the global (camera) motion between two frames --------------------------------------------------
+def global_motion(first: np.ndarray, last: np.ndarray) -> tuple[float, float, float]:
+    """How the content moved from ``first`` to ``last`` (``uint8 (H, W, 3)``): ``(dy, dx, scale)``.
+
+    A zoom about the centre (``scale`` in 0.6-1.6; > 1 = content grew, the camera zoomed in) and a
+    translation (positive ``dx`` = content moved right), fitted jointly: for each candidate scale
+    the translation comes from phase correlation (scikit-image's ``phase_cross_correlation``), and
+    the pair that leaves the smallest error over the overlap wins.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    best, out = np.inf, (0.0, 0.0, 1.0)
+    for s in np.exp(np.linspace(np.log(0.6), np.log(1.6), 25)):
+        # s >= 1: the first frame's centre, enlarged, against the last; s < 1 the other way round.
+        x, y = (_zoom(first, s), last) if s >= 1 else (first, _zoom(last, 1 / s))
+        a, b = x.astype(np.float32).mean(-1), y.astype(np.float32).mean(-1)
+        shift = phase_cross_correlation(a, b, upsample_factor=2)[0]
+        dy, dx = -float(shift[0]), -float(shift[1])  # the shift registering y onto x, negated
+        err = _overlap_mse(a, b, dy, dx)
+        if err < best:
+            best, out = err, (dy, dx, float(s))
+    return out
+
+
+def _overlap(h: int, w: int, dy: float, dx: float):
+    """Slices (source, destination) of the part an image moved by (dy, dx) shares with the original."""
+    sy, sx = int(round(dy)), int(round(dx))
+    sy, sx = max(min(sy, h - 1), 1 - h), max(min(sx, w - 1), 1 - w)
+    ys, yd = (slice(0, h - sy), slice(sy, h)) if sy >= 0 else (slice(-sy, h), slice(0, h + sy))
+    xs, xd = (slice(0, w - sx), slice(sx, w)) if sx >= 0 else (slice(-sx, w), slice(0, w + sx))
+    return (ys, xs), (yd, xd)
+
+
+def _overlap_mse(a: np.ndarray, b: np.ndarray, dy: float, dx: float) -> float:
+    src, dst = _overlap(*a.shape[:2], dy, dx)
+    d = a[src].astype(np.float32) - b[dst].astype(np.float32)
+    # Small overlaps fit anything: weigh the error by how little of the frame is compared.
+    return float(np.mean(d * d)) * a[..., 0].size / max(d[..., 0].size if d.ndim == 3 else d.size, 1)
+
+
+def _zoom(image: np.ndarray, s: float) -> np.ndarray:
+    """The centre ``1/s`` of ``image`` enlarged back to its size (``s >= 1``)."""
+    h, w = image.shape[:2]
+    bh, bw = h / s, w / s
+    box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, box=box))

@@ -24,7 +24,7 @@
 # The parameters cell below is tagged `parameters`: change it to try your own image.
 
 # %% tags=["parameters"]
-SAMPLE = "lighthouse"          # one of cogviz.samples.SAMPLES, or a path / http(s) URL
+SAMPLE = "lighthouse"          # one of cogviz.SAMPLES, or a path / http(s) URL
 PRESET = "CogVideoX-5b-I2V"    # or "CogVideoX1.5-5B-I2V", "cogviz-toy"
 
 # %%
@@ -34,7 +34,7 @@ from PIL import Image
 
 import cogviz
 from cogviz import viz
-from cogviz.samples import SAMPLES, load_sample, sample_path
+from cogviz import SAMPLES, load_sample, sample_path
 
 # %% [markdown]
 # ## 1. Why the model wants exactly 480 x 720
@@ -104,8 +104,11 @@ for mode, fitted in fits.items():
 # ### Why `crop` is the default
 #
 # The diffusers pipeline simply **stretches** whatever it is given to height x width. The
-# official CogVideoX 1.0 sampling code, and the data the model was trained on, resize keeping
-# the aspect ratio and take a **centre crop**. A model has only learned the statistics of what it
+# official CogVideoX 1.0 sampling code (THUDM/CogVideo `sat/sample_video.py`,
+# `resize_for_rectangle_crop(..., "center")`) and the released fine-tuning data loader
+# (`sat/data_video.py`) resize keeping the aspect ratio and take a **centre crop**; the pretraining
+# data pipeline is not public, and the 1.5 SAT sampler resizes keeping the aspect ratio without
+# cropping. A model has only learned the statistics of what it
 # was shown: crops look like its training frames, stretched or letterboxed frames do not. Crop
 # loses content at the borders, so `fit_image` lets you move the window with a focus point:
 

@@ -33,12 +33,12 @@ from IPython.display import display
 
 import cogviz
 from cogviz import viz
-from cogviz.analysis import PCABasis, channel_stats
-from cogviz.encode import latent_frames
-from cogviz.preview import rgb_map_for
-from cogviz.samples import load_sample
-from cogviz.testing import tiny_random_pipeline
-from cogviz.toy.scenes import render_scene, sample_scene
+from cogviz import PCABasis, channel_stats
+from cogviz import latent_frames
+from cogviz import rgb_map_for
+from cogviz import load_sample
+from cogviz import tiny_random_pipeline
+from cogviz.toy import render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
 scene = render_scene(sample_scene(SCENE_SEED))
@@ -99,8 +99,8 @@ show(viz.frames_overview(z_img[0], tile=24), "z_img: frames (rows) x channels (c
 
 # %%
 with torch.no_grad():
-    pixels = cogviz.encode.image_to_tensor(pipe, cogviz.fit_image(scene[0], "cogviz-toy").image, 64, 96, "cpu",
-                                           torch.float32)
+    fitted0 = cogviz.fit_image(scene[0], "cogviz-toy")                       # pixels in [-1, 1], (1, 3, 64, 96)
+    pixels = torch.from_numpy(fitted0.to_array()).float().div(127.5).sub(1).permute(2, 0, 1)[None]
     raw = pipe.vae.encode(pixels.unsqueeze(2)).latent_dist.mode()[:, :, 0]
 scale = pipe.vae.config.scaling_factor
 z_mode = cogviz.encode_image(pipe, scene[0], sample=False)
@@ -152,7 +152,7 @@ show(viz.rgb_tiles(list(rgb.apply(z_video)), [f"RGB map f{i}" for i in range(5)]
 # scenes well and a photograph less well: the latent space is learned, not generic.
 
 # %%
-from cogviz.metrics import psnr  # PSNR in dB; the one cogviz uses everywhere
+from cogviz import psnr  # PSNR in dB; the one cogviz uses everywhere
 
 results = {}
 for name, img in [("scene", scene[0]), (SAMPLE, load_sample(SAMPLE))]:
@@ -176,7 +176,7 @@ my_zero_frames = None   # how many latent frames are zeros
 
 # %%
 from cogviz.lessons import check
-from cogviz.testing import full_size_random_pipeline
+from cogviz import full_size_random_pipeline
 
 big = full_size_random_pipeline("meta")
 n_latent, _ = latent_frames(big, 49)

@@ -35,8 +35,8 @@ from matplotlib.figure import Figure
 
 import cogviz
 from cogviz import video, viz
-from cogviz.analysis import contribution_maps, patch_embed_split
-from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz import contribution_maps, patch_embed_split
+from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
 scene = sample_scene(SCENE_SEED)

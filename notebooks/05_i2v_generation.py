@@ -43,10 +43,10 @@ import torch
 
 import cogviz
 from cogviz import video, viz
-from cogviz.condition import concat_condition
-from cogviz.points import NAMES, Intervention
-from cogviz.samples import sample_path
-from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz import concat_condition
+from cogviz import NAMES, Intervention
+from cogviz import sample_path
+from cogviz.toy import prompt_for, render_scene, sample_scene
 
 # %% [markdown]
 # ## 1. Generate, with progress
@@ -71,7 +71,7 @@ print(g.frames.shape, g.frames.dtype)
 # %% [markdown]
 # ## 2. The trace and its names
 #
-# Every stage has one stable name, listed in `cogviz.points.NAMES` (`{i}` is the step). A trace
+# Every stage has one stable name, listed in `cogviz.NAMES` (`{i}` is the step). A trace
 # is a dictionary of CPU copies: recording never keeps tensors on the GPU. It saves to
 # safetensors with its settings as JSON metadata (never pickle).
 
@@ -149,7 +149,7 @@ print(out.name, out.stat().st_size, "bytes")
 zeroed = cogviz.generate(pipe, truth[0], prompt, steps=STEPS, guidance=GUIDANCE, seed=SEED,
                          interventions=[Intervention("z_img", lambda z, ctx: torch.zeros_like(z))])
 
-from cogviz.metrics import psnr  # PSNR in dB (capped at 100 for identical frames); the one cogviz uses
+from cogviz import psnr  # PSNR in dB (capped at 100 for identical frames); the one cogviz uses
 
 with_image, without_image = psnr(g.frames[0], truth[0]), psnr(zeroed.frames[0], truth[0])
 print(f"frame 0 vs the conditioning image: {with_image:.1f} dB with z_img, {without_image:.1f} dB with z_img = 0")

@@ -47,7 +47,7 @@ from matplotlib.figure import Figure
 import cogviz
 from cogviz import ablations as A
 from cogviz import viz
-from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
 scene = sample_scene(SCENE_SEED)

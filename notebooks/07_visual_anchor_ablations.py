@@ -31,8 +31,9 @@
 #
 # We also keep track of which ablations stay **inside the training distribution**. CogVideoX I2V
 # was trained with the image latent dropped (zeroed) 5% of the time and with small pixel noise on
-# the image, $\sigma \sim \exp(\mathcal N(-3, 0.5))$ in $[-1, 1]$ units; anything else asks the
-# model a question it never saw.
+# the image, $\sigma = e^{n},\ n \sim \mathcal N(-3, 0.5^2)$ in $[-1, 1]$ units (THUDM/CogVideo
+# `sat/diffusion_video.py`, `sat/configs/cogvideox_5b_i2v.yaml`; lesson 8 takes this apart);
+# anything else asks the model a question it never saw.
 
 # %% tags=["parameters"]
 SCENES = (1_000_000_011, 1_000_000_012, 1_000_000_013)  # held-out scenes of shapes world
@@ -49,9 +50,9 @@ from IPython.display import display
 import cogviz
 from cogviz import ablations as A
 from cogviz import viz
-from cogviz.experiment import generate_variants
-from cogviz.metrics import anchor_metrics, summarize
-from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz import generate_variants
+from cogviz import anchor_metrics, summarize
+from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
 scenes = [sample_scene(s) for s in SCENES]
@@ -187,9 +188,11 @@ viz.picture(np.concatenate([viz.frame_strip(g.frames, [0, 8, 16], titles=[f"{nam
 # layout and colours; late steps refine detail. Which half of the schedule carries the anchor?
 #
 # `low_pass_image(factor, until)` blurs the latent for the first steps only (a published recipe
-# for CogVideoX-5b-I2V uses 0.25 for the first 4% of steps to free motion), and
+# for CogVideoX-5b-I2V uses 0.25 for the first 4% of steps to free motion: ALG, arXiv 2506.08456,
+# its `configs/cogvideox_alg.yaml`), and
 # `image_guidance(scale)` adds a third guidance branch with the image removed, pushing the
-# prediction towards (scale > 1) or away from (scale < 1) the image.
+# prediction further towards the image (scale > 1), less towards it (0 < scale < 1), or away from
+# it (scale < 0); lesson 6 writes the formula out.
 
 # %%
 window_runs = {"baseline": noise_runs["baseline"], **over_scenes({

@@ -47,9 +47,9 @@ from IPython.display import display
 import cogviz
 from cogviz import ablations as A
 from cogviz import viz
-from cogviz.anchor_map import block_map, map_picture
-from cogviz.metrics import anchor_metrics, psnr
-from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz import block_map, map_picture
+from cogviz import anchor_metrics, psnr
+from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
 scenes = [sample_scene(s) for s in SCENES]
@@ -114,12 +114,13 @@ lean = [psnr(g.frames[0], second) - psnr(g.frames[0], firsts[0]) for g in gens]
 for b, v in enumerate(lean[:-1]):
     print(f"patched after block {b}: {v:+6.2f} dB towards the second image")
 print(f"patched after every block: {lean[-1]:+6.2f} dB")
+assert min(lean) > 0, "a single block's patch did not bring frame 0 towards the second image"
 viz.rgb_tiles([firsts[0], second, gens[0].frames[0], gens[blocks - 1].frames[0], gens[-1].frames[0]],
               ["image", "second image", "patch block 0", f"patch block {blocks - 1}", "patch every block"], zoom=2)
 
 # %% [markdown]
-# Patched after *any* single block, frame 0 shows the second image (well above 0 dB): the image
-# frame's picture rides in its own tokens' residual stream from the first block to the last, and
+# Patched after *any* single block, frame 0 leans to the second image (the cell above prints
+# each block's lean and asserts it is above 0 for every block): the image frame's picture rides in its own tokens' residual stream from the first block to the last, and
 # each block passes it on. It is not decided in one block; it is carried.
 #
 # ## 4. Inside one block: the image frame against the later frames

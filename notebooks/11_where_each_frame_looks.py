@@ -49,12 +49,12 @@ from IPython.display import display
 import cogviz
 from cogviz import ablations as A
 from cogviz import viz
-from cogviz.belief import belief_curve, belief_frames, belief_strip, belief_table, decided_at
-from cogviz.encode import decode_latents
-from cogviz.lens import x0_of
-from cogviz.metrics import anchor_metrics
-from cogviz.readmaps import argmax_flow, concept_map, head_table, word_map
-from cogviz.toy.scenes import displacement, prompt_for, render_scene, sample_scene, shape_tokens
+from cogviz import belief_curve, belief_frames, belief_strip, belief_table, decided_at
+from cogviz import decode_latents
+from cogviz import x0_of
+from cogviz import anchor_metrics
+from cogviz import argmax_flow, concept_map, head_table, word_map
+from cogviz.toy import displacement, prompt_for, render_scene, sample_scene, shape_tokens
 
 pipe = cogviz.load_pipeline("toy")
 scene = sample_scene(SCENE)

@@ -23,11 +23,18 @@
 # | model | what the denoiser is fed | family |
 # |---|---|---|
 # | CogVideoX I2V | 16 noise + 16 image channels; the image latent on latent frame 0, zeros after | **concatenation** |
-# | Wan 2.1 I2V, Wan 2.2 A14B | 36 channels = 16 noise + 4 mask + 16 image latent; 2.1 adds CLIP image tokens | concatenation + mask (+ tokens) |
-# | Stable Video Diffusion | 8 channels = 4 noise + 4 image latent; guidance ramped per frame, 1.0 at frame 0 to 3.0 at the last | concatenation + per-frame guidance |
-# | DynamiCrafter | the image latent concatenated, plus image tokens through cross-attention | concatenation + tokens |
-# | LTX-Video, Wan 2.2 TI2V-5B | the clean image latent **replaces** the first latent frame, treated as already denoised | **replacement** |
-# | HunyuanVideo-I2V (`token_replace`) | the first frame's tokens replaced by the clean image latent's | replacement |
+# | Wan 2.1 I2V, Wan 2.2 A14B | 36 channels = 16 noise + 4 mask + 16 image latent, where the image latent is the VAE encoding of *[image, zero pixel frames]* (normalised), so its later latent frames are **not** zeros; 2.1 adds CLIP image tokens (diffusers `pipeline_wan_i2v.py`, `prepare_latents`) | concatenation + mask (+ tokens) |
+# | Stable Video Diffusion | 8 channels = 4 noise + 4 image latent, the image latent on **every** frame; CLIP image tokens; noise augmentation (`noise_aug_strength`, fed back as a conditioning input); guidance ramped per frame from 1.0 to 3.0, image-only (diffusers `pipeline_stable_video_diffusion.py`) | concatenation + tokens + per-frame guidance |
+# | DynamiCrafter | the image latent repeated over all frames and concatenated, plus image tokens through cross-attention; its interpolation mode puts the first and last frames with zeros between (its `scripts/evaluation/inference.py`) | concatenation + tokens |
+# | LTX-Video, Wan 2.2 TI2V-5B | the clean image latent **replaces** the first latent frame, whose tokens get timestep 0 (per-token timesteps: diffusers `pipeline_ltx_image2video.py`, Wan's `expand_timesteps`) | **replacement** |
+# | HunyuanVideo-I2V (`latent_concat`, diffusers' default `image_condition_type`) | 33 channels = 16 noise + 16 image latent + 1 mask, the image on latent frame 0 and zeros after | concatenation + mask |
+# | HunyuanVideo-I2V (`token_replace`) | the first frame's tokens replaced by the clean image latent's, with their own timestep-0 modulation | replacement |
+#
+# Two differences run under the table. CogVideoX is a variance-preserving model with the
+# v-parameterisation (lesson 6); Wan, LTX-Video and HunyuanVideo are **flow-matching** models. And
+# those three give each token its own timestep, so a replaced frame can be marked "already clean";
+# CogVideoX has one timestep for every token, so cogviz's replacement writes the image latent
+# *noised to the step's timestep* instead — an analogue, not the same mechanism.
 #
 # cogviz can run each mechanism on one model — the embedded CogVideoX — as ablations, with the
 # same noise, so the differences are the mechanism's alone:
@@ -38,8 +45,9 @@
 # * `end_image(image)`: a second image's latent on the **last** latent frame of `z_img` (keyframes).
 # * `image_guidance(scale, scale_end)`: SVD's per-frame ramp of image guidance.
 # * `noise_image(sigma, "latent", schedule="timestep")`: image noise that grows with the timestep,
-#   the remedy the "conditional image leakage" paper proposes for models that lean on the image
-#   too early.
+#   an **inference-time analogue** of the TimeNoise that the conditional-image-leakage paper
+#   (arXiv 2406.15735) applies *during training* (its own inference-time remedy is different: start
+#   from an earlier timestep, with Analytic-Init).
 #
 # All but the ramp lie **outside** what CogVideoX was trained on: the lesson measures what the
 # model does anyway, and says why.
@@ -54,8 +62,8 @@ import numpy as np
 import cogviz
 from cogviz import ablations as A
 from cogviz import viz
-from cogviz.metrics import anchor_metrics, psnr
-from cogviz.toy.scenes import prompt_for, render_scene, sample_scene
+from cogviz import anchor_metrics, psnr
+from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
 scenes = [sample_scene(s) for s in SCENES]
@@ -111,8 +119,9 @@ for k in family:
 
 # %% [markdown]
 # Replacement pins frame 0 by construction: its last step writes the clean image latent into
-# latent frame 0. Frame 0 still lands a few dB under the stock model: the VAE decoder's group
-# norms read every latent frame, so the decoded frame 0 also depends on the later latents, which
+# latent frame 0. Frame 0 still lands under the stock model: the VAE decoder decodes the latent
+# frames in chunks (the first three together, diffusers' `AutoencoderKLCogVideoX._decode`) and its
+# group norms mix the frames of a chunk, so the decoded frame 0 also depends on latent frames 1-2, which
 # replacement alone leaves unanchored. The later frames tell the story: with
 # replacement **alone** they keep no more of the image than with no image at all. This model
 # reads its anchor through the image channels; a latent frame written into `z_t` is, to it, just

@@ -40,7 +40,7 @@ from IPython.display import display
 import cogviz
 from cogviz import ablations as A
 from cogviz import viz
-from cogviz.samples import sample_path
+from cogviz import sample_path
 from cogviz.sweep import SweepResult, plan, sweep
 
 pipe = cogviz.load_pipeline("toy")
@@ -232,7 +232,7 @@ extended.plot_effects("ssim", title="each variant minus the baseline, per frame 
 # sweep that adds seeds until it gets there.)
 
 # %%
-from cogviz.effects import seeds_needed
+from cogviz import seeds_needed
 
 for row in later.itertuples():
     verdict = "excludes 0" if row.excludes_zero else "holds 0: not distinguishable from the baseline here"

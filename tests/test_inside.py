@@ -121,8 +121,8 @@ def test_attention_ablations_batch_like_separate_calls(pipe):
 
 
 def test_the_knockout_cuts_the_anchor_of_the_later_frames_on_the_toy():
-    # the embedded model, 3 held-out scenes, 20 steps: the later frames read the image only
-    # through attention to the image frame's tokens
+    # the embedded model, 3 scenes, 20 steps: the later frames read the image mainly through
+    # attention to the image frame's tokens (the text road: the next tests)
     from skimage.metrics import structural_similarity
 
     from cogviz.metrics import psnr

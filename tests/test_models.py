@@ -134,8 +134,8 @@ def test_toy_anchors_heldout_photographs(toy):
     the VAE keeps them, frame 0 is the photo, zeroing z_img loses it, and "the camera holds still"
     keeps it to the last frame. Bounds sit well below the
     model card's 50-step figures, so only a broken model or loader fails them."""
+    from cogviz.toy.natural import heldout_views
     from cogviz.trainer.evaluate import evaluate_photos
-    from cogviz.trainer.natural import heldout_views
 
     report = evaluate_photos(toy, heldout_views(per_photo=1), steps=12, progress=False)
     s = report.summary()

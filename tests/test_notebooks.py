@@ -25,31 +25,35 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: pictures (image/png outputs) each lesson shows when run top to bottom
 PICTURES = {
     "01_image_conditioning_preparation": 5,
+    "02_the_embedded_toy_model": 6,
     "03_latent_space_encoding": 7,
     "04_channel_concatenation": 8,
     "05_i2v_generation": 2,
     "06_the_diffusion_math": 2,
-    "02_the_embedded_toy_model": 6,
     "07_visual_anchor_ablations": 6,
-    "13_sweeps": 5,
+    "08_the_image_in_training": 2,
+    "09_cogvideox_1_0_and_1_5": 1,
     "10_where_the_anchor_is_read": 5,
-    "12_other_ways_to_condition": 6,
     "11_where_each_frame_looks": 8,
+    "12_other_ways_to_condition": 6,
+    "13_sweeps": 5,
 }
 #: what a reader who worked each exercise out writes into the lesson's cell tagged "answer" (the
 #: lessons ship it unanswered); the tests run every lesson with these and expect its check to pass
 ANSWERS = {
     "01_image_conditioning_preparation": "s = max(720 / 1200, 480 / 360)\nmy_answer = 100 * (1 - (720 / s) / 1200)",
+    "02_the_embedded_toy_model": "my_latent_shape = ((17 - 1) // 4 + 1, 16, 64 // 8, 96 // 8)\nmy_transformer_channels = 16 + 16",
     "03_latent_space_encoding": "my_shape = ((49 - 1) // 4 + 1, 16, 480 // 8, 720 // 8)\nmy_zero_frames = my_shape[0] - 1",
     "04_channel_concatenation": "my_frames = [0]",
     "05_i2v_generation": 'my_answer = "further"',
     "06_the_diffusion_math": "my_b = -1.0",
-    "02_the_embedded_toy_model": "my_latent_shape = ((17 - 1) // 4 + 1, 16, 64 // 8, 96 // 8)\nmy_transformer_channels = 16 + 16",
     "07_visual_anchor_ablations": 'my_prediction = "late"',
-    "13_sweeps": "my_computed = 3 + 6\nmy_skipped = 15",
+    "08_the_image_in_training": 'my_prediction = "not zero"',
+    "09_cogvideox_1_0_and_1_5": "my_numbers = 2 * 2 * 2 * 32",
     "10_where_the_anchor_is_read": 'my_prediction = "early"',
-    "12_other_ways_to_condition": 'my_prediction = "constant"',
     "11_where_each_frame_looks": 'my_prediction = "direct"',
+    "12_other_ways_to_condition": 'my_prediction = "constant"',
+    "13_sweeps": "my_computed = 3 + 6\nmy_skipped = 15",
 }
 FIGURE_AS_TEXT = re.compile(r"<(matplotlib\.figure\.)?Figure size [\d.]+x[\d.]+ with \d+ Axes>|<cogviz Picture")
 

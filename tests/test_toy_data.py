@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cogviz.toy import data as D
+from cogviz.toy import natural as N
 from cogviz.toy.components import VOCAB
 from cogviz.toy.scenes import sample_scene
-from cogviz.trainer import data as D
-from cogviz.trainer import natural as N
 from cogviz.trainer.evaluate import DCT_KEEP, aligned_psnr, dct_reference, global_motion, motion_matches, psnr_uint8
 
 

@@ -94,7 +94,7 @@ def test_eval_seeds_are_disjoint_from_training_seeds():
 
 
 def test_vae_clip_kind_weights_choose_stage_2s_clips(monkeypatch):
-    from cogviz.trainer.natural import SourcePool
+    from cogviz.toy.natural import SourcePool
 
     with pytest.raises(ValueError, match="vae_clip_kind_weights"):
         T.TrainConfig(vae_clip_kind_weights="shapes:1,moon:2")
@@ -116,7 +116,7 @@ def test_vae_clip_kind_weights_choose_stage_2s_clips(monkeypatch):
 
 
 def test_vae_crop_motion_puts_the_moving_shape_inside_stage_2s_crops():
-    from cogviz.trainer.natural import SourcePool
+    from cogviz.toy.natural import SourcePool
 
     with pytest.raises(ValueError, match="vae_crop_motion is a share"):
         T.TrainConfig(vae_crop_motion=1.5)

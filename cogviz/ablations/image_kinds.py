@@ -180,8 +180,8 @@ class ScaleImage(Ablation):
     (ComfyUI's latent ``strength``).
 
     ``alpha`` multiplies ``z_img`` *as the transformer reads it*, i.e. after the VAE's scaling:
-    CogVideoX 1.0 feeds ``0.7 * latent``, CogVideoX 1.5 feeds ``latent / 0.7`` (a training quirk its
-    maintainers confirmed), so 1.5's image latent is already 1/0.49 ≈ 2.04x a 1.0-style scaled
+    CogVideoX 1.0 feeds ``0.7 * latent``, CogVideoX 1.5 feeds ``latent / 0.7`` (as diffusers does; the
+    official SAT sampler feeds the unscaled latent, zai-org/CogVideo#605, #761), so 1.5's image latent is already 1/0.49 ≈ 2.04x a 1.0-style scaled
     latent. ``alpha=1`` leaves either model untouched; ``alpha=0`` equals :class:`ZeroImage`.
     In distribution only at 0 and 1.
     """

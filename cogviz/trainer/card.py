@@ -36,11 +36,11 @@ def _starting_weights(info) -> str:
 
 
 def _data_section() -> list[str]:
-    from .data import MIX
-    from .natural import PHOTOS
+    from ..toy.data import MIX
+    from ..toy.natural import PHOTOS
 
     lines = [
-        "A mix of 17-frame clips at 64 x 96 (`cogviz/trainer/data.py`), every one reproducible from its seed:",
+        "A mix of 17-frame clips at 64 x 96 (`cogviz/toy/data.py`), every one reproducible from its seed:",
         "",
         "| kind | share | what |",
         "|---|---|---|",
@@ -50,7 +50,7 @@ def _data_section() -> list[str]:
         f"| camera | {MIX['camera']:.0%} | a camera move over a still natural image, travelling 15-30 % of the frame: \"the camera pans left / right / up / down\", \"the camera zooms in / out\" |",
         f"| still | {MIX['still']:.0%} | a still natural image, every frame the same: \"the camera holds still\" (drawn only where a recipe's kind weights name it) |",
         "",
-        "Natural images (`cogviz/trainer/natural.py`): the training photographs below (and their mirror "
+        "Natural images (`cogviz/toy/natural.py`): the training photographs below (and their mirror "
         "images), plus procedural canvases — the dead-leaves model (occluding disks with sizes ~ r^-3, "
         "each flat, striped, fractal-textured or graded), fractal noise with 1/f^a spectra and "
         "gradients — cut at random windows and scales and colour-jittered (brightness, contrast, "

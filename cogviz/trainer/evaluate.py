@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..flow import _overlap, _zoom, global_motion
 from ..metrics import psnr
 from ..toy.scenes import COLOURS, DIRECTIONS, prompt_for, render_scene, sample_scene
 from .train import EVAL_SEED_BASE
@@ -236,57 +237,10 @@ class PhotoResult:
     still_ok: bool | None = None          # ... >= STILL_DB
 
 
-def global_motion(first: np.ndarray, last: np.ndarray) -> tuple[float, float, float]:
-    """How the content moved from ``first`` to ``last`` (``uint8 (H, W, 3)``): ``(dy, dx, scale)``.
-
-    A zoom about the centre (``scale`` in 0.6-1.6; > 1 = content grew, the camera zoomed in) and a
-    translation (positive ``dx`` = content moved right), fitted jointly: for each candidate scale
-    the translation comes from phase correlation (scikit-image's ``phase_cross_correlation``), and
-    the pair that leaves the smallest error over the overlap wins.
-    """
-    from skimage.registration import phase_cross_correlation
-
-    best, out = np.inf, (0.0, 0.0, 1.0)
-    for s in np.exp(np.linspace(np.log(0.6), np.log(1.6), 25)):
-        # s >= 1: the first frame's centre, enlarged, against the last; s < 1 the other way round.
-        x, y = (_zoom(first, s), last) if s >= 1 else (first, _zoom(last, 1 / s))
-        a, b = x.astype(np.float32).mean(-1), y.astype(np.float32).mean(-1)
-        shift = phase_cross_correlation(a, b, upsample_factor=2)[0]
-        dy, dx = -float(shift[0]), -float(shift[1])  # the shift registering y onto x, negated
-        err = _overlap_mse(a, b, dy, dx)
-        if err < best:
-            best, out = err, (dy, dx, float(s))
-    return out
-
-
-def _overlap(h: int, w: int, dy: float, dx: float):
-    """Slices (source, destination) of the part an image moved by (dy, dx) shares with the original."""
-    sy, sx = int(round(dy)), int(round(dx))
-    sy, sx = max(min(sy, h - 1), 1 - h), max(min(sx, w - 1), 1 - w)
-    ys, yd = (slice(0, h - sy), slice(sy, h)) if sy >= 0 else (slice(-sy, h), slice(0, h + sy))
-    xs, xd = (slice(0, w - sx), slice(sx, w)) if sx >= 0 else (slice(-sx, w), slice(0, w + sx))
-    return (ys, xs), (yd, xd)
-
-
-def _overlap_mse(a: np.ndarray, b: np.ndarray, dy: float, dx: float) -> float:
-    src, dst = _overlap(*a.shape[:2], dy, dx)
-    d = a[src].astype(np.float32) - b[dst].astype(np.float32)
-    # Small overlaps fit anything: weigh the error by how little of the frame is compared.
-    return float(np.mean(d * d)) * a[..., 0].size / max(d[..., 0].size if d.ndim == 3 else d.size, 1)
-
-
-def _zoom(image: np.ndarray, s: float) -> np.ndarray:
-    """The centre ``1/s`` of ``image`` enlarged back to its size (``s >= 1``)."""
-    h, w = image.shape[:2]
-    bh, bw = h / s, w / s
-    box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
-    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, box=box))
-
-
 def motion_matches(move: str, motion: tuple[float, float, float], min_px: float = 2.0,
                    min_zoom: float = 0.05) -> bool:
     """Whether a measured content motion is what the camera ``move`` should produce."""
-    from .natural import CAMERA_MOVES
+    from ..toy.natural import CAMERA_MOVES
 
     dy, dx, scale = motion
     wy, wx, wz = CAMERA_MOVES[move]
@@ -390,12 +344,12 @@ def evaluate_photos(pipe, views: list[tuple[str, np.ndarray]] | None = None, *, 
     image latent, the camera move's direction, whether the last frame still shows the photo, and
     (``still``) whether, asked "the camera holds still", the last frame is still the photo.
 
-    ``views`` defaults to :func:`cogviz.trainer.natural.heldout_views` (photographs from packages no
+    ``views`` defaults to :func:`cogviz.toy.natural.heldout_views` (photographs from packages no
     training stage read). Each view gets one camera prompt, cycling through the six moves.
     """
     from tqdm.auto import tqdm
 
-    from .natural import CAMERA_MOVES, STILL, camera_prompt, heldout_views
+    from ..toy.natural import CAMERA_MOVES, STILL, camera_prompt, heldout_views
 
     views = heldout_views() if views is None else views
     moves = list(CAMERA_MOVES)

@@ -1,9 +1,9 @@
 """Train the embedded toy CogVideoX I2V model from a seed: ``python -m cogviz.trainer``.
 
-The data is a mix (``cogviz/trainer/data.py``): shapes world with muted and full-range backgrounds,
+The data is a mix (``cogviz/toy/data.py``): shapes world with muted and full-range backgrounds,
 shapes moving over still natural images, and camera moves (pans, zooms) over natural images —
 training photographs from scikit-image, dead leaves, fractal noise and gradients
-(``cogviz/trainer/natural.py``), randomly windowed, flipped and colour-jittered.
+(``cogviz/toy/natural.py``), randomly windowed, flipped and colour-jittered.
 
 The recipe is staged, because a video VAE trained naively on clips on a CPU crawls:
 
@@ -72,9 +72,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..toy import components as C
+from ..toy.data import training_clip, training_image
+from ..toy.natural import SourcePool, heldout_views
 from ..toy.scenes import render_scene, sample_scene
-from .data import training_clip, training_image
-from .natural import SourcePool, heldout_views
 
 __all__ = ["TrainConfig", "EVAL_SEED_BASE", "train", "save_resume_point", "read_weights", "load_state", "export_atomically", "main"]
 
@@ -105,7 +105,7 @@ class TrainConfig:
     # the decoder learns to turn a slightly wrong latent (what the transformer hands it) into a
     # clean picture instead of fragments
     vae_latent_noise: float = 0.1
-    # stage 2's clips: "" draws the mix's own shares (cogviz.trainer.data.MIX); KIND:WEIGHT,... draws
+    # stage 2's clips: "" draws the mix's own shares (cogviz.toy.data.MIX); KIND:WEIGHT,... draws
     # the kinds with these weights, so that more of the clips the temporal path learns from hold a
     # moving shape (the shipped shapes-world VAE saw nothing else)
     vae_clip_kind_weights: str = ""
@@ -115,7 +115,7 @@ class TrainConfig:
     vae_crop_motion: float = 0.0
     # stage 3: latent cache
     cache_clips: int = 6000
-    # its clips: "" draws the mix's own shares (cogviz.trainer.data.MIX, where "still" has none);
+    # its clips: "" draws the mix's own shares (cogviz.toy.data.MIX, where "still" has none);
     # KIND:WEIGHT,... draws the kinds with these weights
     cache_kind_weights: str = ""
     # how far a camera move travels over a clip, as a share of the frame: "LOW,HIGH" (uniform)
@@ -567,8 +567,8 @@ SHAPES_KINDS = ("shapes", "shapes_full")
 
 def parse_kind_weights(text: str, name: str = "tr_kind_weights") -> dict[str, float]:
     """``"shapes:0.3,camera:0.7"`` -> ``{"shapes": 0.3, "camera": 0.7}``; kinds are the mix's
-    (``cogviz.trainer.data.MIX``), weights non-negative with a positive sum."""
-    from .data import MIX
+    (``cogviz.toy.data.MIX``), weights non-negative with a positive sum."""
+    from ..toy.data import MIX
 
     out = {}
     for part in filter(None, (x.strip() for x in text.split(","))):

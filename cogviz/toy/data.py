@@ -12,7 +12,7 @@
 seeds stay what they were); a recipe draws it with explicit kind weights
 (``cache_kind_weights``).
 
-Natural images come from :class:`cogviz.trainer.natural.SourcePool` (training photographs and
+Natural images come from :class:`cogviz.toy.natural.SourcePool` (training photographs and
 procedural canvases); every clip is reproducible from its seed and the pool's seed. Training clip
 seeds lie below :data:`cogviz.trainer.EVAL_SEED_BASE`.
 """
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..toy.scenes import prompt_for, render_scene, sample_scene
 from .natural import CAMERA_TRAVEL, STILL, SourcePool, camera_prompt
+from .scenes import prompt_for, render_scene, sample_scene
 
 __all__ = ["MIX", "Clip", "training_clip", "training_image"]
 
