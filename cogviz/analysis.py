@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import ViewError
 from .readmaps import AttentionReader
 
 __all__ = ["patch_weights", "patch_embed_split", "contribution_maps", "channel_stats", "PCABasis",
@@ -113,7 +114,7 @@ class PCABasis:
         x = np.concatenate(cols)
         x = x[np.abs(x).sum(1) > 0]
         if len(x) < 3:
-            raise ValueError("PCABasis.fit needs latents with at least 3 non-zero pixels")
+            raise ViewError("PCABasis.fit needs latents with at least 3 non-zero pixels")
         if len(x) > max_samples:
             x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
         mean = x.mean(0)

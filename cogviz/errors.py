@@ -3,7 +3,7 @@ from __future__ import annotations
 
 __all__ = ["names_in", "one_line", "CogvizError", "ImageLoadError", "FetchError", "ImageTooLargeError", "FitError", "PresetError",
            "ModelLoadError", "OutOfMemoryError", "AblationError", "SpeedPresetError", "PointError",
-           "NotRecordedError", "SweepError"]
+           "NotRecordedError", "SweepError", "ViewError"]
 
 
 def names_in(value, accepted: tuple, label: str, error: type) -> list[str]:
@@ -79,3 +79,9 @@ class NotRecordedError(PointError, KeyError):
 
 class SweepError(CogvizError):
     """A bad sweep configuration or results directory."""
+
+
+class ViewError(CogvizError):
+    """A view (a picture in :mod:`cogviz.viz`, the latent previews and analyses, a widget) was given
+    something it cannot show: the wrong shape, a trace without the recording it needs, an unknown
+    option. The message names what it got and what it takes."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import ViewError
+
 __all__ = ["RGBMap", "fit_rgb_map", "rgb_map_for"]
 
 
@@ -48,7 +50,7 @@ class RGBMap:
         if kind == "z_img" and self.invert_image_scale:
             z = z * self.scaling_factor ** 2
         elif kind not in ("video", "z_img"):
-            raise ValueError(f"kind must be 'video' or 'z_img', got {kind!r}")
+            raise ViewError(f"kind must be 'video' or 'z_img', got {kind!r}")
         rgb = np.einsum("...chw,cd->...hwd", z, self.weight, optimize=True) + self.bias
         return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 

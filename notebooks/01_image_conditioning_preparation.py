@@ -33,8 +33,7 @@ from IPython.display import display
 from PIL import Image
 
 import cogviz
-from cogviz import viz
-from cogviz import SAMPLES, load_sample, sample_path
+from cogviz import SAMPLES, load_sample, sample_path, viz
 
 # %% [markdown]
 # ## 1. Why the model wants exactly 480 x 720

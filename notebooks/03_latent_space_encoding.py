@@ -32,12 +32,7 @@ import torch
 from IPython.display import display
 
 import cogviz
-from cogviz import viz
-from cogviz import PCABasis, channel_stats
-from cogviz import latent_frames
-from cogviz import rgb_map_for
-from cogviz import load_sample
-from cogviz import tiny_random_pipeline
+from cogviz import PCABasis, channel_stats, latent_frames, load_sample, rgb_map_for, tiny_random_pipeline, viz
 from cogviz.toy import render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
@@ -63,7 +58,31 @@ print("spatial factor", pipe.vae_scale_factor_spatial, "| temporal factor", pipe
       "| latent frames for 17 frames:", latent_frames(pipe, 17)[0])
 
 # %% [markdown]
-# ## 2. The shape of `z_img`
+# ## 2. Exercise: predict before the next section shows it
+#
+# For the real CogVideoX-5b-I2V (49 frames of 480 x 720), what is the shape `(F, C, h, w)` of
+# `z_img`, and how many of its latent frames are zeros? Work it out, then check against the
+# full-size architecture (built on PyTorch's `meta` device: shapes only, no memory).
+
+# %% tags=["answer"]
+my_shape = None         # (F, C, h, w)
+my_zero_frames = None   # how many latent frames are zeros
+
+# %%
+from cogviz import full_size_random_pipeline
+from cogviz.lessons import check
+
+big = full_size_random_pipeline("meta")
+n_latent, _ = latent_frames(big, 49)
+truth = (n_latent, big.vae.config.latent_channels, 480 // big.vae_scale_factor_spatial,
+         720 // big.vae_scale_factor_spatial)
+check({"my_shape": my_shape, "my_zero_frames": my_zero_frames},
+      lambda: None if (tuple(my_shape), my_zero_frames) == (truth, n_latent - 1)
+      else f"the architecture says {truth}, with {n_latent - 1} zero frames",
+      f"{truth}, with {n_latent - 1} zero frames after the image frame");
+
+# %% [markdown]
+# ## 3. The shape of `z_img`
 #
 # `cogviz.encode_image` builds `z_img` exactly as the pipeline does: the image alone is encoded
 # as a one-frame video, its posterior is sampled (or its mode taken), scaled, and placed on latent
@@ -77,7 +96,7 @@ print("z_img", tuple(z_img.shape), "| non-zero latent frames:",
 show(viz.frames_overview(z_img[0], tile=24), "z_img: frames (rows) x channels (columns)")
 
 # %% [markdown]
-# ## 3. The scaling factor, and CogVideoX 1.5's inversion
+# ## 4. The scaling factor, and CogVideoX 1.5's inversion
 #
 # The VAE's raw latents are multiplied by `scaling_factor` before the transformer reads them. For
 # the 5B models that factor, 0.7, was chosen **empirically**, by looking at generations, not as a
@@ -100,7 +119,7 @@ show(viz.frames_overview(z_img[0], tile=24), "z_img: frames (rows) x channels (c
 # %%
 with torch.no_grad():
     fitted0 = cogviz.fit_image(scene[0], "cogviz-toy")                       # pixels in [-1, 1], (1, 3, 64, 96)
-    pixels = torch.from_numpy(fitted0.to_array()).float().div(127.5).sub(1).permute(2, 0, 1)[None]
+    pixels = torch.from_numpy(np.array(fitted0.to_array())).float().div(127.5).sub(1).permute(2, 0, 1)[None]
     raw = pipe.vae.encode(pixels.unsqueeze(2)).latent_dist.mode()[:, :, 0]
 scale = pipe.vae.config.scaling_factor
 z_mode = cogviz.encode_image(pipe, scene[0], sample=False)
@@ -114,7 +133,7 @@ print("CogVideoX 1.5 style:", tuple(z15.shape), "latent frames (5 padded to 6 fo
       f"diffusers' gain on the raw latent: 1 / {p15.vae.config.scaling_factor} = {gain:.3f} (SAT's: 1)")
 
 # %% [markdown]
-# ## 4. Channel grids
+# ## 5. Channel grids
 #
 # Sixteen channels of one latent frame, each a small 8 x 12 image. With the symmetric
 # normalisation (the default) 0 is white, positive red, negative blue, one scale for all
@@ -127,7 +146,7 @@ stats = channel_stats(z_img[0, 0])
 print("per-channel mean:", np.round(stats["mean"], 2))
 
 # %% [markdown]
-# ## 5. Seeing colours: PCA and a linear RGB map
+# ## 6. Seeing colours: PCA and a linear RGB map
 #
 # Two cheap ways to turn 16 channels into a picture. **PCA** finds the three directions of
 # largest variance in channel space and maps them to R, G and B; fitted once, it colours every
@@ -145,7 +164,7 @@ show(viz.rgb_tiles(list(pca.apply(z_video)), [f"PCA f{i}" for i in range(5)]))
 show(viz.rgb_tiles(list(rgb.apply(z_video)), [f"RGB map f{i}" for i in range(5)]))
 
 # %% [markdown]
-# ## 6. Reconstruction quality
+# ## 7. Reconstruction quality
 #
 # `cogviz.decode` is the pair of `encode_image`. Decoding the image's own latent shows what the
 # 16 x 8 x 12 numbers keep. The toy VAE was trained on shapes world, so it reconstructs those
@@ -162,27 +181,3 @@ for name, img in [("scene", scene[0]), (SAMPLE, load_sample(SAMPLE))]:
     show(np.concatenate([fitted.to_array(), recon], axis=1), f"{name}: image | decode(encode(image)), "
          f"{results[name]:.1f} dB", width=480)
 assert results["scene"] > results[SAMPLE]
-
-# %% [markdown]
-# ## 7. Exercise
-#
-# For the real CogVideoX-5b-I2V (49 frames of 480 x 720), what is the shape `(F, C, h, w)` of
-# `z_img`, and how many of its latent frames are zeros? Work it out, then check against the
-# full-size architecture (built on PyTorch's `meta` device: shapes only, no memory).
-
-# %% tags=["answer"]
-my_shape = None         # (F, C, h, w)
-my_zero_frames = None   # how many latent frames are zeros
-
-# %%
-from cogviz.lessons import check
-from cogviz import full_size_random_pipeline
-
-big = full_size_random_pipeline("meta")
-n_latent, _ = latent_frames(big, 49)
-truth = (n_latent, big.vae.config.latent_channels, 480 // big.vae_scale_factor_spatial,
-         720 // big.vae_scale_factor_spatial)
-check({"my_shape": my_shape, "my_zero_frames": my_zero_frames},
-      lambda: None if (tuple(my_shape), my_zero_frames) == (truth, n_latent - 1)
-      else f"the architecture says {truth}, with {n_latent - 1} zero frames",
-      f"{truth}, with {n_latent - 1} zero frames after the image frame");

@@ -34,8 +34,7 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 import cogviz
-from cogviz import video, viz
-from cogviz import contribution_maps, patch_embed_split
+from cogviz import contribution_maps, patch_embed_split, video, viz
 from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
@@ -78,7 +77,28 @@ assert torch.equal(x[:, :16], z_t0) and torch.equal(x[:, 16:], z_img)
 show(viz.channel_mosaic(x[0], split=16, zoom=4, title="step 1, latent frame 0: concat(z_t, z_img)"))
 
 # %% [markdown]
-# ## 3. The zero padding over latent frames
+# ## 3. Exercise: predict before the next sections show it
+#
+# In the first layer, which latent frames receive a non-zero contribution from the image
+# channels, at any step? Give the list of frame indices, then check it against the
+# contribution maps of every step.
+
+# %% tags=["answer"]
+my_frames = None      # a list of latent frame indices
+
+# %%
+from cogviz.lessons import check
+
+receiving = set()
+for i in range(STEPS):
+    m = contribution_maps(pipe, g.trace.row(f"step/{i}/input"))["image"]
+    receiving |= {f for f in range(m.shape[0]) if m[f].max() > 0}
+check({"my_frames": my_frames}, lambda: None if sorted(my_frames) == sorted(receiving) else f"the maps say {sorted(receiving)}",
+      f"only {sorted(receiving)}: the later latent frames' image channels are zeros, so the image half of the "
+      "first layer adds nothing there; the later frames learn about the image through attention (lesson 10)");
+
+# %% [markdown]
+# ## 4. The zero padding over latent frames
 #
 # `z_img` only fills latent frame 0; every later latent frame of channels 16-31 is zero. The
 # frames x channels overview makes the pattern visible: a full left half, and on the right a
@@ -88,7 +108,7 @@ show(viz.channel_mosaic(x[0], split=16, zoom=4, title="step 1, latent frame 0: c
 show(viz.frames_overview(x, split=16, tile=16), "input at step 1: rows = latent frames")
 
 # %% [markdown]
-# ## 4. One moves, the other does not
+# ## 5. One moves, the other does not
 #
 # Over the steps `z_t` travels from noise to the clean video latent, while `z_img` is the same
 # tensor at every step: the model re-reads the same anchor each time. The film shows both on one
@@ -107,7 +127,7 @@ assert max(fixed) == 0 and min(moves) > 0
 viz.stats_figure(g.trace)  # a matplotlib figure drawn into a Picture (the figure is on .figure)
 
 # %% [markdown]
-# ## 5. How the first layer weighs the two halves
+# ## 6. How the first layer weighs the two halves
 #
 # The transformer's first layer, `patch_embed.proj`, turns each 2 x 2 patch of the 32 channels
 # into one token. Its weights split into the part that reads `z_t` and the part that reads
@@ -135,7 +155,7 @@ for step in (0, STEPS - 1):
           f"later frames {maps['image'][1:].mean():.2f}; mean noise contribution {maps['noise'].mean():.2f}")
 
 # %% [markdown]
-# ## 6. Anchor attention: how the image spreads through time
+# ## 7. Anchor attention: how the image spreads through time
 #
 # Only tokens of latent frame 0 receive the image directly. Every other frame learns about it
 # through attention. With `attention_layers="all"` the trace records, per layer and step, the
@@ -151,7 +171,7 @@ uniform = 1 / (1 + anchor.shape[1])
 print(f"a uniform spread would give each key frame about {uniform:.2f} (text counted as one group)")
 
 # %% [markdown]
-# ## 7. LatentExplorer
+# ## 8. LatentExplorer
 #
 # All of the above behind sliders: tensor, step, latent frame (press Play to step through
 # frames), channel subset, normalisation and view. Every picture is rendered from the recorded
@@ -167,23 +187,3 @@ explorer
 explorer.view.value = "contribution"
 explorer.step.value = STEPS - 1
 print(explorer.info.value)
-
-# %% [markdown]
-# ## 8. Exercise
-#
-# In the first layer, which latent frames receive a non-zero contribution from the image
-# channels, at any step? Give the list of frame indices, then check it against the
-# contribution maps of every step.
-
-# %% tags=["answer"]
-my_frames = None      # a list of latent frame indices
-
-# %%
-from cogviz.lessons import check
-
-receiving = set()
-for i in range(STEPS):
-    m = contribution_maps(pipe, g.trace.row(f"step/{i}/input"))["image"]
-    receiving |= {f for f in range(m.shape[0]) if m[f].max() > 0}
-check({"my_frames": my_frames}, lambda: None if sorted(my_frames) == sorted(receiving) else f"the maps say {sorted(receiving)}",
-      f"only {sorted(receiving)} - later frames learn about the image through attention alone");

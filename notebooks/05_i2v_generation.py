@@ -42,10 +42,7 @@ import numpy as np
 import torch
 
 import cogviz
-from cogviz import video, viz
-from cogviz import concat_condition
-from cogviz import NAMES, Intervention
-from cogviz import sample_path
+from cogviz import NAMES, Intervention, concat_condition, sample_path, video, viz
 from cogviz.toy import prompt_for, render_scene, sample_scene
 
 # %% [markdown]
@@ -209,7 +206,9 @@ viz.rgb_tiles([truth[0], zeroed.frames[0], flipped.frames[0]], ["image", "z_img 
 from cogviz.lessons import check
 
 check({"my_answer": my_answer}, lambda: None if my_answer == truth_is else f"the measurement says {truth_is!r}",
-      f"{truth_is} - guidance amplifies (cond - uncond), which now points away from the image");
+      f"{truth_is}: " + ("guidance amplifies (cond - uncond), which now points away from the image" if truth_is == "further"
+                         else "the unconditional half still carries the image, and here its pull outweighs the "
+                              "amplified (cond - uncond) that points away from it"));
 
 # %% [markdown]
 # ## 8. The same cell on a real checkpoint

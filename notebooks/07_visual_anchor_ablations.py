@@ -49,9 +49,7 @@ from IPython.display import display
 
 import cogviz
 from cogviz import ablations as A
-from cogviz import viz
-from cogviz import generate_variants
-from cogviz import anchor_metrics, summarize
+from cogviz import anchor_metrics, generate_variants, summarize, viz
 from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
@@ -181,7 +179,17 @@ viz.picture(np.concatenate([viz.frame_strip(g.frames, [0, 8, 16], titles=[f"{nam
                                             zoom=2) for name, g in spatial.items()]))
 
 # %% [markdown]
-# ## 6. When does the model read the image? Step windows
+# ## 6. Exercise: predict, then measure
+#
+# The next section feeds the image in only the first 30% of the steps, or only in the last 70%.
+# Which keeps **frame 0** closer to the conditioning image (higher PSNR, mean over the scenes)?
+# Write `"early"` or `"late"` below before running it; the check comes after the measurement.
+
+# %% tags=["answer"]
+my_prediction = None   # "early" (steps 0-30%) or "late" (steps 30-100%)
+
+# %% [markdown]
+# ## 7. When does the model read the image? Step windows
 #
 # `step_window(start, end)` keeps the image channels only for that fraction of the denoising
 # steps and zeros them elsewhere (ComfyUI's start/end percent). Early steps decide the coarse
@@ -205,7 +213,7 @@ window_runs = {"baseline": noise_runs["baseline"], **over_scenes({
 viz.anchor_decay(window_runs, "psnr", title="when the image is read: step windows, low-pass, image guidance")
 
 # %% [markdown]
-# ## 7. The trade-off users tune blind: fidelity against motion
+# ## 8. The trade-off users tune blind: fidelity against motion
 #
 # Every run becomes one point: mean SSIM to the image (up = anchored) against mean motion
 # (right = moving). Image noise and strength are usually raised to "unfreeze" a video; the plane
@@ -225,14 +233,9 @@ display(summary.groupby(level=0, sort=False)[["frame0_psnr", "mean_ssim", "half_
 viz.fidelity_motion(plane)
 
 # %% [markdown]
-# ## 8. Exercise: predict, then measure
+# ## 9. Exercise: the measurement
 #
-# Section 6 fed the image in only the first 30% of the steps, or only in the last 70%. Which
-# keeps **frame 0** closer to the conditioning image (higher PSNR, mean over the scenes)?
-# Write `"early"` or `"late"` below before looking at the numbers, then run the check.
-
-# %% tags=["answer"]
-my_prediction = None   # "early" (steps 0-30%) or "late" (steps 30-100%)
+# Your prediction from section 6, against the step windows of section 7.
 
 # %%
 from cogviz.lessons import check
@@ -241,5 +244,8 @@ frame0 = {k: np.mean([t["psnr"][0] for t in window_runs[k]]) for k in ("image in
 measured = "early" if frame0["image in steps 0-30%"] > frame0["image in steps 30-100%"] else "late"
 print({k: f"{v:.1f} dB" for k, v in frame0.items()})
 check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
-      f"'{measured}' keeps frame 0 closer. On this model the image is read until the last steps: without it "
-      "there, frame 0's details are re-invented, however well the early steps laid it out.");
+      f"'{measured}' keeps frame 0 closer. " + (
+          "On this model the image is read until the last steps: without it there, frame 0's details are "
+          "re-invented, however well the early steps laid it out." if measured == "late" else
+          "On this model the first steps lay frame 0 out from the image, and the later steps keep that layout "
+          "without reading the image again."));

@@ -136,8 +136,8 @@ ax.bar(range(16), norms[:16], color="C0", label="z_t channels 0-15")
 ax.bar(range(16, 32), norms[16:], color="C1", label="z_img channels 16-31")
 ax.set(xlabel="input channel", ylabel="weight norm", title="the toy's patch embedding, per input channel")
 ax.legend(frameon=False)
-viz.picture(fig)
 print(f"total weight on the image half / on the noise half: {np.linalg.norm(norms[16:]) / np.linalg.norm(norms[:16]):.2f}")
+viz.picture(fig)
 
 # %% [markdown]
 # ## 4. CogVideoX 1.5: the image shares a token with a later latent frame

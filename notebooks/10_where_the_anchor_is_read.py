@@ -38,7 +38,7 @@
 
 # %% tags=["parameters"]
 STEPS = 20
-SCENES = [900_011, 900_012]
+SCENES = [1_000_000_021, 1_000_000_022]   # held-out scenes (training used seeds < 1e9)
 
 # %%
 import numpy as np
@@ -46,9 +46,7 @@ from IPython.display import display
 
 import cogviz
 from cogviz import ablations as A
-from cogviz import viz
-from cogviz import block_map, map_picture
-from cogviz import anchor_metrics, psnr
+from cogviz import anchor_metrics, block_map, map_picture, psnr, viz
 from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")
@@ -87,7 +85,52 @@ for k, ts in tables.items():
 viz.anchor_decay(tables, "ssim", title="SSIM to the image per frame (mean over the scenes)")
 
 # %% [markdown]
-# ## 2. Which blocks, which steps? The map
+# The knockout is a **masked softmax**. In every head of the edited blocks, with $S = QK^\top/\sqrt d$
+# over *[text, video]* tokens,
+#
+# $$A = \operatorname{softmax}(S + M), \qquad M_{ij} = \begin{cases} -\infty & i \in \text{later frames},\ j \in \text{image frame} \\ 0 & \text{otherwise,} \end{cases}$$
+#
+# so each later query's weights on the remaining keys are its old weights renormalised,
+# $A_{ij} = a_{ij} / \sum_{j' \notin \text{image}} a_{ij'}$; `ScaleAttention(s)` uses $M_{ij} = \log s$
+# instead ($s = 0$ is the knockout, $s = 1$ the baseline). cogviz adds $M$ as a one-row bias that
+# broadcasts, never a token x token mask. The cell checks the renormalisation identity with
+# `torch.softmax`, then the sampler at both ends of $\log s$: `ScaleAttention(1)` must give the
+# baseline's final latent and `ScaleAttention(0)` the knockout's.
+
+# %%
+import torch
+
+S = torch.randn(6, 10, generator=torch.Generator().manual_seed(0))
+image_keys = torch.zeros(10, dtype=torch.bool)
+image_keys[2:5] = True
+M = torch.where(image_keys, float("-inf"), 0.0).expand(4, 10)            # queries 2..5 are "later"
+masked = torch.softmax(S[2:] + M, dim=-1)
+a = torch.softmax(S[2:], dim=-1)
+renormalised = torch.where(image_keys, 0.0, a) / a[:, ~image_keys].sum(-1, keepdim=True)
+print(f"softmax(S + M) vs the renormalised weights: largest difference {(masked - renormalised).abs().max():.1e}")
+assert torch.allclose(masked, renormalised, atol=1e-6)
+
+ends = cogviz.generate_variants(pipe, firsts[0], prompt_for(scenes[0]),
+                                [None, A.ScaleAttention(1.0), A.AttentionKnockout(), A.ScaleAttention(0.0)],
+                                steps=4, decode_video=False, progress=False)
+final = [g.trace["latents.final"] for g in ends]
+print(f"ScaleAttention(1) vs baseline: {(final[1] - final[0]).abs().max():.1e}; "
+      f"ScaleAttention(0) vs knockout: {(final[3] - final[2]).abs().max():.1e}; "
+      f"knockout vs baseline: {(final[2] - final[0]).abs().max():.2f}")
+assert torch.allclose(final[1], final[0], atol=1e-5) and torch.allclose(final[3], final[2], atol=1e-5)
+
+# %% [markdown]
+# ## 2. Exercise: predict, then measure
+#
+# Before the next section maps the knockout block by block and window by window: knock the later frames' attention to the image frame out in **all** blocks, but only in the
+# first half of the steps (`end=0.5`) or only in the second half (`start=0.5`). Which costs the
+# later frames more of the anchor (lower SSIM to the image)? Write `"early"` or `"late"`.
+
+# %% tags=["answer"]
+my_prediction = None   # "early" (steps 0-50%) or "late" (steps 50-100%)
+
+# %% [markdown]
+# ## 3. Which blocks, which steps? The map
 #
 # One knockout per block and per half of the steps, batched with its baseline (`block_map`): the
 # change of the later frames' SSIM against the baseline. A dark cell is where the anchor is read.
@@ -99,7 +142,7 @@ display(table[table["figure"] == "later_ssim"].pivot_table(index="block", column
 map_picture(table, "later_ssim")
 
 # %% [markdown]
-# ## 3. Patching: where is the picture decided?
+# ## 4. Patching: where is the picture decided?
 #
 # Now the image frame's tokens themselves: after block *l*, replace their hidden states by the
 # ones the same call computes for a second image. Patched in one block at a time, how close does
@@ -107,7 +150,7 @@ map_picture(table, "later_ssim")
 # frame 0 shows the second image.)
 
 # %%
-second = render_scene(sample_scene(900_013))[0]
+second = render_scene(sample_scene(1_000_000_023))[0]
 patches = [A.PatchActivations(second, layers=[b]) for b in range(blocks)] + [A.PatchActivations(second)]
 gens = cogviz.generate_variants(pipe, firsts[0], prompt_for(scenes[0]), patches, steps=STEPS, progress=False)
 lean = [psnr(g.frames[0], second) - psnr(g.frames[0], firsts[0]) for g in gens]
@@ -123,7 +166,7 @@ viz.rgb_tiles([firsts[0], second, gens[0].frames[0], gens[blocks - 1].frames[0],
 # each block's lean and asserts it is above 0 for every block): the image frame's picture rides in its own tokens' residual stream from the first block to the last, and
 # each block passes it on. It is not decided in one block; it is carried.
 #
-# ## 4. Inside one block: the image frame against the later frames
+# ## 5. Inside one block: the image frame against the later frames
 #
 # A block point records a block's output for the video tokens, `(rows, token frames, h, w,
 # channels)`. How similar is each token frame to the image frame, block by block? (Cosine
@@ -143,14 +186,9 @@ viz.heatmap(np.array(sims), row_labels=[f"block {b}" for b in range(blocks)],
             col_labels=[f"f{f}" for f in range(len(sims[0]))], title="cos to the image frame")
 
 # %% [markdown]
-# ## 5. Exercise: predict, then measure
+# ## 6. Exercise: the measurement
 #
-# Knock the later frames' attention to the image frame out in **all** blocks, but only in the
-# first half of the steps (`end=0.5`) or only in the second half (`start=0.5`). Which costs the
-# later frames more of the anchor (lower SSIM to the image)? Write `"early"` or `"late"`.
-
-# %% tags=["answer"]
-my_prediction = None   # "early" (steps 0-50%) or "late" (steps 50-100%)
+# Your prediction from section 2: the knockout in all blocks, early against late, over the scenes.
 
 # %%
 from cogviz.lessons import check
@@ -166,7 +204,10 @@ ssim = {k: float(np.mean(v)) for k, v in later.items()}
 measured = min(ssim, key=ssim.get)
 print({k: round(v, 3) for k, v in ssim.items()})
 check({"my_prediction": my_prediction}, lambda: None if my_prediction == measured else f"measured: {measured} - see the numbers above",
-      f"cutting the road in the {measured} steps costs the later frames more.");
+      f"cutting the road in the {measured} steps costs the later frames more: " + (
+          "the later frames take the image's content early, while the video's layout is decided, and cannot "
+          "recover it afterwards (lesson 11 measures when the video is decided)" if measured == "early" else
+          "the later frames keep reading the image until the last steps, so cutting it late loses more"));
 
 # %% [markdown]
 # ## What the toy shows, and what it cannot say

@@ -48,12 +48,21 @@ from IPython.display import display
 
 import cogviz
 from cogviz import ablations as A
-from cogviz import viz
-from cogviz import belief_curve, belief_frames, belief_strip, belief_table, decided_at
-from cogviz import decode_latents
-from cogviz import x0_of
-from cogviz import anchor_metrics
-from cogviz import argmax_flow, concept_map, head_table, word_map
+from cogviz import (
+    anchor_metrics,
+    argmax_flow,
+    belief_curve,
+    belief_frames,
+    belief_strip,
+    belief_table,
+    concept_map,
+    decided_at,
+    decode_latents,
+    head_table,
+    viz,
+    word_map,
+    x0_of,
+)
 from cogviz.toy import displacement, prompt_for, render_scene, sample_scene, shape_tokens
 
 pipe = cogviz.load_pipeline("toy")

@@ -61,8 +61,7 @@ import numpy as np
 
 import cogviz
 from cogviz import ablations as A
-from cogviz import viz
-from cogviz import anchor_metrics, psnr
+from cogviz import anchor_metrics, psnr, viz
 from cogviz.toy import prompt_for, render_scene, sample_scene
 
 pipe = cogviz.load_pipeline("toy")

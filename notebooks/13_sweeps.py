@@ -39,8 +39,7 @@ from IPython.display import display
 
 import cogviz
 from cogviz import ablations as A
-from cogviz import viz
-from cogviz import sample_path
+from cogviz import sample_path, viz
 from cogviz.sweep import SweepResult, plan, sweep
 
 pipe = cogviz.load_pipeline("toy")

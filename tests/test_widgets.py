@@ -76,3 +76,61 @@ def test_an_unexpected_error_is_shown_not_swallowed(monkeypatch):
     w.sample.value = "badge"
     assert w.error.startswith("unexpected OSError") and "No space left" in w.message.value
     assert "10 MiB" in w.children[0].children[0].children[2].value  # the upload limit is said
+
+
+# -- the views raise cogviz's own errors; the generation widgets share one scaffold -------------------
+
+VIEW_MODULES = ["viz", "preview.py", "analysis.py", "widgets"]
+
+
+def test_the_views_raise_cogviz_own_errors():
+    import pytest
+    import torch
+
+    from cogviz import PCABasis, viz
+    from cogviz.errors import ViewError
+    from cogviz.widgets import LatentExplorer
+
+    bad = {
+        "channel_mosaic of a video": lambda: viz.channel_mosaic(np.zeros((2, 16, 4, 4))),
+        "frames_overview of one frame": lambda: viz.frames_overview(np.zeros((16, 4, 4))),
+        "a float picture": lambda: viz.picture(np.zeros((4, 4, 3), np.float32)),
+        "frame_strip of one frame": lambda: viz.frame_strip(np.zeros((4, 4, 3), np.uint8), [0]),
+        "PCA of zeros": lambda: PCABasis.fit(torch.zeros(1, 16, 2, 2)),
+        "LatentExplorer of a string": lambda: LatentExplorer("not a generation"),
+    }
+    for what, call in bad.items():
+        with pytest.raises(ViewError):
+            call()
+            raise AssertionError(f"{what}: no error")
+
+
+def test_no_view_raises_a_bare_builtin_error():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "cogviz"
+    files = [p for m in VIEW_MODULES for p in ((root / m).rglob("*.py") if (root / m).is_dir() else [root / m])]
+    bare = [f"{p.name}:{i}" for p in files for i, line in enumerate(p.read_text().splitlines(), 1)
+            if "raise ValueError(" in line or "raise TypeError(" in line]
+    assert not bare, f"views raise builtin errors, not cogviz's (ViewError and its kin): {bare}"
+
+
+def test_the_two_generation_widgets_share_one_scaffold(tmp_path):
+    from cogviz.testing import tiny_random_pipeline
+    from cogviz.widgets import AblationLab, GenerateUI
+    from cogviz.widgets.scaffold import GenerationScaffold
+
+    pipe = tiny_random_pipeline("1.0")
+    ui, lab = GenerateUI(pipe, image=None), AblationLab(pipe, image=None, out_dir=str(tmp_path))
+    for w in (ui, lab):
+        assert isinstance(w, GenerationScaffold)
+        parts = (w.prompt, w.steps, w.guidance, w.run_button, w.progress, w.player_image, w.play, w.scrubber, w.message)
+        assert all(p is not None for p in parts)
+        w.source.fitted = None  # an empty image source: the same error line in both
+        w.prompt.value = "a red circle moves left"
+        assert w.run() is None
+        assert "the ImageFitter has no image yet" in w.error and "has no image yet" in w.message.value
+        assert w.progress.bar_style == "danger" and not w.running and not w.run_button.disabled
+        w._set_frames(np.zeros((3, 8, 8, 3), np.uint8), 16)  # the player steps through what it is given
+        assert (w.scrubber.max, w.play.max) == (2, 2) and w.player_image.value[:4] == b"\x89PNG"
+

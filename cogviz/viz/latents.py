@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import ViewError
 from .picture import _as_np, _lut, _pictured, _upscale
 
 NORMS = ("symmetric", "shared", "channel")
@@ -23,7 +24,7 @@ def zero_colour(norm: str = "symmetric", cmap: str | None = None) -> tuple[int, 
 def _normalise(a: np.ndarray, norm: str, vmax: float | None = None):
     """(C, h, w) -> (uint8 LUT indices (C, h, w), lo (C,), hi (C,), flat (C,) bool)."""
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        raise ViewError(f"norm must be one of {NORMS}, got {norm!r}")
     c = a.shape[0]
     flat_vals = a.reshape(c, -1)
     if norm == "channel":
@@ -56,7 +57,7 @@ def channel_mosaic(latent, *, norm: str = "symmetric", cols: int = 8, zoom: int 
     """
     a = _as_np(latent)
     if a.ndim != 3:
-        raise ValueError(f"channel_mosaic takes one latent frame (C, h, w), got shape {a.shape}")
+        raise ViewError(f"channel_mosaic takes one latent frame (C, h, w), got shape {a.shape}")
     c, h, w = a.shape
     zoom = zoom or max(1, 48 // max(h, 1))
     idx, lo, hi, flat = _normalise(a, norm, vmax)
@@ -119,7 +120,7 @@ def frames_overview(latent, *, norm: str = "symmetric", tile: int = 24, split: i
     """
     a = _as_np(latent)
     if a.ndim != 4:
-        raise ValueError(f"frames_overview takes (F, C, h, w), got shape {a.shape}")
+        raise ViewError(f"frames_overview takes (F, C, h, w), got shape {a.shape}")
     f, c, h, w = a.shape
     k = max(1, h // tile)
     hs, ws = h // k, w // k
@@ -168,7 +169,7 @@ def denoising_film(trace, *, frame: int = 0, channels=slice(0, 16), norm: str = 
     """
     steps = sorted(int(n.split("/")[1]) for n in trace.names() if n.startswith("step/") and n.endswith("/z_t"))
     if not steps or "z_img" not in trace:
-        raise ValueError("denoising_film needs a trace recorded with 'step/*/z_t' and 'z_img'")
+        raise ViewError("denoising_film needs a trace recorded with 'step/*/z_t' and 'z_img'")
     z_img = _as_np(trace["z_img"][0, frame, channels])
     zs = [_as_np(trace[f"step/{i}/z_t"][0, frame, channels]) for i in steps]
     m = max(float(np.abs(np.stack(zs)).max()), float(np.abs(z_img).max())) or 1.0
@@ -197,7 +198,7 @@ def stats_figure(trace, *, frame: int = 0):
 
     steps = sorted(int(n.split("/")[1]) for n in trace.names() if n.startswith("step/") and n.endswith("/z_t"))
     if not steps or "z_img" not in trace:
-        raise ValueError("stats_figure needs a trace recorded with 'step/*/z_t' and 'z_img'")
+        raise ViewError("stats_figure needs a trace recorded with 'step/*/z_t' and 'z_img'")
     std = np.stack([channel_stats(trace[f"step/{i}/z_t"][0, frame])["std"] for i in steps])  # (S, C)
     img_std = channel_stats(trace["z_img"][0, frame])["std"]
     fig = Figure(figsize=(10, 3.2), layout="constrained")

@@ -8,6 +8,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import ViewError
 from ..fit import FitReport
 
 
@@ -29,7 +30,7 @@ class Picture(np.ndarray):
     def __new__(cls, array, *, width: int | None = None, figure=None):
         a = np.asarray(array)
         if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-            raise ValueError(f"a Picture is a uint8 (H, W), (H, W, 3) or (H, W, 4) array, got {a.dtype} {a.shape}")
+            raise ViewError(f"a Picture is a uint8 (H, W), (H, W, 3) or (H, W, 4) array, got {a.dtype} {a.shape}")
         obj = np.ascontiguousarray(a).view(cls)
         obj.width, obj.figure = width, figure
         return obj
@@ -89,7 +90,7 @@ def picture(image, *, title: str | None = None, width: int | None = None) -> Pic
         image = np.asarray(image.convert("RGB"))
     a = np.asarray(image)
     if a.dtype != np.uint8:
-        raise ValueError(f"picture() takes uint8 pixels, a PIL image or a matplotlib Figure, got {a.dtype} {a.shape}")
+        raise ViewError(f"picture() takes uint8 pixels, a PIL image or a matplotlib Figure, got {a.dtype} {a.shape}")
     if title:
         a = _titled(a, title)
     return Picture(a, width=width, figure=fig)
@@ -235,7 +236,7 @@ def frame_strip(frames, indices=None, *, titles=None, zoom: int | None = None, g
     """Chosen frames of a uint8 ``(F, H, W, 3)`` video side by side, titled ``frame i`` (or ``titles``)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frame_strip takes uint8 frames (F, H, W, 3), got shape {frames.shape}")
+        raise ViewError(f"frame_strip takes uint8 frames (F, H, W, 3), got shape {frames.shape}")
     if indices is None:
         indices = np.unique(np.linspace(0, len(frames) - 1, min(5, len(frames))).round().astype(int)).tolist()
     titles = titles or [f"frame {i}" for i in indices]

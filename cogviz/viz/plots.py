@@ -2,6 +2,7 @@
 :mod:`cogviz.metrics`' registry)."""
 from __future__ import annotations
 
+from ..errors import ViewError
 from .picture import _pictured
 
 
@@ -11,10 +12,10 @@ def _runs(runs, by: str):
 
     if isinstance(runs, pd.DataFrame):
         if by not in runs.columns:
-            raise ValueError(f"the table has no {by!r} column to tell runs apart; columns: {list(runs.columns)}")
+            raise ViewError(f"the table has no {by!r} column to tell runs apart; columns: {list(runs.columns)}")
         return [(str(k), [g]) for k, g in runs.groupby(by, sort=False)]
     if not isinstance(runs, dict) or not runs:
-        raise ValueError("runs: expected {label: anchor_metrics table (or a list of them)} or a DataFrame with a "
+        raise ViewError("runs: expected {label: anchor_metrics table (or a list of them)} or a DataFrame with a "
                          f"{by!r} column, got {type(runs).__name__}")
     return [(str(k), list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in runs.items()]
 
@@ -40,7 +41,7 @@ def anchor_decay(runs, metric: str = "ssim", *, by: str = "label", title: str | 
     from ..metrics import REGISTRY, label
 
     if metric not in REGISTRY:
-        raise ValueError(f"metric={metric!r}: not a per-frame metric; expected one of {', '.join(REGISTRY)}")
+        raise ViewError(f"metric={metric!r}: not a per-frame metric; expected one of {', '.join(REGISTRY)}")
     groups = _runs(runs, by)
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()

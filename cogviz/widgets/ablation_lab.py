@@ -24,15 +24,13 @@ import time
 from pathlib import Path
 
 import ipywidgets as W
-import numpy as np
 import traitlets
 
 from ..ablations import KINDS, from_dict
-from ..errors import AblationError, CogvizError, one_line
-from ..presets import PROMPT_HINT
+from ..errors import AblationError, CogvizError
+from ..fit import FittedImage
 from ..viz import to_png
-from .generate_ui import _big, image_source
-from .image_fitter import ImageFitter
+from .scaffold import GenerationScaffold
 
 __all__ = ["AblationLab", "AblationRow", "parse_seeds"]
 
@@ -71,12 +69,6 @@ def _optional_number(kind: str, name: str, text: str) -> float | None:
     except ValueError:
         raise AblationError(f"{kind}.{name}={text!r}: expected a number, or empty for none") from None
 
-
-
-def _family_fps(pipe) -> float:
-    from ..models import fps_of
-
-    return fps_of(pipe) if pipe is not None else 8
 
 
 class AblationRow(W.HBox):
@@ -147,7 +139,7 @@ class AblationRow(W.HBox):
         return from_dict(self.to_dict())
 
 
-class AblationLab(W.VBox):
+class AblationLab(GenerationScaffold, W.VBox):
     """Image, prompt, seeds, ablation rows, Run; the runs table, video grid, decay curves, trade-off."""
 
     result = traitlets.Any(None, allow_none=True, help="the shown cogviz.SweepResult (None before any)")
@@ -157,35 +149,19 @@ class AblationLab(W.VBox):
     def __init__(self, pipe=None, image=None, *, prompt: str = "", seeds=(0, 1), ablations=None,
                  out_dir="ablation-lab", steps: int = 20, guidance: float = 6.0, fps: float | None = None,
                  preview_side: int = 320):
-        from ..models import load_pipeline
-
-        self.pipe = pipe if pipe is not None else load_pipeline("toy")
-        self.fps = fps = fps or _family_fps(pipe)  # the family's rate: 16 for CogVideoX 1.5
-        self._side = preview_side
-        self._frames_png: list[bytes] = []
-        self.source = image_source(self.pipe, image)
-
-        self.prompt = W.Text(prompt, placeholder=PROMPT_HINT,
-                             description="Prompt", layout=W.Layout(width="520px"))
+        self._scaffold(pipe, image, prompt=prompt, steps=steps, guidance=guidance, fps=fps, side=preview_side,
+                       progress="Runs", player_width="100%")
         self.seeds = W.Text(", ".join(map(str, seeds)), description="Seeds", placeholder="0, 1, 2 or 0-3",
                             layout=W.Layout(width="240px"))
-        self.steps = W.IntSlider(steps, min=1, max=100, description="Steps", continuous_update=False)
-        self.guidance = W.FloatSlider(guidance, min=1.0, max=12.0, step=0.5, description="Guidance",
-                                      continuous_update=False)
         self.out_dir = W.Text(str(out_dir), description="Results", continuous_update=False,
                               layout=W.Layout(width="420px"))
         self.open_button = W.Button(description="Open", icon="folder-open", tooltip="show the results in this folder")
         self.rows = W.VBox()
         self.add_button = W.Button(description="Add ablation", icon="plus")
-        self.run_button = W.Button(description="Run", button_style="primary", icon="play")
-        self.progress = W.IntProgress(0, min=0, max=1, description="Runs", bar_style="info")
         self.status = W.HTML()
         self.table = W.HTML()
         self.grid_seed = W.Dropdown(options=[], description="Seed", layout=W.Layout(width="160px"))
-        self.grid_image = W.Image(format="png")
-        self.scrubber = W.IntSlider(0, min=0, max=0, description="Frame")
-        self.play = W.Play(0, min=0, max=0, interval=int(1000 / fps), description="Play")
-        W.jslink((self.play, "value"), (self.scrubber, "value"))
+        self.grid_image = self.player_image  # the player shows the grid of baseline and variants
         # side by side while both fit, each scaled down to half the row otherwise
         from ..metrics import REGISTRY
 
@@ -197,7 +173,6 @@ class AblationLab(W.VBox):
         # each variant's paired effect against the baseline with its interval: a table and per-frame bands
         self.effects = W.HTML()
         self.effect_curves = W.Image(format="png", layout=W.Layout(max_width="min(560px, 49%)", height="auto"))
-        self.message = W.HTML()
 
         for a in (ablations if ablations is not None else [{"kind": "zero_image"}, {"kind": "scale_image"}]):
             self._add_row(a)
@@ -207,18 +182,15 @@ class AblationLab(W.VBox):
                            W.HBox([self.run_button, self.progress, self.status])])
         results = W.VBox([W.HTML("<b>runs</b>"), self.table,
                           W.HTML("<b>baseline and variants, same seed</b>"), self.grid_seed, self.grid_image,
-                          W.HBox([self.play, self.scrubber]), self.decay_metric,
+                          self._player(), self.decay_metric,
                           W.HBox([self.decay, self.effect_curves]),
                           W.HTML("<b>effects against the baseline</b> (paired by seed, 95% intervals)"),
                           self.effects, self.tradeoff])
-        top = [self.source] if isinstance(self.source, W.Widget) else []
-        super().__init__(top + [settings, self.message, results])
+        super().__init__(self._top() + [settings, self.message, results])
 
         self.add_button.on_click(lambda _: self._add_row({"kind": "noise_image"}))
-        self.run_button.on_click(lambda _: self.run())
         self.open_button.on_click(lambda _: self.open_results())
         self.out_dir.observe(lambda _: self.open_results(quiet=True), "value")
-        self.scrubber.observe(self._show_frame, "value")
         self.grid_seed.observe(lambda _: self._show_grid(), "value")
         self.decay_metric.observe(lambda _: (self._show_decay(), self._show_effects()), "value")
         self.open_results(quiet=True)  # a folder with results: shown, nothing computed
@@ -244,16 +216,9 @@ class AblationLab(W.VBox):
 
     # ------------------------------------------------------------------------------- actions
     def image(self):
-        if isinstance(self.source, ImageFitter):
-            if self.source.fitted is None:
-                raise CogvizError("the ImageFitter has no image yet: choose a sample, upload one or give a path")
-            return self.source.fitted.image
-        return self.source
-
-    def _fail(self, e: Exception) -> None:
-        self.error = one_line(e)
-        self.progress.bar_style = "danger"
-        self.message.value = f'<span style="color:#b00">{html.escape(self.error)}</span>'
+        """The conditioning image now (the fitter's current fit as a picture, or the image given)."""
+        image = self.fitted()
+        return image.image if isinstance(image, FittedImage) else image
 
     def run(self):
         """Run the sweep (finished runs in the folder are skipped) and show it; returns the SweepResult."""
@@ -266,11 +231,7 @@ class AblationLab(W.VBox):
         except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
             self._fail(e)
             return None
-        self.running = True
-        self.run_button.disabled = True
-        self.error = ""
         self.message.value = ""
-        self.progress.bar_style = "info"
         start, first = time.perf_counter(), []
 
         def on_run(done, total):
@@ -281,15 +242,13 @@ class AblationLab(W.VBox):
             eta = f", about {(time.perf_counter() - start) / made * left:.0f} s left" if made and left else ""
             self.status.value = f"{done}/{total} runs{eta}"
 
-        try:
-            result = sweep(self.pipe, [image], [self.prompt.value], ablations, seeds, out_dir=self.out_dir.value,
-                           steps=self.steps.value, guidance=self.guidance.value, progress=False, callback=on_run)
-        except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
-            self._fail(e)
-            return None
-        finally:
-            self.running = False
-            self.run_button.disabled = False
+        with self._running():
+            try:
+                result = sweep(self.pipe, [image], [self.prompt.value], ablations, seeds, out_dir=self.out_dir.value,
+                               steps=self.steps.value, guidance=self.guidance.value, progress=False, callback=on_run)
+            except Exception as e:  # noqa: BLE001 - every failure is shown, cogviz's or not
+                self._fail(e)
+                return None
         self.progress.bar_style = "success"
         self.status.value = f"{len(result)} runs in {time.perf_counter() - start:.1f} s"
         self.show(result)
@@ -361,12 +320,4 @@ class AblationLab(W.VBox):
         result = getattr(self, "_result", None)
         if result is None or self.grid_seed.value is None:
             return
-        video = result.grid(seed=int(self.grid_seed.value))
-        self._frames_png = [to_png(_big(np.ascontiguousarray(f), self._side)) for f in video]
-        self.scrubber.max = self.play.max = len(self._frames_png) - 1
-        self.scrubber.value = min(self.scrubber.value, self.scrubber.max)
-        self._show_frame()
-
-    def _show_frame(self, *_):
-        if self._frames_png:
-            self.grid_image.value = self._frames_png[self.scrubber.value]
+        self._set_frames(result.grid(seed=int(self.grid_seed.value)), self._side)

@@ -18,6 +18,7 @@ import numpy as np
 import traitlets
 
 from ..analysis import PCABasis, contribution_maps
+from ..errors import ViewError
 from ..viz import (
     NORMS,
     channel_mosaic,
@@ -72,13 +73,13 @@ class LatentExplorer(W.VBox):
 
         if source is None:
             if pipe is None or image is None:
-                raise ValueError("LatentExplorer needs a Generation or a Trace, or pipe= and image= to make one")
+                raise ViewError("LatentExplorer needs a Generation or a Trace, or pipe= and image= to make one")
             n_layers = pipe.transformer.config.num_layers
             source = generate(pipe, image, prompt, steps=steps, seed=seed, record=RECORD, progress=False,
                               attention_layers=attention_layers if n_layers <= 12 else None)
         self.trace: Trace = source.trace if isinstance(source, Generation) else source
         if not isinstance(self.trace, Trace):
-            raise ValueError(f"LatentExplorer takes a Generation or a Trace, got {type(source).__name__}")
+            raise ViewError(f"LatentExplorer takes a Generation or a Trace, got {type(source).__name__}")
         self.pipe = pipe
         self._half = 1 if cond_half else 0
         names = self.trace.names()
@@ -86,7 +87,7 @@ class LatentExplorer(W.VBox):
         self._layers = sorted({int(n.split("/")[3]) for n in names if n.endswith("/attention")})
         ref = self._get("z_t", self._steps[0]) if self._steps else self._get("z_img", 0)
         if ref is None:
-            raise ValueError("the trace holds no latents: record 'z_img' and 'step/*/z_t' (and 'step/*/input', "
+            raise ViewError("the trace holds no latents: record 'z_img' and 'step/*/z_t' (and 'step/*/input', "
                              "'step/*/pred') with cogviz.generate(..., record=...)")
         n_frames, self._split, h, _ = ref.shape  # the latent's channels: where z_img starts in the input
         self._zoom = max(1, 48 // h)
@@ -142,7 +143,7 @@ class LatentExplorer(W.VBox):
         if step not in self._contrib:
             x = self._get("input", step)
             if x is None:
-                raise ValueError("record 'step/*/input' for the contribution view")
+                raise ViewError("record 'step/*/input' for the contribution view")
             import torch
 
             self._contrib[step] = contribution_maps(self.pipe, torch.from_numpy(x))
@@ -183,7 +184,7 @@ class LatentExplorer(W.VBox):
             return figure_png(stats_figure(self.trace, frame=f)), f"z_t vs z_img statistics, latent frame {f}"
         if view == "anchor attention":
             if not self._layers:
-                raise ValueError("this trace has no attention: generate(..., attention_layers='all' or [0, 3])")
+                raise ViewError("this trace has no attention: generate(..., attention_layers='all' or [0, 3])")
             a = np.stack([self.trace.row(f"step/{step_i}/block/{l}/attention")[:, 1].numpy() for l in self._layers])
             img = heatmap(a, row_labels=[f"layer {l}" for l in self._layers],
                           col_labels=[f"f{i}" for i in range(a.shape[1])],
@@ -191,7 +192,7 @@ class LatentExplorer(W.VBox):
             return to_png(img), "rows: layers; columns: the querying latent frame"
         if view == "contribution":
             if self.pipe is None:
-                raise ValueError("the contribution view needs the pipeline's patch embedding: LatentExplorer(..., pipe=pipe)")
+                raise ViewError("the contribution view needs the pipeline's patch embedding: LatentExplorer(..., pipe=pipe)")
             maps = self._contribution(step_i)
             hi = max(float(maps["image"].max()), float(maps["noise"].max()))
             per = (self.frame.max + 1) // len(maps["image"])  # latent frames a token spans (1.5: patch_size_t)
@@ -200,7 +201,7 @@ class LatentExplorer(W.VBox):
                 f"per-token contribution of each half, step {step_i + 1}, latent frame {f} (one scale)"
         arr = self.current()
         if arr is None:
-            raise ValueError(f"{where}: not recorded; generate(..., record=('z_img', 'step/*/z_t', 'step/*/input', "
+            raise ViewError(f"{where}: not recorded; generate(..., record=('z_img', 'step/*/z_t', 'step/*/input', "
                              "'step/*/pred'))")
         sl, split = _channel_slice(self.channels.value, arr.shape[1], self._split)
         if view == "grid":
@@ -219,8 +220,8 @@ class LatentExplorer(W.VBox):
                 cap = f"PCA to RGB (fitted once; {100 * self.pca.explained.sum():.0f}% of the variance)"
             else:
                 if self._rgb is None:
-                    raise ValueError("the RGB-map view needs the pipeline's decoder: LatentExplorer(..., pipe=pipe)")
+                    raise ViewError("the RGB-map view needs the pipeline's decoder: LatentExplorer(..., pipe=pipe)")
                 ims = self._rgb.apply(lat, kind="z_img" if tensor == "z_img" else "video")
                 cap = f"latent -> RGB map fitted to the decoder (fit error {self._rgb.rmse:.3f} RMSE)"
             return to_png(rgb_tiles(list(ims), [f"f{i}" for i in range(len(ims))])), f"{where}: {cap}"
-        raise ValueError(f"unknown view {view!r}; one of {VIEWS}")
+        raise ViewError(f"unknown view {view!r}; one of {VIEWS}")
