@@ -68,8 +68,9 @@ for r in runs[:5]:
 # The variants of one (image, prompt, seed) run **together**: one call of
 # `cogviz.generate_variants`. They share the initial noise and the posterior draw of
 # `z_img`; the prompt is encoded once, the image once, and at every step the transformer reads
-# the rows of all variants in one forward (as many as fit the device's memory). Here: five
-# variants under classifier-free guidance, plus image guidance's extra branch, are 11 rows a step.
+# the rows of all variants in one forward (as many as fit the device's memory): two rows per
+# variant under classifier-free guidance, plus one for image guidance's extra branch. The cell
+# counts them.
 
 # %%
 rows = []
@@ -77,7 +78,8 @@ hook = pipe.transformer.register_forward_hook(lambda m, args, kw, o: rows.append
                                               with_kwargs=True)
 gens = cogviz.generate_variants(pipe, image, prompt, [None, *variants], steps=STEPS, seed=0, progress=False)
 hook.remove()
-print(f"{len(rows)} transformer forwards of {set(rows)} rows for {len(gens)} videos")
+print(f"{len(rows)} transformer forwards of {set(rows)} rows for {len(gens)} videos "
+      f"(2 x {len(gens)} under CFG + 1 image-free row = {2 * len(gens) + 1})")
 for k in (3, 4):  # step_window and image_guidance leave z_img itself alone
     print(f"{gens[k].trace.meta['ablations'][0]['kind']:15s} z_img equals the baseline's bit for bit:",
           bool((gens[k].z_img == gens[0].z_img).all()))
@@ -87,7 +89,7 @@ for k in (3, 4):  # step_window and image_guidance leave z_img itself alone
 #
 # Each run is built in a temporary folder and renamed into `runs/<run_id>/` only when its video,
 # per-frame metrics (Parquet) and record (JSON, with the SHA-256 of every file) are complete.
-# We stop the sweep after 7 runs by raising `KeyboardInterrupt` from its progress callback —
+# We stop the sweep after `STOP_AFTER` runs by raising `KeyboardInterrupt` from its progress callback —
 # what pressing the stop button does. A kill (`SIGKILL`, a lost node) behaves the same: what was
 # written stays; only the runs in flight (the variants being generated together) are lost.
 
@@ -167,7 +169,7 @@ viz.picture(viz.frame_strip(video, [0, 8, 16], titles=["frame 0", "frame 8", "fr
 # %% [markdown]
 # ## 6. Exercise: predict, then measure
 #
-# The folder now holds the 15 runs above. Extend the sweep: one more seed (`3`) and one more
+# The folder now holds the runs above (`len(result)` of them). Extend the sweep: one more seed (`3`) and one more
 # variant (`A.ScaleImage(0.5)`, the image latent at half strength), same image, prompt and steps.
 # How many runs will the extended sweep **compute**, and how many will it find **already done**?
 # Think about which (seed, variant) pairs are new (the baseline is a variant too), then measure.

@@ -20,3 +20,11 @@ def test_readme_figures_are_rendered_current_and_used(tmp_path):
         mse = ((fresh - committed) ** 2).mean()
         assert mse == 0 or 10 * np.log10(255**2 / mse) > 35, f"{name} is out of date: run make figures"
         assert f"docs/figures/{name}" in readme, f"the README does not show {name}"
+
+
+def test_the_first_picture_of_the_readme_and_the_site_shows_what_the_model_does_well():
+    import re
+
+    for page, prefix in ((ROOT / "README.md", "docs/figures/"), (ROOT / "docs" / "index.md", "figures/")):
+        first = re.search(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()).group(1)
+        assert first == prefix + "held_and_moved.png", f"{page.name} opens with {first}"
