@@ -66,7 +66,7 @@ def run(*ablations, scene=0, **knobs):
 def variants(named, scene=0):
     """Several ablations of one scene at once: {name: Generation}. `generate_variants` keeps them
     controlled exactly as separate `run` calls would (same noise, same draw of z_img) and feeds
-    their rows to the transformer in one batched forward per step: about 2x faster on a CPU.
+    their rows to the transformer in one batched forward per step (benchmarks/bench_sweep.py times it).
     Results equal separate calls up to float rounding (the kernels sum in another order)."""
     gens = generate_variants(pipe, images[scene], prompt_for(scenes[scene]), list(named.values()), steps=STEPS,
                              guidance=GUIDANCE, seed=scene, progress=False)
@@ -138,7 +138,7 @@ viz.rgb_tiles([images[0], base.frames[0], zero.frames[0], other, swap.frames[0]]
 # the VAE partly averages it away. The same $\sigma$ added to the latent hits the model
 # directly. We run each on all scenes and draw the **anchor-decay curves**: SSIM to the image,
 # frame by frame (mean over the scenes, band = min to max). Look for the baseline: at
-# $\sigma$ = 0.05 in pixels the curve lies on top of it.
+# $\sigma$ = 0.05 in pixels the curve lies on top of it (the cell asserts it).
 #
 # From here on a section's ablations of one scene run together: `variants` hands them to
 # `generate_variants`, which batches them through the transformer (lesson 13's sweeps do the same).
@@ -158,6 +158,13 @@ for sigma in (0.05, 0.5):
     noise[f"pixel sigma={sigma}"] = A.NoiseImage(sigma, space="pixel")
     noise[f"latent sigma={sigma}"] = A.NoiseImage(sigma, space="latent")
 noise_runs = over_scenes(noise)
+
+
+def later_ssim(name):
+    return np.mean([t["ssim"][1:].mean() for t in noise_runs[name]])
+
+
+assert abs(later_ssim("pixel sigma=0.05") - later_ssim("baseline")) < 0.02, "training's median pixel noise moved the curve"
 viz.anchor_decay(noise_runs, "ssim", title="noise on the image: pixel space vs latent space")
 
 # %% [markdown]
