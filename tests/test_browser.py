@@ -291,6 +291,12 @@ def test_lesson_shows_everything_in_jupyterlab(lessons_lab, path, executed_lesso
         assert "Error displaying widget" not in text and "Failed to load model" not in text
         assert "official Jupyter news" not in page.inner_text("body")
         assert "<Figure size" not in text and "<cogviz Picture" not in text
+        # the math is typeset: no display formula left as raw $$ ... $$ text, and a lesson that writes
+        # formulas shows them as MathJax output
+        assert "$$" not in text, f"{stem}: a formula is shown as raw text"
+        if "$" in "".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"):
+            assert page.evaluate("() => document.querySelectorAll('.jp-RenderedMarkdown mjx-container').length") > 0, \
+                f"{stem}: its formulas are not typeset"
         page.wait_for_function(f"() => ({_PICTURES})().every(([w, h]) => w > 0 && h > 0)", timeout=30_000)
         sizes = page.evaluate(_PICTURES)
         assert len(sizes) == PICTURES[stem], f"{stem}: {len(sizes)} pictures in the page, expected {PICTURES[stem]}"
