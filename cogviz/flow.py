@@ -20,61 +20,109 @@ RADIUS = 7      #: the window's half-width, as cogviz's motion metric calls opti
 NUM_WARP = 3    #: warps per pyramid level
 
 
-def _pyramid(stack: np.ndarray, downscale: float = 2.0, nlevel: int = 10, min_size: int = 16) -> list[np.ndarray]:
-    """scikit-image's ``_get_pyramid`` for a stack ``(P, h, w)``: coarse to fine."""
-    from skimage.transform import pyramid_reduce
+def _pyramid(stack: np.ndarray, downscale: int = 2, nlevel: int = 10, min_size: int = 16) -> list[np.ndarray]:
+    """scikit-image's ``_get_pyramid`` (``pyramid_reduce``: a Gaussian of sigma ``2 * downscale / 6``
+    truncated at 4 sigma in ``reflect`` mode, then a linear resize to ``ceil(size / downscale)``) for a
+    stack ``(P, h, w)``, coarse to fine; each map by OpenCV (``GaussianBlur`` with the same 7-tap
+    kernel and ``BORDER_REFLECT``; ``resize`` maps pixel centres as scikit-image's ``grid_mode`` zoom,
+    and a reduction never samples past the border)."""
+    import cv2
 
+    sigma = 2 * downscale / 6.0
+    taps = 2 * int(4.0 * sigma + 0.5) + 1
     levels = [stack]
     size, count = min(stack.shape[1:]), 1
     while count < nlevel and size > downscale * min_size:
-        levels.append(pyramid_reduce(levels[-1], downscale, channel_axis=0).astype(stack.dtype, copy=False))
-        size, count = min(levels[-1].shape[1:]), count + 1
+        h, w = (-(-n // downscale) for n in levels[-1].shape[1:])
+        levels.append(np.stack([cv2.resize(cv2.GaussianBlur(m, (taps, taps), sigma, borderType=cv2.BORDER_REFLECT),
+                                           (w, h), interpolation=cv2.INTER_LINEAR) for m in levels[-1]]))
+        size, count = min(h, w), count + 1
     return levels[::-1]
 
 
-def _resize_flow(flow: np.ndarray, shape) -> np.ndarray:
-    """scikit-image's ``_resize_flow`` for flows ``(2, P, h, w)``: nearest zoom, values rescaled."""
+def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
+    """The source index of each of ``n_out`` samples in scipy's ``zoom(order=0, mode="nearest")``."""
     from scipy import ndimage as ndi
 
-    scale = [n / o for n, o in zip(shape, flow.shape[2:])]
-    factor = np.array(scale, dtype=flow.dtype)[:, None, None, None]
-    return factor * ndi.zoom(flow, [1, 1, *scale], order=0, mode="nearest", prefilter=False)
+    return ndi.zoom(np.arange(n_in, dtype=np.float64), n_out / n_in, order=0, mode="nearest",
+                    prefilter=False).astype(np.intp)
 
 
-def _warp(moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def _resize_flow(flow: np.ndarray, shape) -> np.ndarray:
+    """scikit-image's ``_resize_flow`` for flows ``(2, P, h, w)``: a nearest zoom (the source pixels
+    scipy's ``zoom`` picks, gathered), values rescaled."""
+    rows, cols = (_nearest_index(o, n) for o, n in zip(flow.shape[2:], shape))
+    factor = np.array([n / o for n, o in zip(shape, flow.shape[2:])], dtype=flow.dtype)[:, None, None, None]
+    return factor * flow[:, :, rows[:, None], cols[None, :]]
+
+
+def _warp(moving, flow: np.ndarray) -> np.ndarray:
     """``map_coordinates(moving, rows + flow[0], cols + flow[1], order=1, mode="nearest")`` per pair
     (scikit-image's edge-mode warp), as torch's ``grid_sample`` (bilinear, border padding, corners
-    aligned): five times faster than ``map_coordinates`` on a stack."""
+    aligned), five times faster than ``map_coordinates``. ``moving`` is a float64 tensor
+    ``(P, 1, h, w)``; the grid is float64 so that integer points land on the pixels exactly (a still
+    pair has zero flow, as in scikit-image). One pair per call: a call on one pair runs on this thread
+    alone, where a stack would wake torch's intra-op threads, which contend with the metrics beside."""
     import torch
-    import torch.nn.functional as F
 
-    m, f = torch.from_numpy(moving).double(), torch.from_numpy(flow).double()  # float64: integer points land
-    p, h, w = m.shape  # on the pixels exactly (a still pair has zero flow, as in scikit-image)
-    rows = torch.arange(h, dtype=m.dtype)[:, None] + f[0]
-    cols = torch.arange(w, dtype=m.dtype)[None, :] + f[1]
-    grid = torch.stack([2 * cols / max(1, w - 1) - 1, 2 * rows / max(1, h - 1) - 1], -1)
+    p, _, h, w = moving.shape
+    grid = np.empty((p, h, w, 2))
+    scale = (2 / max(1, w - 1), 2 / max(1, h - 1))
+    for axis, (f, at) in enumerate(((flow[1], np.arange(w)[None, :]), (flow[0], np.arange(h)[:, None]))):
+        np.add(f, at, out=grid[..., axis])
+        grid[..., axis] *= scale[axis]
+    grid -= 1
+    grid = torch.from_numpy(grid)
+    out = torch.empty((p, h, w), dtype=torch.float64)
     with torch.no_grad():
-        out = F.grid_sample(m[:, None], grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out[:, 0].float().numpy()
+        for i in range(p):  # torch.grid_sampler is F.grid_sample's op: bilinear (0), border (1), corners aligned
+            out[i] = torch.grid_sampler(moving[i:i + 1], grid[i:i + 1], 0, 1, True)[0, 0]
+    return out.numpy().astype(np.float32)
+    return out
+
+
+def _window_means(terms: np.ndarray) -> np.ndarray:
+    """``uniform_filter(terms, (1, 15, 15), mode="mirror")`` for ``(N, h, w)``: OpenCV's ``boxFilter``
+    per map (``BORDER_REFLECT_101`` is scipy's ``mirror``), three times faster, in place."""
+    import cv2
+
+    size = 2 * RADIUS + 1
+    for m in terms:
+        cv2.boxFilter(m, -1, (size, size), dst=m, borderType=cv2.BORDER_REFLECT_101)
+    return terms
 
 
 def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """scikit-image's ``_ilk`` (uniform window) for stacks ``(P, h, w)`` and flows ``(2, P, h, w)``."""
-    from scipy import ndimage as ndi
+    """scikit-image's ``_ilk`` (uniform window) for stacks ``(P, h, w)`` and flows ``(2, P, h, w)``,
+    its arithmetic in place on preallocated stacks."""
+    import torch
 
-    size = 2 * RADIUS + 1
-    p = len(ref)
+    t = np.empty((5, *ref.shape), ref.dtype)  # the five window sums of each 2 x 2 system
+    moving = torch.from_numpy(moving.astype(np.float64)[:, None])
     for _ in range(NUM_WARP):
         warped = _warp(moving, flow)
         gr, gc = np.gradient(warped, axis=(1, 2))
-        error = gr * flow[0] + gc * flow[1] + ref - warped
-        terms = np.concatenate([gr * gr, gr * gc, gc * gc, gr * error, gc * error])  # one filter call for all
-        a00, a01, a11, b0, b1 = ndi.uniform_filter(terms, (1, size, size), mode="mirror").reshape(5, p, *ref.shape[1:])
-        det = a00 * a11 - a01 * a01
-        ok = np.abs(det) >= 1e-14  # scikit-image sets the ill-conditioned systems to zero flow
-        safe = np.where(ok, det, 1)
-        flow = np.stack([np.where(ok, (a11 * b0 - a01 * b1) / safe, 0),
-                         np.where(ok, (a00 * b1 - a01 * b0) / safe, 0)]).astype(ref.dtype, copy=False)
+        np.multiply(gr, flow[0], out=t[3])
+        t[3] += np.multiply(gc, flow[1], out=t[4])
+        t[3] += ref
+        t[3] -= warped  # the error image
+        np.multiply(gc, t[3], out=t[4])
+        np.multiply(gr, t[3], out=t[3])
+        np.multiply(gr, gr, out=t[0])
+        np.multiply(gr, gc, out=t[1])
+        np.multiply(gc, gc, out=t[2])
+        a00, a01, a11, b0, b1 = _window_means(t.reshape(-1, *ref.shape[1:])).reshape(t.shape)
+        det = a00 * a11
+        det -= np.multiply(a01, a01, out=warped)
+        inv = np.zeros_like(det)  # scikit-image sets the ill-conditioned systems to zero flow
+        np.divide(1, det, out=inv, where=np.abs(det) >= 1e-14)
+        flow = np.empty((2, *ref.shape), ref.dtype)
+        np.multiply(a11, b0, out=flow[0])
+        flow[0] -= np.multiply(a01, b1, out=warped)
+        flow[0] *= inv
+        np.multiply(a00, b1, out=flow[1])
+        flow[1] -= np.multiply(a01, b0, out=warped)
+        flow[1] *= inv
     return flow
 
 

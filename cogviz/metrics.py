@@ -162,22 +162,51 @@ class _Video:
 
     @property
     def flow(self) -> np.ndarray:
-        """(F - 1, h * w) optical-flow magnitudes from each frame to the next, in the frame's pixels."""
-        return self._get("flow", lambda: self.start_flow().result())
+        """(F - 1, h * w) optical-flow magnitudes from each frame to the next, in the frame's pixels.
+        Where :func:`anchor_metrics` shares the flow between its threads, the caller helps with the
+        frame pairs no thread has taken yet, then waits for the rest."""
+        return self._get("flow", lambda: self._cache["shared_flow"].result() if "shared_flow" in self._cache
+                         else _SharedFlow(self, chunks=1).result())
 
-    def start_flow(self):
-        """The flow, computed on a worker thread (scipy's filters release the GIL, so the other metrics
-        run beside it): a future, started once."""
-        from concurrent.futures import ThreadPoolExecutor
 
+class _SharedFlow:
+    """The optical flow of a video's frame pairs, cut into chunks of pairs that any thread may take:
+    :meth:`help` computes chunks until none is left, :meth:`result` helps and then waits for all."""
+
+    def __init__(self, video: _Video, chunks: int):
+        import threading
+
+        pairs = len(video) - 1
+        self.grey, self.k = video.grey, video.k
+        self.bounds = np.linspace(0, pairs, min(max(1, chunks), max(1, pairs)) + 1).round().astype(int)
+        self.parts: list = [None] * (len(self.bounds) - 1)
+        self.taken, self.lock, self.done = 0, threading.Lock(), threading.Condition()
+        self.error: BaseException | None = None
+
+    def help(self) -> None:
         from .flow import ilk_magnitudes
 
-        if "flow_future" not in self._cache:
-            grey = self.grey
-            pool = ThreadPoolExecutor(1, thread_name_prefix="cogviz-flow")
-            self._cache["flow_future"] = pool.submit(lambda: ilk_magnitudes(grey[:-1], grey[1:]) * self.k)
-            pool.shutdown(wait=False)  # the thread ends when the flow is done
-        return self._cache["flow_future"]
+        while True:
+            with self.lock:
+                i, self.taken = self.taken, self.taken + 1
+            if i >= len(self.parts):
+                return
+            a, b = self.bounds[i], self.bounds[i + 1]
+            try:
+                part = ilk_magnitudes(self.grey[a:b], self.grey[a + 1:b + 1]) * self.k
+            except BaseException as e:  # raised again by result(), in every thread that waits
+                part, self.error = e, e
+            with self.done:
+                self.parts[i] = part
+                self.done.notify_all()
+
+    def result(self) -> np.ndarray:
+        self.help()
+        with self.done:
+            self.done.wait_for(lambda: all(p is not None for p in self.parts))
+        if self.error is not None:
+            raise self.error
+        return np.concatenate(self.parts) if len(self.parts) > 1 else self.parts[0]
 
 
 @dataclass(frozen=True)
@@ -211,12 +240,10 @@ def register(name: str, label: str, *, pairwise: bool = False, summary: tuple[st
 
 @register("psnr", "PSNR to the image (dB)", summary=("frame0", "mean"))
 def _psnr(v, ref):
-    def sse(chunk):  # exact: squared uint8 differences summed in int64
-        d = chunk.astype(np.int32) - ref.pixels.astype(np.int32)
-        return (d * d).sum(axis=(1, 2, 3), dtype=np.int64)
+    import cv2
 
-    mse = _chunked(sse, v.pixels) / v.pixels[0].size
-    return np.array([psnr_of_mse(float(m), 255.0) for m in mse])
+    size = v.pixels[0].size  # exact: OpenCV sums the squared uint8 differences in integers
+    return np.array([psnr_of_mse(cv2.norm(f, ref.pixels[0], cv2.NORM_L2SQR) / size, 255.0) for f in v.pixels])
 
 
 @register("ssim", "SSIM to the image", summary=("frame0", "mean"))
@@ -240,8 +267,10 @@ def _layout_similarity(v, ref):
 
 @register("flicker", "flicker (1 = still)", pairwise=True)
 def _flicker(v, ref):
-    diff = np.abs(np.diff(v.pixels.astype(np.int16), axis=0))
-    return 1.0 - diff.mean(axis=(1, 2, 3)) / 255.0
+    import cv2
+
+    size = v.pixels[0].size  # exact: OpenCV sums the absolute uint8 differences in integers
+    return np.array([1.0 - cv2.norm(a, b, cv2.NORM_L1) / size / 255.0 for a, b in zip(v.pixels[1:], v.pixels[:-1])])
 
 
 @register("motion", "motion (px / frame)", pairwise=True)
@@ -277,14 +306,20 @@ def _reduction(height: int, width: int) -> int:
 
 def _reduced(frames: np.ndarray, k: int) -> np.ndarray:
     """(F, H, W, 3) uint8 -> (F, H/k, W/k, 3) float32 in [0, 1], area-averaged over whole k x k blocks
-    (scikit-image's ``downscale_local_mean`` on whole blocks). The block sums are integers, added as
-    k + k strided slices, exact in float32 and four times faster than a view of blocks."""
+    (scikit-image's ``downscale_local_mean`` on whole blocks). The block sums are added as k + k
+    strided slices in uint16 (exact: 16 x 16 x 255 fits; larger blocks sum in float32, also exact) and
+    divided once, at the reduced size."""
     if k == 1:
         return frames.astype(np.float32) / 255.0
     h, w = (frames.shape[1] // k) * k, (frames.shape[2] // k) * k
-    x = frames[:, :h, :w].astype(np.float32)
-    rows = sum(x[:, i::k] for i in range(k))
-    return sum(rows[:, :, j::k] for j in range(k)) / np.float32(255.0 * k * k)
+    x = frames[:, :h, :w]
+    rows = np.add(x[:, 0::k], x[:, 1::k], dtype=np.uint16 if k <= 16 else np.float32)
+    for i in range(2, k):
+        rows += x[:, i::k]
+    cols = np.add(rows[:, :, 0::k], rows[:, :, 1::k])
+    for j in range(2, k):
+        cols += rows[:, :, j::k]
+    return cols.astype(np.float32) / np.float32(255.0 * k * k)
 
 
 def _palettes(rgb: np.ndarray) -> np.ndarray:
@@ -309,26 +344,48 @@ def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255
     """SSIM of every frame ``(F, H, W, 3)`` to ``image`` ``(H, W, 3)``, for all frames at once: the
     computation of scikit-image's ``structural_similarity(channel_axis=-1, data_range=...)`` (7 x 7
     uniform window, sample covariance, K1 = 0.01, K2 = 0.03, the window's half-width cropped, the mean
-    over channels), its filters run over the whole video with scipy's ``uniform_filter``. Equal to
-    scikit-image's frame by frame (``tests/test_metrics.py``)."""
-    from scipy.ndimage import uniform_filter
-
+    over channels). The window means are OpenCV's ``boxFilter`` over a chunk of frames stacked into one
+    tall image: the cropped pixels' windows never cross from one frame into the next, so one call
+    filters many frames. Equal to scikit-image's frame by frame (``tests/test_metrics.py``)."""
     win, pad = 7, 3
-    cov_norm = win * win / (win * win - 1)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    cov_norm = np.float32(win * win / (win * win - 1))
+    c1, c2 = np.float32((0.01 * data_range) ** 2), np.float32((0.03 * data_range) ** 2)
+    crop = (slice(None), slice(pad, -pad), slice(pad, -pad))
     y = np.asarray(image, dtype=np.float32)[None]
-    uy = uniform_filter(y, (1, win, win, 1))
-    vy = cov_norm * (uniform_filter(y * y, (1, win, win, 1)) - uy * uy)
+    uy = _window_means(y, win)
+    vy = cov_norm * (_window_means(y * y, win) - uy * uy)
+    uy, a_y, b_y = uy[crop], (uy * uy + c1)[crop], (vy + c2)[crop]
 
     def chunk(frames: np.ndarray) -> np.ndarray:
         x = frames.astype(np.float32)
-        ux = uniform_filter(x, (1, win, win, 1))
-        vx = cov_norm * (uniform_filter(x * x, (1, win, win, 1)) - ux * ux)
-        vxy = cov_norm * (uniform_filter(x * y, (1, win, win, 1)) - ux * uy)
-        s_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        return s_map[:, pad:-pad, pad:-pad].mean(axis=(1, 2), dtype=np.float64).mean(axis=1)
+        ux, sxx, sxy = (_window_means(m, win)[crop] for m in (x, x * x, x * y))
+        uxuy = ux * uy
+        num = uxuy * np.float32(2)
+        num += c1
+        sxy -= uxuy  # the covariance, times 49 / 48 below
+        sxy *= 2 * cov_norm
+        sxy += c2
+        num *= sxy
+        ux *= ux
+        sxx -= ux  # the frame's variance, times 49 / 48 below
+        sxx *= cov_norm
+        sxx += b_y
+        ux += a_y
+        ux *= sxx
+        num /= ux  # the SSIM map, cropped
+        n, h, w, c = num.shape
+        return num.reshape(n, h, w * c).sum(axis=2).sum(axis=1, dtype=np.float64) / (h * w * c)
 
     return _chunked(chunk, frames)
+
+
+def _window_means(x: np.ndarray, win: int) -> np.ndarray:
+    """The ``win x win`` means of frames ``(F, H, W, C)`` (float32), each frame's border reflected
+    (scipy's ``uniform_filter`` in ``reflect`` mode) away from the cropped rows: one OpenCV call."""
+    import cv2
+
+    n, h, w, c = x.shape
+    return cv2.boxFilter(x.reshape(n * h, w, c), -1, (win, win), borderType=cv2.BORDER_REFLECT).reshape(x.shape)
 
 
 def _chunked(fn, frames: np.ndarray) -> np.ndarray:
@@ -361,8 +418,15 @@ def anchor_metrics(frames, image) -> pd.DataFrame:
     n, h, w, _ = video.shape
     k = _reduction(h, w)
     v, ref = _Video(video, k), _Video(_as_image(image, (h, w))[None], k)
-    v.start_flow()  # the motion metrics' flow runs beside the others
-    columns = {"frame": np.arange(n)}
+    columns = {"frame": np.arange(n), **_beside_the_flow(v, lambda: _columns(v, ref))}
+    df = pd.DataFrame(columns, columns=["frame", *REGISTRY])
+    df.attrs.update(height=h, width=w)
+    return df
+
+
+def _columns(v: _Video, ref: _Video) -> dict:
+    """Every registered metric of ``v`` against ``ref``, checked for its length."""
+    n, columns = len(v), {}
     for m in REGISTRY.values():
         values = np.asarray(m.fn(v, ref), dtype=np.float64).reshape(-1)
         want = n - 1 if m.pairwise else n
@@ -370,9 +434,23 @@ def anchor_metrics(frames, image) -> pd.DataFrame:
             raise CogvizError(f"metric {m.name!r} returned {values.shape[0]} values for {n} frames; expected {want}"
                               f"{' (one per frame pair)' if m.pairwise else ' (one per frame)'}")
         columns[m.name] = np.concatenate([[math.nan], values]) if m.pairwise else values
-    df = pd.DataFrame(columns, columns=["frame", *REGISTRY])
-    df.attrs.update(height=h, width=w)
-    return df
+    return columns
+
+
+def _beside_the_flow(v: _Video, work: Callable):
+    """``work()`` on a worker thread while this thread computes ``v``'s optical flow, which is shared:
+    when ``work`` reaches a motion metric it takes the flow's remaining chunks of frame pairs too.
+    OpenCV, scipy, numpy and torch release the GIL in their loops, so both cores stay busy; the
+    flow's torch calls take one pair each, which runs on the calling thread alone (a stack would wake
+    torch's intra-op threads, and their spinning would contend with the other thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    v.grey  # noqa: B018 -- the shared views, made once before the threads split
+    v._cache["shared_flow"] = flow = _SharedFlow(v, chunks=int(np.clip(v.grey[1:].size // 2**18, 1, 2 * METRIC_THREADS)))
+    with ThreadPoolExecutor(1, thread_name_prefix="cogviz-metrics") as pool:
+        result = pool.submit(work)
+        flow.help()
+        return result.result()
 
 
 def half_life(values, floor: float = 0.0) -> float:
