@@ -3,11 +3,12 @@
 
 ``optical_flow_ilk`` estimates one pair per call; on a video, the calls' overhead (small frames) and
 its per-pixel ``np.linalg.solve`` (large frames) dominate the metrics. :func:`ilk_flow` runs the same
-algorithm — the same pyramid (scikit-image's ``pyramid_reduce`` with the pairs on a channel axis), the
-same warps (bilinear, edge mode), gradients, 15 x 15 uniform windows in mirror mode, the same
-ill-conditioned systems set to zero — over a stack of pairs (the warps by torch's ``grid_sample``, the windows by one scipy
-``uniform_filter`` call), and solves each 2 x 2 system in closed form. It equals ``optical_flow_ilk(radius=7, num_warp=3)`` pair by pair to float32
-rounding (``tests/test_metrics.py``).
+algorithm over a stack of pairs: the same pyramid (``pyramid_reduce``'s 7-tap Gaussian and linear
+resize, by OpenCV), the same warps (bilinear, edge mode; torch's ``grid_sample`` in float64), the
+same gradients, 15 x 15 uniform windows in mirror mode (OpenCV's ``boxFilter``), the same
+ill-conditioned systems set to zero, and each 2 x 2 system solved in closed form. It equals
+``optical_flow_ilk(radius=7, num_warp=3)`` pair by pair to float32 rounding (``tests/test_metrics.py``);
+``benchmarks/bench_metrics.py`` measures it.
 """
 from __future__ import annotations
 
@@ -56,12 +57,13 @@ def _resize_flow(flow: np.ndarray, shape) -> np.ndarray:
     return factor * flow[:, :, rows[:, None], cols[None, :]]
 
 
-def _warp(moving, flow: np.ndarray) -> np.ndarray:
+def _warp(moving, pixels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``map_coordinates(moving, rows + flow[0], cols + flow[1], order=1, mode="nearest")`` per pair
     (scikit-image's edge-mode warp), as torch's ``grid_sample`` (bilinear, border padding, corners
     aligned), five times faster than ``map_coordinates``. ``moving`` is a float64 tensor
-    ``(P, 1, h, w)``; the grid is float64 so that integer points land on the pixels exactly (a still
-    pair has zero flow, as in scikit-image). One pair per call: a call on one pair runs on this thread
+    ``(P, 1, h, w)`` (``pixels``: the same stack, float32 ``(P, h, w)``); the grid is float64, and a
+    point of zero flow takes its own pixel exactly (a still pair has zero flow, as in scikit-image).
+    One pair per call: a call on one pair runs on this thread
     alone, where a stack would wake torch's intra-op threads, which contend with the metrics beside."""
     import torch
 
@@ -77,7 +79,9 @@ def _warp(moving, flow: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         for i in range(p):  # torch.grid_sampler is F.grid_sample's op: bilinear (0), border (1), corners aligned
             out[i] = torch.grid_sampler(moving[i:i + 1], grid[i:i + 1], 0, 1, True)[0, 0]
-    return out.numpy().astype(np.float32)
+    out = out.numpy().astype(np.float32)
+    still = (flow[0] == 0) & (flow[1] == 0)  # sampled at the pixel itself: exactly the pixel, as in
+    return np.where(still, pixels, out)  # scipy (the grid's rounding leaves ~1e-16 of a neighbour)
     return out
 
 
@@ -98,9 +102,9 @@ def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
     import torch
 
     t = np.empty((5, *ref.shape), ref.dtype)  # the five window sums of each 2 x 2 system
-    moving = torch.from_numpy(moving.astype(np.float64)[:, None])
+    moving64 = torch.from_numpy(moving.astype(np.float64)[:, None])
     for _ in range(NUM_WARP):
-        warped = _warp(moving, flow)
+        warped = _warp(moving64, moving, flow)
         gr, gc = np.gradient(warped, axis=(1, 2))
         np.multiply(gr, flow[0], out=t[3])
         t[3] += np.multiply(gc, flow[1], out=t[4])

@@ -23,11 +23,12 @@ RAFT, a learned flow; ILK is a well-kept classical substitute that needs no weig
 in the tests on patterns shifted by a known amount.
 
 Every metric is computed on the whole video at once, not frame by frame: SSIM is scikit-image's
-formula over all frames with scipy's ``uniform_filter`` (equal to ``structural_similarity`` within
-1e-8), the flow is :mod:`cogviz.flow` (scikit-image's ILK batched over frame pairs, equal to
-``optical_flow_ilk`` within 1e-5), and the histograms, reductions and PSNR are array operations;
-``tests/test_metrics.py`` checks every column against scikit-image frame by frame, and
-``benchmarks/bench_metrics.py`` measures the gain.
+formula over all frames with OpenCV's ``boxFilter`` for its window means (equal to
+``structural_similarity`` within 1e-6), the flow is :mod:`cogviz.flow` (scikit-image's ILK batched
+over frame pairs, equal to ``optical_flow_ilk`` within 2e-5, computed on the calling thread while a
+second thread measures the rest), PSNR and flicker are OpenCV's exact integer norms, and the
+histograms and reductions are array operations; ``tests/test_metrics.py`` checks every column
+against scikit-image frame by frame, and ``benchmarks/bench_metrics.py`` measures the gain.
 
 :func:`summarize` turns the table into one row per video: frame-0 fidelity, the anchor's
 half-life, mean motion and VBench's dynamic flag.

@@ -211,3 +211,49 @@ def test_the_whole_video_measures_equal_scikit_image_frame_by_frame():
             assert df["motion"][t] == pytest.approx(mag.mean(), abs=1e-4)
     one = anchor_metrics(video[:1], video[0])  # one frame: no pair, no warning, NaN pairwise columns
     assert one[["flicker", "motion", "motion_top5"]].isna().all(axis=None)
+
+
+def test_the_flow_shared_between_threads_equals_the_flow_in_one_piece():
+    """anchor_metrics cuts the flow's frame pairs into chunks that either thread takes: any cut gives
+    the same magnitudes as the whole stack at once, in order."""
+    from cogviz.flow import ilk_magnitudes
+    from cogviz.metrics import _SharedFlow, _Video
+
+    frames = panned(64, 96, 2, 1, n=7)
+    v = _Video(frames, 1)
+    whole = ilk_magnitudes(v.grey[:-1], v.grey[1:])
+    for chunks in (1, 2, 4, 6, 50):
+        np.testing.assert_array_equal(_SharedFlow(v, chunks=chunks).result(), whole)
+
+
+def test_a_still_video_with_black_and_white_pixels_has_exactly_zero_motion():
+    """The warp lands integer points on the pixels exactly (float64 grid): a still pair has zero flow
+    as in scikit-image, even where a pixel is 0 beside a bright one."""
+    frame = np.zeros((40, 56, 3), np.uint8)
+    frame[::3, ::5] = 255
+    df = anchor_metrics(np.repeat(frame[None], 4, axis=0), frame)
+    assert (df["motion"][1:] == 0.0).all() and (df["motion_top5"][1:] == 0.0).all()
+
+
+def test_an_error_in_a_metric_or_in_the_flow_reaches_the_caller(monkeypatch):
+    """The metrics run on two threads: an error on either is raised in the caller, never a hang."""
+    import cogviz.flow as F
+    import cogviz.metrics as M
+
+    monkeypatch.setattr(M, "REGISTRY", dict(M.REGISTRY))
+
+    @M.register("broken", "broken")
+    def _broken(video, ref):
+        raise RuntimeError("metric failed on purpose")
+
+    frames = panned(32, 48, 1, 0, n=3)
+    with pytest.raises(RuntimeError, match="metric failed on purpose"):
+        M.anchor_metrics(frames, frames[0])
+    del M.REGISTRY["broken"]
+
+    def no_flow(*a):
+        raise RuntimeError("flow failed on purpose")
+
+    monkeypatch.setattr(F, "ilk_magnitudes", no_flow)
+    with pytest.raises(RuntimeError, match="flow failed on purpose"):
+        M.anchor_metrics(frames, frames[0])

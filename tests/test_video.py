@@ -83,3 +83,17 @@ def test_a_playlist_named_mp4_is_not_followed(tmp_path):
     with pytest.raises(CogvizError, match="is not an mp4 video cogviz can read"):
         video.load(tmp_path / "video.mp4")
     assert video.load(real).shape == (3, 16, 16, 3)
+
+
+@pytest.mark.parametrize("fps", [8, 16, 7.5])
+def test_an_mp4_keeps_its_frames_and_frame_rate(tmp_path, fps):
+    """Encoded in process (PyAV, x264 near-lossless) and read back by the imageio-ffmpeg binary:
+    the frames within a few grey levels, the frame rate as given, moov before the media data."""
+    a = np.repeat(np.repeat(clip(9), 1, axis=1), 1, axis=2)
+    data = video.encode_mp4(a, fps=fps)
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart: plays before it has all of it
+    p = tmp_path / "v.mp4"
+    p.write_bytes(data)
+    back = video.load(p)
+    assert back.shape == a.shape and np.abs(back.astype(int) - a).mean() < 3
+    assert video.frame_rate(p) == pytest.approx(fps, abs=1e-3)
