@@ -381,12 +381,16 @@ def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255
 
 
 def _window_means(x: np.ndarray, win: int) -> np.ndarray:
-    """The ``win x win`` means of frames ``(F, H, W, C)`` (float32), each frame's border reflected
-    (scipy's ``uniform_filter`` in ``reflect`` mode) away from the cropped rows: one OpenCV call."""
+    """The ``win x win`` means of frames ``(F, H, W, C)`` (float32 holding integers: pixel values,
+    their squares and products), each frame's border reflected (scipy's ``uniform_filter`` in
+    ``reflect`` mode) away from the cropped rows: one OpenCV call. The window sums are taken
+    unnormalised, so every running sum is an integer below 2**24, exact in float32 whatever rows
+    OpenCV's threads split the image into: one video measures the same on every call."""
     import cv2
 
     n, h, w, c = x.shape
-    return cv2.boxFilter(x.reshape(n * h, w, c), -1, (win, win), borderType=cv2.BORDER_REFLECT).reshape(x.shape)
+    sums = cv2.boxFilter(x.reshape(n * h, w, c), -1, (win, win), normalize=False, borderType=cv2.BORDER_REFLECT)
+    return sums.reshape(x.shape) / np.float32(win * win)
 
 
 def _chunked(fn, frames: np.ndarray) -> np.ndarray:
