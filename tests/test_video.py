@@ -97,3 +97,33 @@ def test_an_mp4_keeps_its_frames_and_frame_rate(tmp_path, fps):
     back = video.load(p)
     assert back.shape == a.shape and np.abs(back.astype(int) - a).mean() < 3
     assert video.frame_rate(p) == pytest.approx(fps, abs=1e-3)
+
+
+@pytest.mark.browser
+def test_the_embedded_mp4_plays_in_chromium_and_shows_the_frames(tmp_path):
+    """What a notebook shows: the <video> tag's H.264 (encoded in process by PyAV) decodes in
+    Chromium to the frames' size, and its first frame, drawn on a canvas, holds the red bar."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium
+
+    _need_chromium()
+    page_file = tmp_path / "video.html"
+    page_file.write_text("<html><body>" + video.to_html(clip(), fps=8) + "</body></html>")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(page_file.as_uri(), wait_until="load")
+        page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
+                               timeout=20_000)
+        shown = page.evaluate("""() => {
+            const v = document.querySelector('video'); v.pause(); v.currentTime = 0;
+            const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+            const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+            const px = (x, y) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
+            return {w: v.videoWidth, h: v.videoHeight, bar: px(4, 32), rest: px(60, 32)};
+        }""")
+        browser.close()
+    assert (shown["w"], shown["h"]) == (96, 64), shown
+    r, g, b = shown["bar"]
+    assert r > 180 and g < 90 and b < 90, shown  # the red bar of frame 0
+    assert max(shown["rest"]) < 40, shown  # black beside it
