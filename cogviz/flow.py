@@ -59,41 +59,74 @@ def _resize_flow(flow: np.ndarray, shape) -> np.ndarray:
 
 def _warp(moving, pixels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``map_coordinates(moving, rows + flow[0], cols + flow[1], order=1, mode="nearest")`` per pair
-    (scikit-image's edge-mode warp), as torch's ``grid_sample`` (bilinear, border padding, corners
-    aligned), five times faster than ``map_coordinates``. ``moving`` is a float64 tensor
-    ``(P, 1, h, w)`` (``pixels``: the same stack, float32 ``(P, h, w)``); the grid is float64, and a
-    point of zero flow takes its own pixel exactly (a still pair has zero flow, as in scikit-image).
-    One pair per call: a call on one pair runs on this thread
-    alone, where a stack would wake torch's intra-op threads, which contend with the metrics beside."""
+    (scikit-image's edge-mode warp), as one call of torch's ``grid_sample`` (bilinear, corners
+    aligned) on the pairs stacked into one tall image: each pair's coordinates are clamped to its own
+    frame first (the edge mode), then offset to its rows. ``moving`` is that tall image, a float64
+    tensor ``(1, 1, P * h, w)`` (``pixels``: the same stack, float32 ``(P, h, w)``); the grid is
+    float64, and a point of zero flow takes its own pixel exactly (a still pair has zero flow, as in
+    scikit-image). One image in the batch keeps the call on this thread (torch parallelises over the
+    batch, and its intra-op threads would contend with the metrics beside)."""
     import torch
 
-    p, _, h, w = moving.shape
+    p, h, w = pixels.shape
     grid = np.empty((p, h, w, 2))
-    scale = (2 / max(1, w - 1), 2 / max(1, h - 1))
-    for axis, (f, at) in enumerate(((flow[1], np.arange(w)[None, :]), (flow[0], np.arange(h)[:, None]))):
-        np.add(f, at, out=grid[..., axis])
-        grid[..., axis] *= scale[axis]
+    x, y = grid[..., 0], grid[..., 1]
+    np.add(flow[1], np.arange(w), out=x)
+    np.minimum(np.maximum(x, 0, out=x), w - 1, out=x)  # np.clip's result, in two plain ufunc calls
+    x *= 2 / max(1, w - 1)
+    np.add(flow[0], np.arange(h)[:, None], out=y)
+    np.minimum(np.maximum(y, 0, out=y), h - 1, out=y)
+    y += (np.arange(p) * h)[:, None, None]
+    y *= 2 / max(1, p * h - 1)
     grid -= 1
-    grid = torch.from_numpy(grid)
-    out = torch.empty((p, h, w), dtype=torch.float64)
-    with torch.no_grad():
-        for i in range(p):  # torch.grid_sampler is F.grid_sample's op: bilinear (0), border (1), corners aligned
-            out[i] = torch.grid_sampler(moving[i:i + 1], grid[i:i + 1], 0, 1, True)[0, 0]
-    out = out.numpy().astype(np.float32)
+    with torch.no_grad():  # torch.grid_sampler is F.grid_sample's op: bilinear (0), border (1), corners aligned
+        out = torch.grid_sampler(moving, torch.from_numpy(grid.reshape(1, p * h, w, 2)), 0, 1, True)
+    out = out.numpy().reshape(p, h, w).astype(np.float32)
     still = (flow[0] == 0) & (flow[1] == 0)  # sampled at the pixel itself: exactly the pixel, as in
     return np.where(still, pixels, out)  # scipy (the grid's rounding leaves ~1e-16 of a neighbour)
-    return out
 
 
-def _window_means(terms: np.ndarray) -> np.ndarray:
-    """``uniform_filter(terms, (1, 15, 15), mode="mirror")`` for ``(N, h, w)``: OpenCV's ``boxFilter``
-    per map (``BORDER_REFLECT_101`` is scipy's ``mirror``), three times faster, in place."""
+def _gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.gradient(x, axis=(1, 2))`` for ``(P, h, w)`` (central differences halved inside, one-sided
+    at the edges: the same operations, so the same values), in a few plain ufunc calls that hold the
+    GIL for less time than ``np.gradient``'s Python."""
+    out = []
+    for axis in (1, 2):
+        g = np.empty_like(x)
+        xa, ga = np.moveaxis(x, axis, 0), np.moveaxis(g, axis, 0)  # views, the axis first
+        np.subtract(xa[2:], xa[:-2], out=ga[1:-1])
+        ga[1:-1] /= 2.0
+        np.subtract(xa[1], xa[0], out=ga[0])
+        np.subtract(xa[-1], xa[-2], out=ga[-1])
+        out.append(g)
+    return out[0], out[1]
+
+
+def _reflected_rows(h: int) -> np.ndarray:
+    """For rows ``-RADIUS .. h + RADIUS - 1``, the row each reads in ``mirror`` mode (reflected about
+    the edge rows, ``BORDER_REFLECT_101``), repeatedly for frames shorter than the window."""
+    j = np.arange(-RADIUS, h + RADIUS)
+    if h == 1:
+        return np.zeros_like(j)
+    m = j % (2 * (h - 1))
+    return np.where(m < h, m, 2 * (h - 1) - m)
+
+
+def _window_means(padded: np.ndarray) -> np.ndarray:
+    """``uniform_filter(terms, (1, 15, 15), mode="mirror")`` for ``terms = padded[:, RADIUS:-RADIUS]``,
+    in place: ``padded`` ``(N, h + 2 RADIUS, w)`` holds the maps with room for their reflected rows,
+    which are filled, and then one OpenCV ``boxFilter`` runs over all the maps stacked into one tall
+    image (its windows never leave a map's rows; ``BORDER_REFLECT_101``, scipy's ``mirror``, at the
+    columns). One call instead of one per map: fewer hand-overs of the GIL to the thread beside."""
     import cv2
 
-    size = 2 * RADIUS + 1
-    for m in terms:
-        cv2.boxFilter(m, -1, (size, size), dst=m, borderType=cv2.BORDER_REFLECT_101)
-    return terms
+    size, h = 2 * RADIUS + 1, padded.shape[1] - 2 * RADIUS
+    rows = _reflected_rows(h) + RADIUS
+    padded[:, :RADIUS] = padded[:, rows[:RADIUS]]
+    padded[:, RADIUS + h:] = padded[:, rows[RADIUS + h:]]
+    tall = padded.reshape(-1, padded.shape[2])
+    cv2.boxFilter(tall, -1, (size, size), dst=tall, borderType=cv2.BORDER_REFLECT_101)
+    return padded[:, RADIUS:RADIUS + h]
 
 
 def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -101,11 +134,13 @@ def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
     its arithmetic in place on preallocated stacks."""
     import torch
 
-    t = np.empty((5, *ref.shape), ref.dtype)  # the five window sums of each 2 x 2 system
-    moving64 = torch.from_numpy(moving.astype(np.float64)[:, None])
+    p, h, w = ref.shape
+    padded = np.empty((5 * p, h + 2 * RADIUS, w), ref.dtype)  # the five window sums of each 2 x 2 system
+    t = padded[:, RADIUS:RADIUS + h].reshape(5, p, h, w)
+    moving64 = torch.from_numpy(moving.astype(np.float64).reshape(1, 1, p * h, w))
     for _ in range(NUM_WARP):
         warped = _warp(moving64, moving, flow)
-        gr, gc = np.gradient(warped, axis=(1, 2))
+        gr, gc = _gradients(warped)
         np.multiply(gr, flow[0], out=t[3])
         t[3] += np.multiply(gc, flow[1], out=t[4])
         t[3] += ref
@@ -115,7 +150,7 @@ def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
         np.multiply(gr, gr, out=t[0])
         np.multiply(gr, gc, out=t[1])
         np.multiply(gc, gc, out=t[2])
-        a00, a01, a11, b0, b1 = _window_means(t.reshape(-1, *ref.shape[1:])).reshape(t.shape)
+        a00, a01, a11, b0, b1 = _window_means(padded).reshape(5, p, h, w)
         det = a00 * a11
         det -= np.multiply(a01, a01, out=warped)
         inv = np.zeros_like(det)  # scikit-image sets the ill-conditioned systems to zero flow
@@ -148,7 +183,9 @@ def ilk_magnitudes(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     if not len(reference):
         return np.zeros((0, 0), np.float32)
     v, u = ilk_flow(reference, moving)
-    return np.hypot(v, u).reshape(len(reference), -1)
+    v *= v
+    v += np.multiply(u, u, out=u)
+    return np.sqrt(v, out=v).reshape(len(reference), -1)  # np.hypot to a unit in the last place, 5x faster
 
 
 # -- the global (camera) motion between two frames --------------------------------------------------

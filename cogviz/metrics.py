@@ -40,6 +40,7 @@ added in one place. :func:`psnr` is cogviz's one PSNR.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -141,8 +142,12 @@ class _Video:
         return self._cache[key]
 
     @property
+    def sums(self) -> np.ndarray:  # the k x k blocks' integer sums (the pixels themselves when k = 1)
+        return self._get("sums", lambda: _block_sums(self.pixels, self.k))
+
+    @property
     def small(self) -> np.ndarray:  # area-reduced copies, float32 in [0, 1]
-        return self._get("small", lambda: _reduced(self.pixels, self.k))
+        return self._get("small", lambda: self.sums.astype(np.float32) / np.float32(255.0 * self.k * self.k))
 
     @property
     def grey(self) -> np.ndarray:  # (F, h, w)
@@ -152,7 +157,7 @@ class _Video:
 
     @property
     def palette(self) -> np.ndarray:  # (F, LAB_BINS ** 3), each row sums to 1
-        return self._get("palette", lambda: _chunked(_palettes, self.small))
+        return self._get("palette", lambda: _chunked(functools.partial(_palettes, k=self.k), self.sums))
 
     @property
     def layout(self) -> np.ndarray:  # (F, cells)
@@ -305,13 +310,13 @@ def _reduction(height: int, width: int) -> int:
     return max(1, min(height, width) // REDUCED_SIDE)
 
 
-def _reduced(frames: np.ndarray, k: int) -> np.ndarray:
-    """(F, H, W, 3) uint8 -> (F, H/k, W/k, 3) float32 in [0, 1], area-averaged over whole k x k blocks
-    (scikit-image's ``downscale_local_mean`` on whole blocks). The block sums are added as k + k
-    strided slices in uint16 (exact: 16 x 16 x 255 fits; larger blocks sum in float32, also exact) and
-    divided once, at the reduced size."""
+def _block_sums(frames: np.ndarray, k: int) -> np.ndarray:
+    """(F, H, W, 3) uint8 -> the sums of whole k x k blocks, (F, H/k, W/k, 3): the frames themselves
+    when k = 1, else added as k + k strided slices in uint16 (exact: 16 x 16 x 255 fits; larger blocks
+    sum in float32, also exact). Divided by ``255 k^2`` they are scikit-image's
+    ``downscale_local_mean`` on whole blocks, in [0, 1] (:attr:`_Video.small`)."""
     if k == 1:
-        return frames.astype(np.float32) / 255.0
+        return frames
     h, w = (frames.shape[1] // k) * k, (frames.shape[2] // k) * k
     x = frames[:, :h, :w]
     rows = np.add(x[:, 0::k], x[:, 1::k], dtype=np.uint16 if k <= 16 else np.float32)
@@ -320,25 +325,43 @@ def _reduced(frames: np.ndarray, k: int) -> np.ndarray:
     cols = np.add(rows[:, :, 0::k], rows[:, :, 1::k])
     for j in range(2, k):
         cols += rows[:, :, j::k]
-    return cols.astype(np.float32) / np.float32(255.0 * k * k)
+    return cols
 
 
-def _palettes(rgb: np.ndarray) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _linear_levels(k: int) -> np.ndarray:
+    """scikit-image's ``rgb2xyz`` gamma (sRGB to linear, float32) of every value a k x k block's mean
+    can take: a table that the Lab conversion looks up instead of a power per pixel (bitwise the same
+    operations on the same float32 values)."""
+    arr = np.arange(255 * k * k + 1).astype(np.float32) / np.float32(255.0 * k * k)
+    mask = arr > 0.04045
+    arr[mask] = np.power((arr[mask] + 0.055) / 1.055, 2.4)
+    arr[~mask] /= 12.92
+    arr.flags.writeable = False
+    return arr
+
+
+def _palettes(sums: np.ndarray, k: int) -> np.ndarray:
     """Per frame, the 8 x 8 x 8 CIELAB histogram (normalised) over :data:`LAB_RANGE`, bins of equal
-    width with the last one closed (``np.histogramdd``'s bins), for all frames at once."""
-    from skimage.color import rgb2lab
+    width with the last one closed (``np.histogramdd``'s bins, exactly), for all frames at once, of the block
+    means ``sums / (255 k^2)``: scikit-image's ``rgb2lab``, its gamma looked up (:func:`_linear_levels`)."""
+    from skimage.color import xyz2lab
+    from skimage.color.colorconv import xyz_from_rgb
 
-    lab = rgb2lab(rgb).reshape(len(rgb), -1, 3)
+    linear = _linear_levels(k)[sums if sums.dtype.kind in "ui" else sums.astype(np.intp)]
+    lab = xyz2lab(linear @ xyz_from_rgb.T.astype(linear.dtype)).reshape(len(sums), -1, 3)
     index = np.zeros(lab.shape[:2], dtype=np.int64)
     inside = np.ones(lab.shape[:2], dtype=bool)
     for axis, (lo, hi) in enumerate(LAB_RANGE):
         v = lab[..., axis]
-        b = np.floor((v - lo) * (LAB_BINS / (hi - lo))).astype(np.int64)  # bins of equal width, the last closed
+        # np.histogramdd's bins: v - lo is exact in float64 (v is float32) and so is the edge (hi - lo) / 8,
+        # so a correctly rounded quotient floors to the bin np.searchsorted finds; the last bin closed
+        b = np.floor((v.astype(np.float64) - lo) / ((hi - lo) / LAB_BINS)).astype(np.int64)
         inside &= (v >= lo) & (v <= hi)
         index = index * LAB_BINS + np.clip(b, 0, LAB_BINS - 1)
-    frame = np.arange(len(rgb))[:, None] * LAB_BINS ** 3
-    counts = np.bincount((index + frame)[inside], minlength=len(rgb) * LAB_BINS ** 3)
-    return counts.reshape(len(rgb), -1) / max(1, lab.shape[1])
+    frame = np.arange(len(sums))[:, None] * LAB_BINS ** 3
+    counts = np.bincount((index + frame)[inside], minlength=len(sums) * LAB_BINS ** 3)
+    return counts.reshape(len(sums), -1) / max(1, lab.shape[1])
 
 
 def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255.0) -> np.ndarray:

@@ -213,6 +213,29 @@ def test_the_whole_video_measures_equal_scikit_image_frame_by_frame():
     assert one[["flicker", "motion", "motion_top5"]].isna().all(axis=None)
 
 
+@pytest.mark.parametrize("height, width, k", [(260, 390, 2), (400, 610, 3)])
+def test_large_frames_are_measured_on_area_reduced_copies_as_scikit_image(height, width, k):
+    """Above the reduced side the palette, layout and flow read k x k block means (the
+    partial blocks at the edges dropped): equal to scikit-image's ``downscale_local_mean``, and the
+    palette, whose gamma is a table, equal to ``rgb2lab`` + ``np.histogramdd`` on them."""
+    from skimage.color import rgb2lab
+    from skimage.transform import downscale_local_mean
+
+    from cogviz.metrics import LAB_BINS, LAB_RANGE, _reduction, _Video
+
+    rng = np.random.default_rng(height)
+    video = rng.integers(0, 256, (3, height, width, 3), dtype=np.uint8)
+    assert _reduction(height, width) == k
+    v = _Video(video, k)
+    h, w = height // k * k, width // k * k
+    for t, frame in enumerate(video):
+        ref = downscale_local_mean(frame[:h, :w].astype(np.float64) / 255.0, (k, k, 1))
+        np.testing.assert_allclose(v.small[t], ref, atol=1e-6)
+        lab = rgb2lab(v.small[t]).reshape(-1, 3)
+        hist = np.histogramdd(lab, bins=LAB_BINS, range=LAB_RANGE)[0].ravel() / lab.shape[0]
+        np.testing.assert_array_equal(v.palette[t], hist)
+
+
 def test_the_flow_shared_between_threads_equals_the_flow_in_one_piece():
     """anchor_metrics cuts the flow's frame pairs into chunks that either thread takes: any cut gives
     the same magnitudes as the whole stack at once, in order."""
