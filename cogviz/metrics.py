@@ -341,19 +341,31 @@ def _linear_levels(k: int) -> np.ndarray:
     return arr
 
 
+def _lab_of_linear(linear: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-image's ``rgb2lab`` from linear RGB (float32), as three planes L, a, b: its ``rgb2xyz``
+    matrix, then its ``xyz2lab`` (D65, 2 degrees) with the same float32 operations, plane by plane
+    (a broadcast over a last axis of 3 is slow in numpy) and each branch applied to every value, the
+    branch picked after (``xyz2lab`` assigns through boolean masks, four times slower): bitwise the
+    same Lab values (``tests/test_metrics.py``)."""
+    from skimage.color import xyz_tristimulus_values
+    from skimage.color.colorconv import xyz_from_rgb
+
+    xyz = linear @ xyz_from_rgb.T.astype(linear.dtype)
+    white = xyz_tristimulus_values(illuminant="D65", observer="2", dtype=xyz.dtype)
+    x, y, z = (np.where(v > 0.008856, np.cbrt(v), 7.787 * v + 16.0 / 116.0)
+               for v in (xyz[..., c] / white[c] for c in range(3)))
+    return (116.0 * y) - 16.0, 500.0 * (x - y), 200.0 * (y - z)
+
+
 def _palettes(sums: np.ndarray, k: int) -> np.ndarray:
     """Per frame, the 8 x 8 x 8 CIELAB histogram (normalised) over :data:`LAB_RANGE`, bins of equal
     width with the last one closed (``np.histogramdd``'s bins, exactly), for all frames at once, of the block
     means ``sums / (255 k^2)``: scikit-image's ``rgb2lab``, its gamma looked up (:func:`_linear_levels`)."""
-    from skimage.color import xyz2lab
-    from skimage.color.colorconv import xyz_from_rgb
-
     linear = _linear_levels(k)[sums if sums.dtype.kind in "ui" else sums.astype(np.intp)]
-    lab = xyz2lab(linear @ xyz_from_rgb.T.astype(linear.dtype)).reshape(len(sums), -1, 3)
-    index = np.zeros(lab.shape[:2], dtype=np.int64)
-    inside = np.ones(lab.shape[:2], dtype=bool)
-    for axis, (lo, hi) in enumerate(LAB_RANGE):
-        v = lab[..., axis]
+    planes = [p.reshape(len(sums), -1) for p in _lab_of_linear(linear)]
+    index = np.zeros(planes[0].shape, dtype=np.int64)
+    inside = np.ones(planes[0].shape, dtype=bool)
+    for v, (lo, hi) in zip(planes, LAB_RANGE):
         # np.histogramdd's bins: v - lo is exact in float64 (v is float32) and so is the edge (hi - lo) / 8,
         # so a correctly rounded quotient floors to the bin np.searchsorted finds; the last bin closed
         b = np.floor((v.astype(np.float64) - lo) / ((hi - lo) / LAB_BINS)).astype(np.int64)
@@ -361,7 +373,7 @@ def _palettes(sums: np.ndarray, k: int) -> np.ndarray:
         index = index * LAB_BINS + np.clip(b, 0, LAB_BINS - 1)
     frame = np.arange(len(sums))[:, None] * LAB_BINS ** 3
     counts = np.bincount((index + frame)[inside], minlength=len(sums) * LAB_BINS ** 3)
-    return counts.reshape(len(sums), -1) / max(1, lab.shape[1])
+    return counts.reshape(len(sums), -1) / max(1, index.shape[1])
 
 
 def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255.0) -> np.ndarray:

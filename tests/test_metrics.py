@@ -213,15 +213,15 @@ def test_the_whole_video_measures_equal_scikit_image_frame_by_frame():
     assert one[["flicker", "motion", "motion_top5"]].isna().all(axis=None)
 
 
-@pytest.mark.parametrize("height, width, k", [(260, 390, 2), (400, 610, 3)])
+@pytest.mark.parametrize("height, width, k", [(64, 96, 1), (260, 390, 2), (400, 610, 3)])
 def test_large_frames_are_measured_on_area_reduced_copies_as_scikit_image(height, width, k):
-    """Above the reduced side the palette, layout and flow read k x k block means (the
-    partial blocks at the edges dropped): equal to scikit-image's ``downscale_local_mean``, and the
-    palette, whose gamma is a table, equal to ``rgb2lab`` + ``np.histogramdd`` on them."""
+    """The palette, layout and flow read k x k block means (k = 1 up to twice the reduced side; the
+    partial blocks at the edges dropped): equal to scikit-image's ``downscale_local_mean``; the Lab
+    values, whose gamma is a table, bitwise ``rgb2lab``'s; the palette ``np.histogramdd``'s."""
     from skimage.color import rgb2lab
     from skimage.transform import downscale_local_mean
 
-    from cogviz.metrics import LAB_BINS, LAB_RANGE, _reduction, _Video
+    from cogviz.metrics import LAB_BINS, LAB_RANGE, _lab_of_linear, _linear_levels, _reduction, _Video
 
     rng = np.random.default_rng(height)
     video = rng.integers(0, 256, (3, height, width, 3), dtype=np.uint8)
@@ -231,8 +231,9 @@ def test_large_frames_are_measured_on_area_reduced_copies_as_scikit_image(height
     for t, frame in enumerate(video):
         ref = downscale_local_mean(frame[:h, :w].astype(np.float64) / 255.0, (k, k, 1))
         np.testing.assert_allclose(v.small[t], ref, atol=1e-6)
-        lab = rgb2lab(v.small[t]).reshape(-1, 3)
-        hist = np.histogramdd(lab, bins=LAB_BINS, range=LAB_RANGE)[0].ravel() / lab.shape[0]
+        lab = rgb2lab(v.small[t])
+        np.testing.assert_array_equal(np.stack(_lab_of_linear(_linear_levels(k)[v.sums[t]]), axis=-1), lab)
+        hist = np.histogramdd(lab.reshape(-1, 3), bins=LAB_BINS, range=LAB_RANGE)[0].ravel() / lab[..., 0].size
         np.testing.assert_array_equal(v.palette[t], hist)
 
 
