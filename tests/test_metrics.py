@@ -214,7 +214,7 @@ def test_the_whole_video_measures_equal_scikit_image_frame_by_frame():
 
 
 @pytest.mark.parametrize("height, width, k", [(64, 96, 1), (260, 390, 2), (400, 610, 3)])
-def test_large_frames_are_measured_on_area_reduced_copies_as_scikit_image(height, width, k):
+def test_block_means_lab_and_palette_equal_scikit_image_at_every_reduction(height, width, k):
     """The palette, layout and flow read k x k block means (k = 1 up to twice the reduced side; the
     partial blocks at the edges dropped): equal to scikit-image's ``downscale_local_mean``; the Lab
     values, whose gamma is a table, bitwise ``rgb2lab``'s; the palette ``np.histogramdd``'s."""
