@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     print(f"   target: the sweep (metrics, videos, files overlapped with compute) <= 1.15x its compute: "
           f"{'met' if cost <= 1.15 else 'NOT met'} ({cost:.2f}x)")
 
-    # 1b. four groups (4 seeds x 8 variants): the background writer overlaps a group's writes with the next compute
+    # 1b. four groups (4 seeds x 8 variants): the background writer overlaps each run's writes with the later decodes and the next compute
     def four_groups():
         with tempfile.TemporaryDirectory() as out:
             assert len(sweep(pipe, [image], [prompt], variants, [0, 1, 2, 3], out_dir=out, steps=args.steps,

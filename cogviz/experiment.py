@@ -104,7 +104,7 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
                       size: tuple[int, int] | None = None, record=DEFAULT_RECORD, progress: bool = True,
                       decode_video: bool = True, batch="auto", text_cache: dict | None = None,
                       callback=None, max_record_bytes: int | None = None,
-                      settings: Settings | None = None) -> list[Generation]:
+                      settings: Settings | None = None, on_video=None) -> list[Generation]:
     """Several variants of one (image, prompt, seed), batched through the transformer: one
     :class:`~cogviz.sampler.Generation` per variant, each what ``generate(..., ablations=variant)`` returns.
 
@@ -119,7 +119,8 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
     kernels sum in a different order for other batch sizes): on the toy, latents within 1e-4,
     frames within 2/255. ``text_cache``: a dict kept across calls (a sweep keeps one) in which each
     prompt's encoding is stored and reused. ``callback(info)`` runs after each step once per
-    variant, in variant order.
+    variant, in variant order; ``on_video(i, generation)`` as the ``i``-th variant's video is
+    decoded, before the later variants' (with ``decode_video=False``, never).
     """
     s = _settings(settings, dict(negative_prompt=negative_prompt, num_frames=num_frames, steps=steps,
                                  guidance=guidance, dynamic_cfg=dynamic_cfg, seed=seed, fit=fit, size=size,
@@ -133,6 +134,6 @@ def generate_variants(pipe, image, prompt: str, variants, *, negative_prompt: st
     conds = [compile_ablations(a, setup) for a in items]
     try:
         return sample(pipe, image, prompt, s, conds, setup=setup, progress=progress, callback=callback,
-                      batch=batch, text_cache=text_cache)
+                      batch=batch, text_cache=text_cache, on_video=on_video)
     except torch.cuda.OutOfMemoryError as e:
         raise _oom(e, "pass a smaller batch= (variants per forward), or ") from None

@@ -194,10 +194,12 @@ class _Run:
 
 @torch.no_grad()
 def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup: CallPlan | None = None,
-           progress: bool = True, callback=None, batch="auto", text_cache: dict | None = None) -> list[Generation]:
+           progress: bool = True, callback=None, batch="auto", text_cache: dict | None = None,
+           on_video=None) -> list[Generation]:
     """Generate one video per :class:`Conditioning`, their rows batched through the transformer
     (``batch`` variants per forward, or ``"auto"``), all sharing the initial noise and the
-    posterior draw of ``z_img``. Everything is checked before any compute."""
+    posterior draw of ``z_img``. Everything is checked before any compute. ``on_video(i, generation)``
+    runs as the ``i``-th video is decoded, before the later ones (a sweep writes it meanwhile)."""
     plan = setup or prepare(pipe, image, prompt, settings)
     if plan.settings is None or plan.settings != settings:
         plan = replace(plan, settings=settings)
@@ -222,7 +224,12 @@ def sample(pipe, image, prompt: str, settings: Settings, conditionings, *, setup
         v.trace.add("latents.final", v.z_t)
     if not settings.decode_video:
         return [Generation(None, fitted, v.z_img, prompt_embeds, v.trace) for v in run.variants if not v.companion]
-    return [Generation(frames, fitted, v.z_img, prompt_embeds, v.trace) for v, frames in _decode(run)]
+    gens = []
+    for v, frames in _decode(run):
+        gens.append(Generation(frames, fitted, v.z_img, prompt_embeds, v.trace))
+        if on_video is not None:
+            on_video(len(gens) - 1, gens[-1])
+    return gens
 
 
 def _cache_of(pipe) -> str | None:

@@ -238,6 +238,24 @@ def test_decode_video_false_stops_at_the_latents():
     assert torch.equal(g.trace["latents.final"], _final(pipe))
 
 
+def test_on_video_sees_each_variant_as_it_decodes_in_order():
+    """``generate_variants(on_video=...)`` hands over each generation as its video is decoded (the
+    same object returned), before the later variants decode; without a decode, never."""
+    from cogviz.experiment import generate_variants
+
+    pipe, seen = tiny_random_pipeline(), []
+    variants = [None, {"kind": "zero_image"}, {"kind": "noise_image", "sigma": 0.5}]
+    gens = generate_variants(pipe, noise_image(32, 32), PROMPT, variants, num_frames=9, steps=2, progress=False,
+                             batch=1, on_video=lambda i, g: seen.append((i, g, g.frames.copy())))
+    assert [i for i, _, _ in seen] == [0, 1, 2] and all(g is gens[i] for i, g, _ in seen)
+    assert all(np.array_equal(frames, gens[i].frames) for i, _, frames in seen)
+    assert not np.array_equal(gens[0].frames, gens[1].frames)
+    seen.clear()
+    generate_variants(pipe, noise_image(32, 32), PROMPT, variants, num_frames=9, steps=2, progress=False,
+                      decode_video=False, on_video=lambda i, g: seen.append(i))
+    assert seen == []
+
+
 def test_full_size_5b_architecture_builds_with_the_real_configuration():
     import logging
 

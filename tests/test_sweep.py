@@ -896,3 +896,65 @@ def test_a_config_sets_any_settings_field_and_the_cli_loads_plans_and_probes_onc
         (tmp_path / "bad.yaml").write_text(f"images: [shapes.png]\nprompts: [x]\n{text}")
         with pytest.raises(CogvizError, match=message):
             load_config(tmp_path / "bad.yaml")
+
+
+def _decode_spy(monkeypatch, before_decode):
+    """Replace the sampler's VAE decode by one that first calls ``before_decode(videos_so_far, n)``."""
+    import cogviz.sampler as S
+
+    decode, seen = S.decode_latents, [0]
+
+    def spy(pipe, z, **kw):
+        before_decode(seen[0], len(z))
+        seen[0] += len(z)
+        return decode(pipe, z, **kw)
+
+    monkeypatch.setattr(S, "decode_latents", spy)
+
+
+def test_each_run_is_written_while_the_groups_later_videos_decode(toy, tmp_path, monkeypatch):
+    """The background writer takes each run as its video is decoded: the group's last decode waits
+    for a run to be placed, which happens only if the runs decoded before it were handed over then
+    (a writer that waits for the whole group never places one in time)."""
+    import threading
+
+    import cogviz.sweep.local as L
+
+    placed, waited, write_one = threading.Event(), [], L._write_one
+
+    def write(run, g, job):
+        record = write_one(run, g, job)
+        placed.set()
+        return record
+
+    monkeypatch.setattr(L, "_write_one", write)
+    variants = len(VARIANTS) + 1
+    _decode_spy(monkeypatch, lambda before, n: waited.append(placed.wait(timeout=30)) if before + n == variants else None)
+    result = sweep(toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0], out_dir=tmp_path, steps=2,
+                   progress=False)
+    assert waited == [True] and len(result.runs) == variants
+
+
+def test_a_group_that_fails_midway_keeps_its_written_runs_and_a_rerun_does_the_rest(toy, reference, tmp_path,
+                                                                                    monkeypatch):
+    """A decode that fails after the first videos of a group: the error reaches the caller, the runs
+    handed over before it are placed whole, and the same sweep again computes only the others."""
+    import cogviz.sweep.local as L
+
+    def fail_second(before, n):
+        if before:
+            raise RuntimeError("the VAE failed")
+
+    args = (toy, [str(sample_path("shapes"))], [PROMPT], VARIANTS, [0])
+    with monkeypatch.context() as m:
+        _decode_spy(m, fail_second)
+        with pytest.raises(RuntimeError, match="the VAE failed"):
+            sweep(*args, out_dir=tmp_path, steps=STEPS, progress=False, batch=1)
+    first = SweepResult.load(tmp_path).runs
+    assert len(first) == 1 and not list((tmp_path / "runs").glob(".*"))  # one video decoded: one run, whole
+    writes, write_one = [], L._write_one
+    monkeypatch.setattr(L, "_write_one", lambda run, g, job: writes.append(run.run_id) or write_one(run, g, job))
+    again = sweep(*args, out_dir=tmp_path, steps=STEPS, progress=False, batch=1)
+    assert len(writes) == len(VARIANTS) and first["run_id"][0] not in writes
+    seed0 = reference.runs[reference.runs["seed"] == 0]
+    assert sorted(again.runs["run_id"]) == sorted(seed0["run_id"])

@@ -29,9 +29,10 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     ``max_record_bytes``: what each generation may record to CPU memory; ``dynamic_cfg`` and ``size``:
     as in :class:`~cogviz.Settings` (every field a sweep's runs can differ by is a keyword here).
 
-    Each group's metrics and files are written by a background thread while the next group computes
-    (:class:`~cogviz.sweep.local.BackgroundWriter`: at most one group waits; runs are still placed
-    whole, so a SIGKILL loses only the groups in flight).
+    Each run's metrics and files are written by a background thread as soon as its video is decoded,
+    while the group's later videos decode and the next group computes
+    (:class:`~cogviz.sweep.local.BackgroundWriter`: when a group starts, at most one earlier group
+    waits; runs are still placed whole, so a SIGKILL loses only the groups in flight).
 
     ``callback(done, total)``: called after each run is written (and once at the start, with the
     runs already there), e.g. to drive a widget's progress bar.

@@ -1,17 +1,19 @@
 """The local executor: the variants of one (image, prompt, seed) generated together, each run written
-as it finishes — by a bounded background writer, so that one group's metrics, video and files are
-written while the next group computes. The Ray actors call the same compute and write functions.
+as soon as its video is decoded — by a bounded background writer, so that a run's metrics, video
+and files are written while the group's later videos decode and the next group computes. The Ray
+actors call the same compute and write functions.
 
 **Exactly once, still.** The writer builds each run in a temporary folder and renames it into
-place, as before; it holds at most :data:`WRITE_AHEAD` computed groups, so a SIGKILL loses at most
-the group being computed and those waiting to be written, never a placed run. An error or an
-interruption in the driver (Ctrl-C, a callback that raises) waits for the groups already computed
-to be written, then propagates: computed work is not thrown away.
+place, as before; when a group starts computing, at most :data:`WRITE_AHEAD` earlier groups may
+still be waiting to be written, so a SIGKILL loses at most the group being computed and those
+waiting, never a placed run. An error or an interruption in the driver (Ctrl-C, a callback that
+raises) waits for the runs already handed to the writer to be written, then propagates: computed
+work is not thrown away.
 """
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..ablations import from_dict
@@ -40,19 +42,25 @@ def _from_dict(d: dict) -> Run:
     return Run(d["run_id"], 0, d["image_name"], c["prompt"], c["seed"], tuple(from_dict(a) for a in c["ablations"]), c)
 
 
-def _compute_group(pipe, runs: list[Run], fitted, job: dict, *, text_cache=None) -> list:
-    """The variants of one (image, prompt, seed), generated together: one Generation per run."""
+def _compute_group(pipe, runs: list[Run], fitted, job: dict, *, text_cache=None, on_video=None) -> list:
+    """The variants of one (image, prompt, seed), generated together: one Generation per run;
+    ``on_video(i, generation)`` as each run's video is decoded."""
     from ..experiment import generate_variants
 
     settings = job["settings"].replace(seed=runs[0].seed, record=("latents.final",) if job["save_latents"] else ())
     return generate_variants(pipe, fitted, runs[0].prompt, [list(r.ablations) for r in runs], settings=settings,
-                             progress=False, batch=job["batch"], text_cache=text_cache)
+                             progress=False, batch=job["batch"], text_cache=text_cache, on_video=on_video)
+
+
+def _write_one(run: Run, g, job: dict) -> dict:
+    """Measure and write one computed run; its record."""
+    return _write_run(Path(job["out_dir"]), run, g, metrics=job["metrics"], save_latents=job["save_latents"],
+                      fps=job["fps"])
 
 
 def _write_group(runs: list[Run], gens: list, job: dict) -> list[dict]:
     """Measure and write each run of a computed group; its records, in order."""
-    return [_write_run(Path(job["out_dir"]), run, g, metrics=job["metrics"], save_latents=job["save_latents"],
-                       fps=job["fps"]) for run, g in zip(runs, gens)]
+    return [_write_one(run, g, job) for run, g in zip(runs, gens)]
 
 
 def _run_group(pipe, run_dicts: list[dict], fitted, job: dict, *, text_cache=None) -> list[str]:
@@ -63,45 +71,70 @@ def _run_group(pipe, run_dicts: list[dict], fitted, job: dict, *, text_cache=Non
 
 
 class BackgroundWriter:
-    """One thread that writes computed groups while the caller computes the next; at most
-    ``ahead`` groups wait. ``done(records)`` runs in the caller's thread as each group lands, in
-    order, so progress callbacks (and an exception they raise) stay in the caller's thread."""
+    """One thread that writes each run as its video is decoded, while the caller decodes the group's
+    other videos and computes the next group; when a group starts, at most ``ahead`` earlier groups
+    wait. ``done(records)`` runs in the caller's thread as each group lands, in order, so progress
+    callbacks (and an exception they raise) stay in the caller's thread."""
 
     def __init__(self, job: dict, done, ahead: int = WRITE_AHEAD):
         self.job, self.done, self.ahead = job, done, ahead
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="cogviz-writer")
-        self.pending: deque[Future] = deque()
+        self.pending: deque[list] = deque()  # per group, its runs' futures (None: not handed over yet)
 
-    def submit(self, runs: list[Run], gens: list) -> None:
-        while len(self.pending) >= self.ahead:
-            self.done(self.pending.popleft().result())
-        self.pending.append(self.pool.submit(_write_group, runs, gens, self.job))
+    def _land_oldest(self) -> None:
+        self.done([f.result() for f in self.pending.popleft()])
+
+    def start(self, runs: list[Run]):
+        """Before ``runs`` compute: the groups beyond ``ahead`` landed; returns ``write(i, generation)``,
+        which hands the ``i``-th run to the writer thread."""
+        while len(self.pending) > self.ahead:
+            self._land_oldest()
+        futures: list = [None] * len(runs)
+        self.pending.append(futures)
+
+        def write(i: int, g) -> None:
+            futures[i] = self.pool.submit(_write_one, runs[i], g, self.job)
+
+        return write
+
+    def finish(self, runs: list[Run], gens: list) -> None:
+        """After ``runs`` computed: any run whose video was not handed over as it decoded, handed over."""
+        futures = self.pending[-1]
+        for i, g in enumerate(gens):
+            if futures[i] is None:
+                futures[i] = self.pool.submit(_write_one, runs[i], g, self.job)
+        if None in futures:
+            raise RuntimeError(f"{futures.count(None)} of a group's runs computed no generation")
 
     def drain(self) -> None:
         """Every waiting group written and reported; the first error raised."""
         while self.pending:
-            self.done(self.pending.popleft().result())
+            self._land_oldest()
 
     def close(self) -> None:
-        """After an error in the caller: let the computed groups land (their errors are not the one
-        being raised), then stop the thread."""
-        for f in self.pending:
-            f.exception()
+        """After an error in the caller: let the runs already handed over land (their errors are not
+        the one being raised), then stop the thread."""
+        for futures in self.pending:
+            for f in futures:
+                if f is not None:
+                    f.exception()
         self.pending.clear()
         self.pool.shutdown(wait=True)
 
 
 def run_locally(pipe, groups: list[list[Run]], fitted, job: dict, still_missing, done) -> None:
-    """Compute each group and hand it to a :class:`BackgroundWriter`; ``still_missing(group)`` drops
-    runs another writer finished meanwhile; ``done(records)`` reports each written group."""
+    """Compute each group, its runs handed to a :class:`BackgroundWriter` as their videos decode;
+    ``still_missing(group)`` drops runs another writer finished meanwhile; ``done(records)`` reports
+    each written group."""
     text_cache: dict = {}
     writer = BackgroundWriter(job, done)
     try:
         for group in groups:
             group = still_missing(group)
             if group:
-                writer.submit(group, _compute_group(pipe, group, fitted[group[0].image_index], job,
-                                                    text_cache=text_cache))
+                write = writer.start(group)
+                writer.finish(group, _compute_group(pipe, group, fitted[group[0].image_index], job,
+                                                    text_cache=text_cache, on_video=write))
         writer.drain()
     finally:
         writer.close()
