@@ -61,17 +61,21 @@ def _warp(moving, pixels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``map_coordinates(moving, rows + flow[0], cols + flow[1], order=1, mode="nearest")`` per pair
     (scikit-image's edge-mode warp), as one call of torch's ``grid_sample`` (bilinear, corners
     aligned) on the pairs stacked into one tall image: each pair's coordinates are clamped to its own
-    frame first (the edge mode), then offset to its rows. ``moving`` is that tall image, a float64
+    frame (the edge mode), then offset to its rows. ``moving`` is that tall image, a float64
     tensor ``(1, 1, P * h, w)`` (``pixels``: the same stack, float32 ``(P, h, w)``); the grid is
     float64, and a point of zero flow takes its own pixel exactly (a still pair has zero flow, as in
-    scikit-image). One image in the batch keeps the call on this thread (torch parallelises over the
-    batch, and its intra-op threads would contend with the metrics beside)."""
+    scikit-image; so does the first warp, whose flow is all zeros, computed by no warp at all). One
+    image in the batch keeps the call on this thread (torch parallelises over the batch, and its
+    intra-op threads would contend with the metrics beside)."""
     import torch
 
     p, h, w = pixels.shape
+    still = (flow[0] == 0) & (flow[1] == 0)
+    if still.all():
+        return pixels.copy()
     grid = np.empty((p, h, w, 2))
     x, y = grid[..., 0], grid[..., 1]
-    np.add(flow[1], np.arange(w), out=x)
+    np.add(flow[1], np.arange(w), out=x)  # in pixels: exact (float32 flow plus whole numbers, in float64)
     np.minimum(np.maximum(x, 0, out=x), w - 1, out=x)  # np.clip's result, in two plain ufunc calls
     x *= 2 / max(1, w - 1)
     np.add(flow[0], np.arange(h)[:, None], out=y)
@@ -82,8 +86,8 @@ def _warp(moving, pixels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     with torch.no_grad():  # torch.grid_sampler is F.grid_sample's op: bilinear (0), border (1), corners aligned
         out = torch.grid_sampler(moving, torch.from_numpy(grid.reshape(1, p * h, w, 2)), 0, 1, True)
     out = out.numpy().reshape(p, h, w).astype(np.float32)
-    still = (flow[0] == 0) & (flow[1] == 0)  # sampled at the pixel itself: exactly the pixel, as in
-    return np.where(still, pixels, out)  # scipy (the grid's rounding leaves ~1e-16 of a neighbour)
+    np.copyto(out, pixels, where=still)  # at the pixel itself: exactly the pixel, as in scipy (the
+    return out  # grid's rounding leaves ~1e-16 of a neighbour)
 
 
 def _gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
