@@ -281,3 +281,17 @@ def test_an_error_in_a_metric_or_in_the_flow_reaches_the_caller(monkeypatch):
     monkeypatch.setattr(F, "ilk_magnitudes", no_flow)
     with pytest.raises(RuntimeError, match="flow failed on purpose"):
         M.anchor_metrics(frames, frames[0])
+
+
+@pytest.mark.parametrize("shape", [(5, 64, 96), (3, 160, 240), (2, 13, 18), (2, 12, 18), (2, 12, 40), (2, 100, 18),
+                                   (2, 8, 30)])
+def test_layouts_by_opencv_equal_scikit_image_resize(shape):
+    """The layout cells (OpenCV's blur and linear resize) equal scikit-image's anti-aliased ``resize``
+    frame by frame, for reductions in both directions, in one, none, and a frame smaller than the cells."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.transform import resize
+
+    from cogviz.metrics import LAYOUT_CELLS, _layouts
+
+    grey = gaussian_filter(np.random.default_rng(sum(shape)).random(shape).astype(np.float32), (0, 1, 1))
+    np.testing.assert_allclose(_layouts(grey), resize(grey, (shape[0], *LAYOUT_CELLS), anti_aliasing=True), atol=1e-6)
