@@ -1,5 +1,6 @@
 """What measuring the anchor costs: ``anchor_metrics`` over whole videos against the per-frame
-scikit-image calls it replaced, measured in the same run (interleaved, medians).
+scikit-image calls it replaced, measured in the same run (interleaved; medians, which the targets
+judge, and the best of the repeats, which a host's other work disturbs least).
 
 The baseline ("per frame") is the computation the metrics made before they were vectorized: for
 each frame, scikit-image's ``structural_similarity``, ``rgb2lab`` + ``np.histogramdd``, ``resize``
@@ -27,7 +28,7 @@ def interleaved(fns: dict, repeats: int) -> dict:
             t = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 def per_frame(frames: np.ndarray, image: np.ndarray) -> None:
@@ -75,11 +76,12 @@ def main(argv=None) -> int:
         frames = np.stack([base[2 * t:2 * t + h, 3 * t:3 * t + w] for t in range(n)])  # a panning texture
         t = interleaved({"per frame": lambda frames=frames: per_frame(frames, frames[0]),
                          "whole video": lambda frames=frames: anchor_metrics(frames, frames[0])}, repeats)
-        met = t["whole video"] <= target
+        (whole, best), (frame, frame_best) = t["whole video"], t["per frame"]
+        met = whole <= target
         ok &= met
-        print(f"anchor_metrics, {label}: {t['whole video'] * 1000:.1f} ms (target <= {target * 1000:.0f} ms: "
-              f"{'met' if met else 'MISSED'}); per frame {t['per frame'] * 1000:.1f} ms, "
-              f"{t['per frame'] / t['whole video']:.2f}x faster")
+        print(f"anchor_metrics, {label}: {whole * 1000:.1f} ms (target <= {target * 1000:.0f} ms: "
+              f"{'met' if met else 'MISSED'}); per frame {frame * 1000:.1f} ms, {frame / whole:.2f}x faster; "
+              f"best of {repeats}: {best * 1000:.1f} ms against {frame_best * 1000:.1f} ms")
     print("all targets met" if ok else "some targets MISSED")
     return 0 if ok else 1
 
