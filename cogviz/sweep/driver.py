@@ -30,12 +30,11 @@ def sweep(pipe, images, prompts, ablations, seeds, *, out_dir, steps: int = 50, 
     as in :class:`~cogviz.Settings` (every field a sweep's runs can differ by is a keyword here).
 
     Each run's metrics and files are written by a background thread as soon as its video is decoded,
-    while the group's later videos decode and the next group computes
-    (:class:`~cogviz.sweep.local.BackgroundWriter`: when a group starts, at most one earlier group
-    waits; runs are still placed whole, so a SIGKILL loses only the groups in flight).
+    while later videos decode and the next group computes (:class:`~cogviz.sweep.local.BackgroundWriter`:
+    at most one earlier group waits; runs are placed whole, so a SIGKILL loses only the groups in flight).
 
-    ``callback(done, total)``: called after each run is written (and once at the start, with the
-    runs already there), e.g. to drive a widget's progress bar.
+    ``callback(done, total)``: called after each run is written (and once at the start, with the runs
+    already there), e.g. to drive a widget's progress bar.
 
     ``batch``: variants per transformer forward, ``"auto"`` (as many as fit half the device's free
     memory, :func:`cogviz.sampler.variants_per_forward`) or an int (1: one variant at a time).
