@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .scratch import work_array
+
 __all__ = ["ilk_flow", "ilk_magnitudes", "global_motion"]
 
 RADIUS = 7      #: the window's half-width, as cogviz's motion metric calls optical_flow_ilk
@@ -53,42 +55,63 @@ def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
 def _resize_flow(flow: np.ndarray, shape) -> np.ndarray:
     """scikit-image's ``_resize_flow`` for flows ``(2, P, h, w)``: a nearest zoom (the source pixels
     scipy's ``zoom`` picks, gathered), values rescaled."""
-    rows, cols = (_nearest_index(o, n) for o, n in zip(flow.shape[2:], shape))
-    factor = np.array([n / o for n, o in zip(shape, flow.shape[2:])], dtype=flow.dtype)[:, None, None, None]
-    return factor * flow[:, :, rows[:, None], cols[None, :]]
+    (rows, cols), (h, w) = (_nearest_index(o, n) for o, n in zip(flow.shape[2:], shape)), shape
+    tall = np.take(flow, rows, axis=2, out=work_array("flow.resize", (*flow.shape[:2], h, flow.shape[3])))
+    out = np.take(tall, cols, axis=3, out=work_array("flow.resized", (*flow.shape[:2], h, w)))
+    out[0] *= np.float32(h / flow.shape[2])
+    out[1] *= np.float32(w / flow.shape[3])
+    return out
 
 
-def _warp(moving, pixels: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def _corners(moving: np.ndarray) -> np.ndarray:
+    """For each pixel of the stack ``moving`` ``(P, h, w)``: itself and its right, lower and lower-right
+    neighbours, four float32 packed into one complex128, so that one ``take`` gathers all four. A
+    neighbour past a row's or a frame's end is the next one's pixel (or a zero past the stack), which
+    the warp weighs by exactly 0 (a point there sits on the last column or row)."""
+    p, h, w = moving.shape
+    n = p * h * w
+    flat = work_array("flow.flat", (n + w + 1,))
+    flat[:n] = moving.reshape(-1)
+    flat[n:] = 0
+    quads = work_array("flow.corners", (n, 4))
+    for i, offset in enumerate((0, 1, w, w + 1)):
+        quads[:, i] = flat[offset:offset + n]
+    return quads.view(np.complex128).reshape(n)
+
+
+def _warp(corners: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``map_coordinates(moving, rows + flow[0], cols + flow[1], order=1, mode="nearest")`` per pair
-    (scikit-image's edge-mode warp), as one call of torch's ``grid_sample`` (bilinear, corners
-    aligned) on the pairs stacked into one tall image: each pair's coordinates are clamped to its own
-    frame (the edge mode), then offset to its rows. ``moving`` is that tall image, a float64
-    tensor ``(1, 1, P * h, w)`` (``pixels``: the same stack, float32 ``(P, h, w)``); the grid is
-    float64, and a point of zero flow takes its own pixel exactly (a still pair has zero flow, as in
-    scikit-image; so does the first warp, whose flow is all zeros, computed by no warp at all). One
-    image in the batch keeps the call on this thread (torch parallelises over the batch, and its
-    intra-op threads would contend with the metrics beside)."""
-    import torch
-
-    p, h, w = pixels.shape
-    still = (flow[0] == 0) & (flow[1] == 0)
-    if still.all():
-        return pixels.copy()
-    grid = np.empty((p, h, w, 2))
-    x, y = grid[..., 0], grid[..., 1]
-    np.add(flow[1], np.arange(w), out=x)  # in pixels: exact (float32 flow plus whole numbers, in float64)
+    (scikit-image's edge-mode warp) for the whole stack at once. The points are scikit-image's: the
+    float32 grid plus the flow, in float32, clamped to the frame (the edge mode); each point's four
+    neighbours are gathered by one ``take`` from :func:`_corners` and interpolated bilinearly in
+    float32 (scipy: in float64, rounded; the same to a unit in the last place). A point on a pixel
+    (zero flow: a still pair, the first warp) has weights 0 and takes the pixel exactly."""
+    _, p, h, w = flow.shape
+    shape = (p, h, w)
+    x, y, col, row = (work_array(f"flow.warp.{name}", shape) for name in ("x", "y", "col", "row"))
+    np.add(flow[1], np.arange(w, dtype=np.float32), out=x)
     np.minimum(np.maximum(x, 0, out=x), w - 1, out=x)  # np.clip's result, in two plain ufunc calls
-    x *= 2 / max(1, w - 1)
-    np.add(flow[0], np.arange(h)[:, None], out=y)
+    np.add(flow[0], np.arange(h, dtype=np.float32)[:, None], out=y)
     np.minimum(np.maximum(y, 0, out=y), h - 1, out=y)
-    y += (np.arange(p) * h)[:, None, None]
-    y *= 2 / max(1, p * h - 1)
-    grid -= 1
-    with torch.no_grad():  # torch.grid_sampler is F.grid_sample's op: bilinear (0), border (1), corners aligned
-        out = torch.grid_sampler(moving, torch.from_numpy(grid.reshape(1, p * h, w, 2)), 0, 1, True)
-    out = out.numpy().reshape(p, h, w).astype(np.float32)
-    np.copyto(out, pixels, where=still)  # at the pixel itself: exactly the pixel, as in scipy (the
-    return out  # grid's rounding leaves ~1e-16 of a neighbour)
+    x -= np.floor(x, out=col)  # the weights
+    y -= np.floor(y, out=row)
+    index = np.multiply(row, w, out=work_array("flow.warp.index", shape, np.float64), dtype=np.float64)
+    index += col
+    index += (np.arange(p) * (h * w))[:, None, None]
+    at = work_array("flow.warp.at", (index.size,), np.intp)
+    np.copyto(at, index.reshape(-1), casting="unsafe")  # whole numbers, exactly
+    gathered = np.take(corners, at, mode="clip", out=work_array("flow.warp.quads", at.shape, np.complex128))
+    quads = gathered.view(np.float32).reshape(p, h, w, 4)
+    top = np.subtract(quads[..., 1], quads[..., 0], out=work_array("flow.warp.top", shape))
+    top *= x
+    top += quads[..., 0]
+    out = np.subtract(quads[..., 3], quads[..., 2], out=work_array("flow.warped", shape))
+    out *= x
+    out += quads[..., 2]
+    out -= top
+    out *= y
+    out += top
+    return out
 
 
 def _gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +120,7 @@ def _gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     GIL for less time than ``np.gradient``'s Python."""
     out = []
     for axis in (1, 2):
-        g = np.empty_like(x)
+        g = work_array(f"flow.gradient{axis}", x.shape)
         xa, ga = np.moveaxis(x, axis, 0), np.moveaxis(g, axis, 0)  # views, the axis first
         np.subtract(xa[2:], xa[:-2], out=ga[1:-1])
         ga[1:-1] /= 2.0
@@ -134,17 +157,41 @@ def _window_means(padded: np.ndarray) -> np.ndarray:
     return padded[:, RADIUS:RADIUS + h]
 
 
-def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """scikit-image's ``_ilk`` (uniform window) for stacks ``(P, h, w)`` and flows ``(2, P, h, w)``,
-    its arithmetic in place on preallocated stacks."""
-    import torch
+def _solve(a00, a01, a11, b0, b1, flow: np.ndarray) -> np.ndarray:
+    """Each pixel's 2 x 2 system ``[[a00, a01], [a01, a11]] flow = [b0, b1]`` in closed form, into
+    ``flow``; an ill-conditioned system (``|det| < 1e-14``) gives zero flow, as in scikit-image."""
+    det, inv, tmp = (work_array(f"flow.solve.{name}", a00.shape) for name in ("det", "inv", "tmp"))
+    np.multiply(a00, a11, out=det)
+    det -= np.multiply(a01, a01, out=tmp)
+    solvable = np.greater_equal(np.abs(det, out=tmp), 1e-14, out=work_array("flow.solve.ok", a00.shape, bool))
+    inv.fill(0)
+    np.divide(1, det, out=inv, where=solvable)
+    np.multiply(a11, b0, out=flow[0])
+    flow[0] -= np.multiply(a01, b1, out=tmp)
+    flow[0] *= inv
+    np.multiply(a00, b1, out=flow[1])
+    flow[1] -= np.multiply(a01, b0, out=tmp)
+    flow[1] *= inv
+    return flow
 
+
+def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray | None) -> np.ndarray:
+    """scikit-image's ``_ilk`` (uniform window) for stacks ``(P, h, w)`` and flows ``(2, P, h, w)``
+    (None: zero flow, the coarsest level's start), its arithmetic in place on work arrays kept
+    between calls (:func:`~cogviz.scratch.work_array`); the flow returned is one of them."""
     p, h, w = ref.shape
-    padded = np.empty((5 * p, h + 2 * RADIUS, w), ref.dtype)  # the five window sums of each 2 x 2 system
+    padded = work_array("flow.padded", (5 * p, h + 2 * RADIUS, w))  # the five window sums of each system
     t = padded[:, RADIUS:RADIUS + h].reshape(5, p, h, w)
-    moving64 = torch.from_numpy(moving.astype(np.float64).reshape(1, 1, p * h, w))
-    for _ in range(NUM_WARP):
-        warped = _warp(moving64, moving, flow)
+    corners, out = _corners(moving), work_array("flow.flow", (2, p, h, w))
+    if flow is None:  # zero flow: the first warp is no warp at all
+        flow = out
+        flow.fill(0)
+        warped = work_array("flow.warped", (p, h, w))
+        np.copyto(warped, moving)
+    else:
+        warped = _warp(corners, flow)
+    for i in range(NUM_WARP):
+        warped = warped if i == 0 else _warp(corners, flow)
         gr, gc = _gradients(warped)
         np.multiply(gr, flow[0], out=t[3])
         t[3] += np.multiply(gc, flow[1], out=t[4])
@@ -155,42 +202,36 @@ def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray) -> np.ndarray:
         np.multiply(gr, gr, out=t[0])
         np.multiply(gr, gc, out=t[1])
         np.multiply(gc, gc, out=t[2])
-        a00, a01, a11, b0, b1 = _window_means(padded).reshape(5, p, h, w)
-        det = a00 * a11
-        det -= np.multiply(a01, a01, out=warped)
-        inv = np.zeros_like(det)  # scikit-image sets the ill-conditioned systems to zero flow
-        np.divide(1, det, out=inv, where=np.abs(det) >= 1e-14)
-        flow = np.empty((2, *ref.shape), ref.dtype)
-        np.multiply(a11, b0, out=flow[0])
-        flow[0] -= np.multiply(a01, b1, out=warped)
-        flow[0] *= inv
-        np.multiply(a00, b1, out=flow[1])
-        flow[1] -= np.multiply(a01, b0, out=warped)
-        flow[1] *= inv
+        flow = _solve(*_window_means(padded).reshape(5, p, h, w), out)
+    return flow
+
+
+def _flow(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
+    """:func:`ilk_flow`, returned in a work array (copy it to keep it)."""
+    reference, moving = np.asarray(reference, np.float32), np.asarray(moving, np.float32)
+    if reference.shape != moving.shape or reference.ndim != 3:
+        raise ValueError(f"ilk_flow: expected two stacks (P, h, w) of one shape, got {reference.shape} and {moving.shape}")
+    pyramid = list(zip(_pyramid(reference), _pyramid(moving)))
+    flow = _ilk(*pyramid[0], None)
+    for ref, mov in pyramid[1:]:
+        flow = _ilk(ref, mov, _resize_flow(flow, ref.shape[1:]))
     return flow
 
 
 def ilk_flow(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     """The flow ``(2, P, h, w)`` (rows, columns) from each of ``reference`` ``(P, h, w)`` to the same
     pair of ``moving``, as ``optical_flow_ilk(reference[i], moving[i], radius=7, num_warp=3)``."""
-    reference, moving = np.asarray(reference, np.float32), np.asarray(moving, np.float32)
-    if reference.shape != moving.shape or reference.ndim != 3:
-        raise ValueError(f"ilk_flow: expected two stacks (P, h, w) of one shape, got {reference.shape} and {moving.shape}")
-    pyramid = list(zip(_pyramid(reference), _pyramid(moving)))
-    flow = _ilk(*pyramid[0], np.zeros((2, *pyramid[0][0].shape), dtype=np.float32))
-    for ref, mov in pyramid[1:]:
-        flow = _ilk(ref, mov, _resize_flow(flow, ref.shape[1:]))
-    return flow
+    return _flow(reference, moving).copy()
 
 
 def ilk_magnitudes(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     """The flow's magnitude per pixel, ``(P, h * w)``; an empty stack gives ``(0, 0)``."""
     if not len(reference):
         return np.zeros((0, 0), np.float32)
-    v, u = ilk_flow(reference, moving)
-    v *= v
-    v += np.multiply(u, u, out=u)
-    return np.sqrt(v, out=v).reshape(len(reference), -1)  # np.hypot to a unit in the last place, 5x faster
+    v, u = _flow(reference, moving)
+    out = np.multiply(v, v)  # a new array: the caller keeps it
+    out += np.multiply(u, u, out=u)
+    return np.sqrt(out, out=out).reshape(len(reference), -1)  # np.hypot to a unit in the last place, 5x faster
 
 
 # -- the global (camera) motion between two frames --------------------------------------------------
