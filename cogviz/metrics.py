@@ -370,34 +370,66 @@ def _lab_of_linear(linear: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     matrix, then its ``xyz2lab`` (D65, 2 degrees) with the same float32 operations, plane by plane
     (a broadcast over a last axis of 3 is slow in numpy) and each branch applied to every value, the
     branch picked after (``xyz2lab`` assigns through boolean masks, four times slower): bitwise the
-    same Lab values (``tests/test_metrics.py``)."""
+    same Lab values (``tests/test_metrics.py``). The planes are work arrays
+    (:func:`~cogviz.scratch.work_array`): copy them to keep them."""
     from skimage.color import xyz_tristimulus_values
     from skimage.color.colorconv import xyz_from_rgb
 
-    xyz = linear @ xyz_from_rgb.T.astype(linear.dtype)
+    from .scratch import work_array
+
+    xyz = np.matmul(linear, xyz_from_rgb.T.astype(linear.dtype), out=work_array("lab.xyz", linear.shape, linear.dtype))
     white = xyz_tristimulus_values(illuminant="D65", observer="2", dtype=xyz.dtype)
-    x, y, z = (np.where(v > 0.008856, np.cbrt(v), 7.787 * v + 16.0 / 116.0)
-               for v in (xyz[..., c] / white[c] for c in range(3)))
-    return (116.0 * y) - 16.0, 500.0 * (x - y), 200.0 * (y - z)
+    shape, planes = xyz.shape[:-1], []
+    cube = work_array("lab.cube", shape, xyz.dtype)
+    above = work_array("lab.above", shape, bool)
+    for c in range(3):
+        v = np.divide(xyz[..., c], white[c], out=work_array(f"lab.plane{c}", shape, xyz.dtype))
+        np.greater(v, 0.008856, out=above)
+        np.cbrt(v, out=cube)
+        v *= 7.787
+        v += 16.0 / 116.0
+        np.copyto(v, cube, where=above)
+        planes.append(v)
+    x, y, z = planes
+    x -= y
+    x *= 500.0  # a
+    np.subtract(y, z, out=z)
+    z *= 200.0  # b
+    y *= 116.0
+    y -= 16.0  # L
+    return y, x, z
 
 
 def _palettes(sums: np.ndarray, k: int) -> np.ndarray:
     """Per frame, the 8 x 8 x 8 CIELAB histogram (normalised) over :data:`LAB_RANGE`, bins of equal
     width with the last one closed (``np.histogramdd``'s bins, exactly), for all frames at once, of the block
     means ``sums / (255 k^2)``: scikit-image's ``rgb2lab``, its gamma looked up (:func:`_linear_levels`)."""
-    linear = _linear_levels(k)[sums if sums.dtype.kind in "ui" else sums.astype(np.intp)]
+    from .scratch import work_array
+
+    table = _linear_levels(k)
+    linear = np.take(table, sums if sums.dtype.kind in "ui" else sums.astype(np.intp), mode="clip",
+                     out=work_array("palette.linear", sums.shape, table.dtype))
     planes = [p.reshape(len(sums), -1) for p in _lab_of_linear(linear)]
-    index = np.zeros(planes[0].shape, dtype=np.int64)
-    inside = np.ones(planes[0].shape, dtype=bool)
+    shape = planes[0].shape
+    index, q = work_array("palette.index", shape, np.intp), work_array("palette.quotient", shape, np.float64)
+    inside, ok = work_array("palette.inside", shape, bool), work_array("palette.ok", shape, bool)
+    index.fill(0)
+    inside.fill(True)
     for v, (lo, hi) in zip(planes, LAB_RANGE):
         # np.histogramdd's bins: v - lo is exact in float64 (v is float32) and so is the edge (hi - lo) / 8,
         # so a correctly rounded quotient floors to the bin np.searchsorted finds; the last bin closed
-        b = np.floor((v.astype(np.float64) - lo) / ((hi - lo) / LAB_BINS)).astype(np.int64)
-        inside &= (v >= lo) & (v <= hi)
-        index = index * LAB_BINS + np.clip(b, 0, LAB_BINS - 1)
-    frame = np.arange(len(sums))[:, None] * LAB_BINS ** 3
-    counts = np.bincount((index + frame)[inside], minlength=len(sums) * LAB_BINS ** 3)
-    return counts.reshape(len(sums), -1) / max(1, index.shape[1])
+        np.subtract(v, lo, out=q, dtype=np.float64)
+        q /= (hi - lo) / LAB_BINS
+        np.clip(np.floor(q, out=q), 0, LAB_BINS - 1, out=q)
+        inside &= np.greater_equal(v, lo, out=ok)
+        inside &= np.less_equal(v, hi, out=ok)
+        index *= LAB_BINS
+        np.add(index, q, out=index, casting="unsafe")  # whole numbers, exactly
+    index += np.arange(len(sums))[:, None] * LAB_BINS ** 3  # each frame's own bins
+    outside = len(sums) * LAB_BINS ** 3  # one more bin, dropped: the values outside LAB_RANGE
+    np.copyto(index, outside, where=np.logical_not(inside, out=ok))
+    counts = np.bincount(index.reshape(-1), minlength=outside + 1)[:outside]
+    return counts.reshape(len(sums), -1) / max(1, shape[1])
 
 
 def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255.0) -> np.ndarray:
@@ -412,15 +444,21 @@ def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255
     c1, c2 = np.float32((0.01 * data_range) ** 2), np.float32((0.03 * data_range) ** 2)
     crop = (slice(None), slice(pad, -pad), slice(pad, -pad))
     y = np.asarray(image, dtype=np.float32)[None]
-    uy = _window_means(y, win)
+    uy = _window_means(y.copy(), win)
     vy = cov_norm * (_window_means(y * y, win) - uy * uy)
     uy, a_y, b_y = uy[crop], (uy * uy + c1)[crop], (vy + c2)[crop]
 
     def chunk(frames: np.ndarray) -> np.ndarray:
-        x = frames.astype(np.float32)
-        ux, sxx, sxy = (_window_means(m, win)[crop] for m in (x, x * x, x * y))
-        uxuy = ux * uy
-        num = uxuy * np.float32(2)
+        from .scratch import work_array
+
+        maps = work_array("ssim.maps", (3, *frames.shape))  # x, x * x, x * y: one box filter for all
+        x = maps[0]
+        np.copyto(x, frames)
+        np.multiply(x, x, out=maps[1])
+        np.multiply(x, y, out=maps[2])
+        ux, sxx, sxy = _window_means(maps, win)[(slice(None), *crop)]
+        uxuy = np.multiply(ux, uy, out=work_array("ssim.uxuy", ux.shape))
+        num = np.multiply(uxuy, np.float32(2), out=work_array("ssim.num", ux.shape))
         num += c1
         sxy -= uxuy  # the covariance, times 49 / 48 below
         sxy *= 2 * cov_norm
@@ -440,29 +478,30 @@ def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255
 
 
 def _window_means(x: np.ndarray, win: int) -> np.ndarray:
-    """The ``win x win`` means of frames ``(F, H, W, C)`` (float32 holding integers: pixel values,
+    """The ``win x win`` means of frames ``(..., H, W, C)`` (float32 holding integers: pixel values,
     their squares and products), each frame's border reflected (scipy's ``uniform_filter`` in
-    ``reflect`` mode) away from the cropped rows: one OpenCV call. The window sums are taken
+    ``reflect`` mode) away from the cropped rows: one OpenCV call, in place. The window sums are taken
     unnormalised, so every running sum is an integer below 2**24, exact in float32 whatever rows
     OpenCV's threads split the image into: one video measures the same on every call."""
     import cv2
 
-    n, h, w, c = x.shape
-    sums = cv2.boxFilter(x.reshape(n * h, w, c), -1, (win, win), normalize=False, borderType=cv2.BORDER_REFLECT)
-    return sums.reshape(x.shape) / np.float32(win * win)
+    *_, h, w, c = x.shape
+    tall = x.reshape(-1, w, c)
+    cv2.boxFilter(tall, -1, (win, win), dst=tall, normalize=False, borderType=cv2.BORDER_REFLECT)
+    x /= np.float32(win * win)
+    return x
 
 
 def _chunked(fn, frames: np.ndarray) -> np.ndarray:
     """``fn`` over chunks of frames of about :data:`CHUNK_PIXELS` values, on up to
-    :data:`METRIC_THREADS` threads (numpy's and scipy's loops release the GIL), concatenated."""
+    :data:`METRIC_THREADS` kept threads (numpy's and OpenCV's loops release the GIL), concatenated."""
+    from .scratch import on_pool, pool
+
     step = max(1, CHUNK_PIXELS // max(1, frames[0].size))
     chunks = [frames[s:s + step] for s in range(0, len(frames), step)]
-    if len(chunks) == 1:
-        return fn(chunks[0])
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(len(chunks), METRIC_THREADS)) as pool:
-        return np.concatenate(list(pool.map(fn, chunks)))
+    if len(chunks) == 1 or on_pool("chunks"):
+        return np.concatenate([fn(c) for c in chunks])
+    return np.concatenate(list(pool("chunks", METRIC_THREADS).map(fn, chunks)))
 
 
 def anchor_metrics(frames, image) -> pd.DataFrame:
@@ -504,17 +543,18 @@ def _columns(v: _Video, ref: _Video) -> dict:
 def _beside_the_flow(v: _Video, work: Callable):
     """``work()`` on a worker thread while this thread computes ``v``'s optical flow, which is shared:
     when ``work`` reaches a motion metric it takes the flow's remaining chunks of frame pairs too.
-    OpenCV, scipy, numpy and torch release the GIL in their loops, so both cores stay busy; the
-    flow's torch calls take one pair each, which runs on the calling thread alone (a stack would wake
-    torch's intra-op threads, and their spinning would contend with the other thread)."""
-    from concurrent.futures import ThreadPoolExecutor
+    OpenCV, numpy and scikit-image release the GIL in their loops, so both cores stay busy. The worker
+    is kept between calls (:func:`cogviz.scratch.pool`), and with it its work arrays; called from that
+    worker (a metric that measures a video itself), everything runs here."""
+    from .scratch import on_pool, pool
 
     v.grey  # noqa: B018 -- the shared views, made once before the threads split
     v._cache["shared_flow"] = flow = _SharedFlow(v, chunks=int(np.clip(v.grey[1:].size // 2**18, 1, 2 * METRIC_THREADS)))
-    with ThreadPoolExecutor(1, thread_name_prefix="cogviz-metrics") as pool:
-        result = pool.submit(work)
-        flow.help()
-        return result.result()
+    if on_pool("metrics"):
+        return work()
+    result = pool("metrics", 1).submit(work)
+    flow.help()
+    return result.result()
 
 
 def half_life(values, floor: float = 0.0) -> float:
