@@ -18,7 +18,7 @@ from PIL import Image
 
 from .scratch import work_array
 
-__all__ = ["ilk_flow", "ilk_magnitudes", "global_motion"]
+__all__ = ["ilk_flow", "ilk_magnitudes", "video_magnitudes", "global_motion"]
 
 RADIUS = 7      #: the window's half-width, as cogviz's motion metric calls optical_flow_ilk
 NUM_WARP = 3    #: warps per pyramid level
@@ -54,13 +54,24 @@ def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
 
 def _resize_flow(flow: np.ndarray, shape) -> np.ndarray:
     """scikit-image's ``_resize_flow`` for flows ``(2, P, h, w)``: a nearest zoom (the source pixels
-    scipy's ``zoom`` picks, gathered), values rescaled."""
+    scipy's ``zoom`` picks, gathered; each pixel twice over, where that is what it picks), values
+    rescaled."""
     (rows, cols), (h, w) = (_nearest_index(o, n) for o, n in zip(flow.shape[2:], shape)), shape
-    tall = np.take(flow, rows, axis=2, out=work_array("flow.resize", (*flow.shape[:2], h, flow.shape[3])))
-    out = np.take(tall, cols, axis=3, out=work_array("flow.resized", (*flow.shape[:2], h, w)))
+    out = work_array("flow.resized", (*flow.shape[:2], h, w))
+    if h == 2 * flow.shape[2] and w == 2 * flow.shape[3] and _doubles(rows) and _doubles(cols):
+        twice = out.reshape(*flow.shape[:3], 2, w)  # each row twice, each value twice in a row
+        twice[:, :, :, 0] = np.repeat(flow, 2, axis=3)
+        twice[:, :, :, 1] = twice[:, :, :, 0]
+    else:
+        tall = np.take(flow, rows, axis=2, out=work_array("flow.resize", (*flow.shape[:2], h, flow.shape[3])))
+        np.take(tall, cols, axis=3, out=out)
     out[0] *= np.float32(h / flow.shape[2])
     out[1] *= np.float32(w / flow.shape[3])
     return out
+
+
+def _doubles(index: np.ndarray) -> bool:
+    return bool((index == np.arange(len(index)) // 2).all())
 
 
 def _corners(moving: np.ndarray) -> np.ndarray:
@@ -89,10 +100,8 @@ def _warp(corners: np.ndarray, flow: np.ndarray) -> np.ndarray:
     _, p, h, w = flow.shape
     shape = (p, h, w)
     x, y, col, row = (work_array(f"flow.warp.{name}", shape) for name in ("x", "y", "col", "row"))
-    np.add(flow[1], np.arange(w, dtype=np.float32), out=x)
-    np.minimum(np.maximum(x, 0, out=x), w - 1, out=x)  # np.clip's result, in two plain ufunc calls
-    np.add(flow[0], np.arange(h, dtype=np.float32)[:, None], out=y)
-    np.minimum(np.maximum(y, 0, out=y), h - 1, out=y)
+    np.clip(np.add(flow[1], np.arange(w, dtype=np.float32), out=x), 0, w - 1, out=x)
+    np.clip(np.add(flow[0], np.arange(h, dtype=np.float32)[:, None], out=y), 0, h - 1, out=y)
     x -= np.floor(x, out=col)  # the weights
     y -= np.floor(y, out=row)
     index = np.multiply(row, w, out=work_array("flow.warp.index", shape, np.float64), dtype=np.float64)
@@ -206,32 +215,56 @@ def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray | None) -> np.nda
     return flow
 
 
-def _flow(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
-    """:func:`ilk_flow`, returned in a work array (copy it to keep it)."""
-    reference, moving = np.asarray(reference, np.float32), np.asarray(moving, np.float32)
-    if reference.shape != moving.shape or reference.ndim != 3:
-        raise ValueError(f"ilk_flow: expected two stacks (P, h, w) of one shape, got {reference.shape} and {moving.shape}")
-    pyramid = list(zip(_pyramid(reference), _pyramid(moving)))
+def _flow(pyramid: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The flow over the pyramid's levels (coarse to fine, each a pair of stacks), returned in a work
+    array (copy it to keep it)."""
     flow = _ilk(*pyramid[0], None)
     for ref, mov in pyramid[1:]:
         flow = _ilk(ref, mov, _resize_flow(flow, ref.shape[1:]))
     return flow
 
 
+def _stacks(reference: np.ndarray, moving: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    reference, moving = np.asarray(reference, np.float32), np.asarray(moving, np.float32)
+    if reference.shape != moving.shape or reference.ndim != 3:
+        raise ValueError(f"ilk_flow: expected two stacks (P, h, w) of one shape, got {reference.shape} and {moving.shape}")
+    return list(zip(_pyramid(reference), _pyramid(moving)))
+
+
 def ilk_flow(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     """The flow ``(2, P, h, w)`` (rows, columns) from each of ``reference`` ``(P, h, w)`` to the same
     pair of ``moving``, as ``optical_flow_ilk(reference[i], moving[i], radius=7, num_warp=3)``."""
-    return _flow(reference, moving).copy()
+    return _flow(_stacks(reference, moving)).copy()
+
+
+def _magnitudes(flow: np.ndarray) -> np.ndarray:
+    """``(P, h * w)`` magnitudes of a flow held in a work array, in a new array (the caller keeps it):
+    ``np.hypot`` to a unit in the last place, five times faster, and the same value for a pixel
+    whatever the stack's length (OpenCV's ``magnitude`` rounds its vector loop's tail differently)."""
+    v, u = flow
+    out = np.multiply(v, v)
+    out += np.multiply(u, u, out=u)
+    return np.sqrt(out, out=out).reshape(len(v), -1)
 
 
 def ilk_magnitudes(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
-    """The flow's magnitude per pixel, ``(P, h * w)``; an empty stack gives ``(0, 0)``."""
+    """The flow's magnitude per pixel, ``(P, h * w)``, from each of ``reference`` to the same pair of
+    ``moving``; an empty stack gives ``(0, 0)``."""
     if not len(reference):
         return np.zeros((0, 0), np.float32)
-    v, u = _flow(reference, moving)
-    out = np.multiply(v, v)  # a new array: the caller keeps it
-    out += np.multiply(u, u, out=u)
-    return np.sqrt(out, out=out).reshape(len(reference), -1)  # np.hypot to a unit in the last place, 5x faster
+    return _magnitudes(_flow(_stacks(reference, moving)))
+
+
+def video_magnitudes(frames: np.ndarray) -> np.ndarray:
+    """:func:`ilk_magnitudes` from each frame of ``frames`` ``(F, h, w)`` to the next, ``(F - 1, h * w)``:
+    each frame's pyramid made once (it is the reference of one pair and the moving frame of the one
+    before)."""
+    frames = np.asarray(frames, np.float32)
+    if frames.ndim != 3:
+        raise ValueError(f"video_magnitudes: expected frames (F, h, w), got shape {frames.shape}")
+    if len(frames) < 2:
+        return np.zeros((0, 0), np.float32)
+    return _magnitudes(_flow([(level[:-1], level[1:]) for level in _pyramid(frames)]))
 
 
 # -- the global (camera) motion between two frames --------------------------------------------------

@@ -189,7 +189,7 @@ class _SharedFlow:
         self.error: BaseException | None = None
 
     def help(self) -> None:
-        from .flow import ilk_magnitudes
+        from .flow import video_magnitudes
 
         while True:
             with self.lock:
@@ -198,7 +198,7 @@ class _SharedFlow:
                 return
             a, b = self.bounds[i], self.bounds[i + 1]
             try:
-                part = ilk_magnitudes(self.grey[a:b], self.grey[a + 1:b + 1]) * self.k
+                part = video_magnitudes(self.grey[a:b + 1]) * self.k
             except BaseException as e:  # raised again by result(), in every thread that waits
                 part, self.error = e, e
             with self.done:

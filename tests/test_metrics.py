@@ -278,7 +278,7 @@ def test_an_error_in_a_metric_or_in_the_flow_reaches_the_caller(monkeypatch):
     def no_flow(*a):
         raise RuntimeError("flow failed on purpose")
 
-    monkeypatch.setattr(F, "ilk_magnitudes", no_flow)
+    monkeypatch.setattr(F, "video_magnitudes", no_flow)
     with pytest.raises(RuntimeError, match="flow failed on purpose"):
         M.anchor_metrics(frames, frames[0])
 
