@@ -221,23 +221,28 @@ class Metric:
     ``_Video`` s (the image a one-frame video) with shared views: ``pixels``, ``small``,
     ``grey``, ``palette``, ``layout``, ``flow``. ``summary`` names what :func:`summarize` reports of
     it: ``"frame0"`` (``frame0_<name>``), ``"mean"`` (``mean_<name>``), ``"value"`` (``<name>``: the
-    mean over frames, over frame pairs if pairwise)."""
+    mean over frames, over frame pairs if pairwise). ``reads_flow``: the metric reads ``flow``, and
+    :func:`anchor_metrics` computes it on the thread that computes the flow, once the flow is done
+    (any metric may read any view; this only says which thread does the work)."""
 
     name: str
     fn: Callable
     label: str
     pairwise: bool = False
     summary: tuple[str, ...] = ("value",)
+    reads_flow: bool = False
 
 
 REGISTRY: dict[str, Metric] = {}
 
 
-def register(name: str, label: str, *, pairwise: bool = False, summary: tuple[str, ...] = ("value",)):
+def register(name: str, label: str, *, pairwise: bool = False, summary: tuple[str, ...] = ("value",),
+             reads_flow: bool = False):
     """Add a metric to :data:`REGISTRY`: :func:`anchor_metrics`, :func:`summarize`, the plots, sweeps
-    and AblationLab all read it, so a new metric is this decorator on one function of the whole video."""
+    and AblationLab all read it, so a new metric is this decorator on one function of the whole video
+    (fields as in :class:`Metric`)."""
     def add(fn):
-        REGISTRY[name] = Metric(name, fn, label, pairwise, tuple(summary))
+        REGISTRY[name] = Metric(name, fn, label, pairwise, tuple(summary), reads_flow)
         return fn
 
     return add
@@ -278,12 +283,12 @@ def _flicker(v, ref):
     return np.array([1.0 - cv2.norm(a, b, cv2.NORM_L1) / size / 255.0 for a, b in zip(v.pixels[1:], v.pixels[:-1])])
 
 
-@register("motion", "motion (px / frame)", pairwise=True)
+@register("motion", "motion (px / frame)", pairwise=True, reads_flow=True)
 def _motion(v, ref):
     return v.flow.mean(axis=1) if v.flow.size else np.zeros(len(v.flow))
 
 
-@register("motion_top5", "top-5% motion (px / frame)", pairwise=True, summary=())
+@register("motion_top5", "top-5% motion (px / frame)", pairwise=True, summary=(), reads_flow=True)
 def _motion_top5(v, ref):
     mag = v.flow
     if not mag.size:
@@ -521,16 +526,16 @@ def anchor_metrics(frames, image) -> pd.DataFrame:
     n, h, w, _ = video.shape
     k = _reduction(h, w)
     v, ref = _Video(video, k), _Video(_as_image(image, (h, w))[None], k)
-    columns = {"frame": np.arange(n), **_beside_the_flow(v, lambda: _columns(v, ref))}
+    columns = {"frame": np.arange(n), **_beside_the_flow(v, ref)}
     df = pd.DataFrame(columns, columns=["frame", *REGISTRY])
     df.attrs.update(height=h, width=w)
     return df
 
 
-def _columns(v: _Video, ref: _Video) -> dict:
-    """Every registered metric of ``v`` against ``ref``, checked for its length."""
+def _columns(v: _Video, ref: _Video, metrics) -> dict:
+    """Each of ``metrics`` of ``v`` against ``ref``, checked for its length."""
     n, columns = len(v), {}
-    for m in REGISTRY.values():
+    for m in metrics:
         values = np.asarray(m.fn(v, ref), dtype=np.float64).reshape(-1)
         want = n - 1 if m.pairwise else n
         if values.shape != (want,):
@@ -540,21 +545,28 @@ def _columns(v: _Video, ref: _Video) -> dict:
     return columns
 
 
-def _beside_the_flow(v: _Video, work: Callable):
-    """``work()`` on a worker thread while this thread computes ``v``'s optical flow, which is shared:
-    when ``work`` reaches a motion metric it takes the flow's remaining chunks of frame pairs too.
-    OpenCV, numpy and scikit-image release the GIL in their loops, so both cores stay busy. The worker
-    is kept between calls (:func:`cogviz.scratch.pool`), and with it its work arrays; called from that
-    worker (a metric that measures a video itself), everything runs here."""
+def _beside_the_flow(v: _Video, ref: _Video) -> dict:
+    """Every registered metric's column: the metrics that do not read the flow on a worker thread, while
+    this thread computes ``v``'s optical flow and then the metrics that read it. The flow is shared:
+    a metric on the worker that reads it takes its remaining chunks of frame pairs too. OpenCV, numpy
+    and scikit-image release the GIL in their loops, so both cores stay busy. The worker is kept
+    between calls (:func:`cogviz.scratch.pool`), and with it its work arrays; called from that worker
+    (a metric that measures a video itself), everything runs here."""
     from .scratch import on_pool, pool
 
     v.grey  # noqa: B018 -- the shared views, made once before the threads split
     v._cache["shared_flow"] = flow = _SharedFlow(v, chunks=int(np.clip(v.grey[1:].size // 2**18, 1, 2 * METRIC_THREADS)))
+    beside = [m for m in REGISTRY.values() if not m.reads_flow]
+    after = [m for m in REGISTRY.values() if m.reads_flow]
     if on_pool("metrics"):
-        return work()
-    result = pool("metrics", 1).submit(work)
-    flow.help()
-    return result.result()
+        return {**_columns(v, ref, beside), **_columns(v, ref, after)}
+    work = pool("metrics", 1).submit(_columns, v, ref, beside)
+    try:
+        flow.help()
+        mine = _columns(v, ref, after)
+    finally:
+        first = work.result()  # the worker's error first: it started first
+    return {**first, **mine}
 
 
 def half_life(values, floor: float = 0.0) -> float:
