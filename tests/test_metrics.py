@@ -295,3 +295,49 @@ def test_layouts_by_opencv_equal_scikit_image_resize(shape):
 
     grey = gaussian_filter(np.random.default_rng(sum(shape)).random(shape).astype(np.float32), (0, 1, 1))
     np.testing.assert_allclose(_layouts(grey), resize(grey, (shape[0], *LAYOUT_CELLS), anti_aliasing=True), atol=1e-6)
+
+
+def test_work_arrays_are_kept_per_thread_and_bounded(monkeypatch):
+    """A call site gets the same array on its next call on this thread, another thread its own; an
+    array over the bound is made fresh each time; release() drops them all."""
+    import threading
+
+    from cogviz import scratch
+
+    a = scratch.work_array("test.a", (4, 5))
+    assert scratch.work_array("test.a", (4, 5)) is a
+    assert scratch.work_array("test.a", (4, 6)) is not a and scratch.work_array("test.a", (4, 5), np.float64) is not a
+    other = []
+    t = threading.Thread(target=lambda: other.append(scratch.work_array("test.a", (4, 5))))
+    t.start()
+    t.join()
+    assert other[0] is not a
+    monkeypatch.setattr(scratch, "KEEP_BYTES", 1000)
+    big = scratch.work_array("test.big", (1000,))
+    assert scratch.work_array("test.big", (1000,)) is not big
+    scratch.release()
+    assert scratch.work_array("test.a", (4, 5)) is not a
+
+
+def test_a_metric_that_measures_a_video_itself_runs_without_waiting_forever(monkeypatch):
+    """A registered metric runs on the metrics' kept worker thread; calling anchor_metrics from it runs
+    that call on the same thread instead of queueing behind itself."""
+    import cogviz.metrics as M
+
+    monkeypatch.setattr(M, "REGISTRY", dict(M.REGISTRY))
+
+    depth = []
+
+    @M.register("nested", "nested ssim")
+    def _nested(video, ref):
+        if depth:  # the inner call's own column
+            return np.zeros(len(video))
+        depth.append(1)
+        try:
+            return M.anchor_metrics(video.pixels, ref.pixels[0])["ssim"].to_numpy()
+        finally:
+            depth.pop()
+
+    frames = panned(32, 48, 1, 0, n=3)
+    df = M.anchor_metrics(frames, frames[0])
+    np.testing.assert_array_equal(df["nested"], df["ssim"])
