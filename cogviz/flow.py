@@ -4,12 +4,13 @@
 ``optical_flow_ilk`` estimates one pair per call; on a video, the calls' overhead (small frames) and
 its per-pixel ``np.linalg.solve`` (large frames) dominate the metrics. :func:`ilk_flow` runs the same
 algorithm over a stack of pairs: the same pyramid (``pyramid_reduce``'s 7-tap Gaussian and linear
-resize, by OpenCV), the same warps (bilinear, edge mode; one torch ``grid_sample`` in float64 over
-the pairs stacked into one tall image), the same gradients, 15 x 15 uniform windows in mirror mode
-(one OpenCV ``boxFilter`` over all the maps, their rows reflected in place), the same
-ill-conditioned systems set to zero, and each 2 x 2 system solved in closed form. It equals
-``optical_flow_ilk(radius=7, num_warp=3)`` pair by pair to float32 rounding (``tests/test_metrics.py``);
-``benchmarks/bench_metrics.py`` measures it.
+resize, by OpenCV; made once per frame by :func:`video_magnitudes`), the same warps (bilinear, edge
+mode, at scikit-image's float32 points; each point's four neighbours gathered by one ``take``), the
+same gradients, 15 x 15 uniform windows in mirror mode (one OpenCV ``boxFilter`` over all the maps,
+their rows reflected in place), the same ill-conditioned systems set to zero, and each 2 x 2 system
+solved in closed form. The temporaries are work arrays kept between calls (:mod:`cogviz.scratch`).
+It equals ``optical_flow_ilk(radius=7, num_warp=3)`` pair by pair to float32 rounding
+(``tests/test_metrics.py``); ``benchmarks/bench_metrics.py`` measures it.
 """
 from __future__ import annotations
 
