@@ -449,7 +449,7 @@ def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255
     cov_norm = np.float32(win * win / (win * win - 1))
     c1, c2 = np.float32((0.01 * data_range) ** 2), np.float32((0.03 * data_range) ** 2)
     crop = (slice(None), slice(pad, -pad), slice(pad, -pad))
-    y = np.asarray(image, dtype=np.float32)[None]
+    y = np.ascontiguousarray(image, dtype=np.float32)[None]
     uy = _window_means(y.copy(), win)
     vy = cov_norm * (_window_means(y * y, win) - uy * uy)
     uy, a_y, b_y = uy[crop], (uy * uy + c1)[crop], (vy + c2)[crop]
@@ -491,6 +491,7 @@ def _window_means(x: np.ndarray, win: int) -> np.ndarray:
     OpenCV's threads split the image into: one video measures the same on every call."""
     import cv2
 
+    x = np.ascontiguousarray(x)  # in place needs one plain block (an image's view may have any strides)
     *_, h, w, c = x.shape
     tall = x.reshape(-1, w, c)
     cv2.boxFilter(tall, -1, (win, win), dst=tall, normalize=False, borderType=cv2.BORDER_REFLECT)

@@ -341,3 +341,18 @@ def test_a_metric_that_measures_a_video_itself_runs_without_waiting_forever(monk
     frames = panned(32, 48, 1, 0, n=3)
     df = M.anchor_metrics(frames, frames[0])
     np.testing.assert_array_equal(df["nested"], df["ssim"])
+
+
+def test_ssim_of_views_with_any_strides_equals_contiguous_copies():
+    """Frames and an image that are views (reversed, or channel-last views of channel-first arrays)
+    measure as their contiguous copies."""
+    from cogviz.metrics import anchor_metrics, ssim_video
+
+    video = panned(32, 48, 1, 1, n=4)
+    want = ssim_video(video, video[0])
+    planar = np.ascontiguousarray(np.moveaxis(video, 3, 1))  # (F, 3, H, W)
+    view = np.moveaxis(planar, 1, 3)
+    np.testing.assert_array_equal(ssim_video(view, view[0]), want)
+    np.testing.assert_array_equal(anchor_metrics(view, view[0])["ssim"], want)
+    flipped = np.ascontiguousarray(video[:, ::-1])
+    np.testing.assert_array_equal(ssim_video(video[:, ::-1], video[0][::-1]), ssim_video(flipped, flipped[0]))
