@@ -228,7 +228,8 @@ def _flow(pyramid: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
 def _stacks(reference: np.ndarray, moving: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     reference, moving = np.asarray(reference, np.float32), np.asarray(moving, np.float32)
     if reference.shape != moving.shape or reference.ndim != 3:
-        raise ValueError(f"ilk_flow: expected two stacks (P, h, w) of one shape, got {reference.shape} and {moving.shape}")
+        raise ValueError(f"optical flow: expected two stacks (P, h, w) of one shape (reference, moving), "
+                         f"got {reference.shape} and {moving.shape}")
     return list(zip(_pyramid(reference), _pyramid(moving)))
 
 
