@@ -4,11 +4,10 @@
 ``optical_flow_ilk`` estimates one pair per call; on a video, the calls' overhead (small frames) and
 its per-pixel ``np.linalg.solve`` (large frames) dominate the metrics. :func:`ilk_flow` runs the same
 algorithm over a stack of pairs: the same pyramid (``pyramid_reduce``'s 7-tap Gaussian and linear
-resize, by OpenCV; made once per frame by :func:`video_magnitudes`), the same warps (bilinear, edge
-mode, at scikit-image's float32 points; each point's four neighbours gathered by one ``take``), the
-same gradients, 15 x 15 uniform windows in mirror mode (one OpenCV ``boxFilter`` over all the maps,
-their rows reflected in place), the same ill-conditioned systems set to zero, and each 2 x 2 system
-solved in closed form. The temporaries are work arrays kept between calls (:mod:`cogviz.scratch`).
+resize, by OpenCV; made once per frame by :func:`video_magnitudes`) and, on each level, the same
+warps, gradients, 15 x 15 window means in mirror mode and closed-form 2 x 2 solves, compiled
+(:mod:`cogviz.flow_kernels`, numba, without the GIL) and run pair by pair while a pair's maps sit in
+cache. The flows between levels are work arrays kept between calls (:mod:`cogviz.scratch`).
 It equals ``optical_flow_ilk(radius=7, num_warp=3)`` pair by pair to float32 rounding
 (``tests/test_metrics.py``); ``benchmarks/bench_metrics.py`` measures it.
 """
@@ -75,144 +74,28 @@ def _doubles(index: np.ndarray) -> bool:
     return bool((index == np.arange(len(index)) // 2).all())
 
 
-def _corners(moving: np.ndarray) -> np.ndarray:
-    """For each pixel of the stack ``moving`` ``(P, h, w)``: itself and its right, lower and lower-right
-    neighbours, four float32 packed into one complex128, so that one ``take`` gathers all four. A
-    neighbour past a row's or a frame's end is the next one's pixel (or a zero past the stack), which
-    the warp weighs by exactly 0 (a point there sits on the last column or row)."""
-    p, h, w = moving.shape
-    n = p * h * w
-    flat = work_array("flow.flat", (n + w + 1,))
-    flat[:n] = moving.reshape(-1)
-    flat[n:] = 0
-    quads = work_array("flow.corners", (n, 4))
-    for i, offset in enumerate((0, 1, w, w + 1)):
-        quads[:, i] = flat[offset:offset + n]
-    return quads.view(np.complex128).reshape(n)
-
-
-def _warp(corners: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``map_coordinates(moving, rows + flow[0], cols + flow[1], order=1, mode="nearest")`` per pair
-    (scikit-image's edge-mode warp) for the whole stack at once. The points are scikit-image's: the
-    float32 grid plus the flow, in float32, clamped to the frame (the edge mode); each point's four
-    neighbours are gathered by one ``take`` from :func:`_corners` and interpolated bilinearly in
-    float32 (scipy: in float64, rounded; the same to a unit in the last place). A point on a pixel
-    (zero flow: a still pair, the first warp) has weights 0 and takes the pixel exactly."""
-    _, p, h, w = flow.shape
-    shape = (p, h, w)
-    x, y, col, row = (work_array(f"flow.warp.{name}", shape) for name in ("x", "y", "col", "row"))
-    np.clip(np.add(flow[1], np.arange(w, dtype=np.float32), out=x), 0, w - 1, out=x)
-    np.clip(np.add(flow[0], np.arange(h, dtype=np.float32)[:, None], out=y), 0, h - 1, out=y)
-    x -= np.floor(x, out=col)  # the weights
-    y -= np.floor(y, out=row)
-    index = np.multiply(row, w, out=work_array("flow.warp.index", shape, np.float64), dtype=np.float64)
-    index += col
-    index += (np.arange(p) * (h * w))[:, None, None]
-    at = work_array("flow.warp.at", (index.size,), np.intp)
-    np.copyto(at, index.reshape(-1), casting="unsafe")  # whole numbers, exactly
-    gathered = np.take(corners, at, mode="clip", out=work_array("flow.warp.quads", at.shape, np.complex128))
-    quads = gathered.view(np.float32).reshape(p, h, w, 4)
-    top = np.subtract(quads[..., 1], quads[..., 0], out=work_array("flow.warp.top", shape))
-    top *= x
-    top += quads[..., 0]
-    out = np.subtract(quads[..., 3], quads[..., 2], out=work_array("flow.warped", shape))
-    out *= x
-    out += quads[..., 2]
-    out -= top
-    out *= y
-    out += top
-    return out
-
-
-def _gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.gradient(x, axis=(1, 2))`` for ``(P, h, w)`` (central differences halved inside, one-sided
-    at the edges: the same operations, so the same values), in a few plain ufunc calls that hold the
-    GIL for less time than ``np.gradient``'s Python."""
-    out = []
-    for axis in (1, 2):
-        g = work_array(f"flow.gradient{axis}", x.shape)
-        xa, ga = np.moveaxis(x, axis, 0), np.moveaxis(g, axis, 0)  # views, the axis first
-        np.subtract(xa[2:], xa[:-2], out=ga[1:-1])
-        ga[1:-1] /= 2.0
-        np.subtract(xa[1], xa[0], out=ga[0])
-        np.subtract(xa[-1], xa[-2], out=ga[-1])
-        out.append(g)
-    return out[0], out[1]
-
-
-def _reflected_rows(h: int) -> np.ndarray:
-    """For rows ``-RADIUS .. h + RADIUS - 1``, the row each reads in ``mirror`` mode (reflected about
-    the edge rows, ``BORDER_REFLECT_101``), repeatedly for frames shorter than the window."""
-    j = np.arange(-RADIUS, h + RADIUS)
-    if h == 1:
+def _reflected(n: int) -> np.ndarray:
+    """For positions ``-RADIUS .. n + RADIUS - 1`` along an axis of ``n`` pixels, the pixel each reads
+    in ``mirror`` mode (reflected about the edge pixels, OpenCV's ``BORDER_REFLECT_101``), repeatedly
+    for axes shorter than the window."""
+    j = np.arange(-RADIUS, n + RADIUS)
+    if n == 1:
         return np.zeros_like(j)
-    m = j % (2 * (h - 1))
-    return np.where(m < h, m, 2 * (h - 1) - m)
-
-
-def _window_means(padded: np.ndarray) -> np.ndarray:
-    """``uniform_filter(terms, (1, 15, 15), mode="mirror")`` for ``terms = padded[:, RADIUS:-RADIUS]``,
-    in place: ``padded`` ``(N, h + 2 RADIUS, w)`` holds the maps with room for their reflected rows,
-    which are filled, and then one OpenCV ``boxFilter`` runs over all the maps stacked into one tall
-    image (its windows never leave a map's rows; ``BORDER_REFLECT_101``, scipy's ``mirror``, at the
-    columns). One call instead of one per map: fewer hand-overs of the GIL to the thread beside."""
-    import cv2
-
-    size, h = 2 * RADIUS + 1, padded.shape[1] - 2 * RADIUS
-    rows = _reflected_rows(h) + RADIUS
-    padded[:, :RADIUS] = padded[:, rows[:RADIUS]]
-    padded[:, RADIUS + h:] = padded[:, rows[RADIUS + h:]]
-    tall = padded.reshape(-1, padded.shape[2])
-    cv2.boxFilter(tall, -1, (size, size), dst=tall, borderType=cv2.BORDER_REFLECT_101)
-    return padded[:, RADIUS:RADIUS + h]
-
-
-def _solve(a00, a01, a11, b0, b1, flow: np.ndarray) -> np.ndarray:
-    """Each pixel's 2 x 2 system ``[[a00, a01], [a01, a11]] flow = [b0, b1]`` in closed form, into
-    ``flow``; an ill-conditioned system (``|det| < 1e-14``) gives zero flow, as in scikit-image."""
-    det, inv, tmp = (work_array(f"flow.solve.{name}", a00.shape) for name in ("det", "inv", "tmp"))
-    np.multiply(a00, a11, out=det)
-    det -= np.multiply(a01, a01, out=tmp)
-    solvable = np.greater_equal(np.abs(det, out=tmp), 1e-14, out=work_array("flow.solve.ok", a00.shape, bool))
-    inv.fill(0)
-    np.divide(1, det, out=inv, where=solvable)
-    np.multiply(a11, b0, out=flow[0])
-    flow[0] -= np.multiply(a01, b1, out=tmp)
-    flow[0] *= inv
-    np.multiply(a00, b1, out=flow[1])
-    flow[1] -= np.multiply(a01, b0, out=tmp)
-    flow[1] *= inv
-    return flow
+    m = j % (2 * (n - 1))
+    return np.where(m < n, m, 2 * (n - 1) - m)
 
 
 def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray | None) -> np.ndarray:
     """scikit-image's ``_ilk`` (uniform window) for stacks ``(P, h, w)`` and flows ``(2, P, h, w)``
-    (None: zero flow, the coarsest level's start), its arithmetic in place on work arrays kept
-    between calls (:func:`~cogviz.scratch.work_array`); the flow returned is one of them."""
+    (None: zero flow, the coarsest level's start): :func:`cogviz.flow_kernels.ilk_level`, compiled,
+    pair by pair. The flow returned is a work array (``flow`` itself, refined in place, if given)."""
+    from .flow_kernels import ilk_level
+
     p, h, w = ref.shape
-    padded = work_array("flow.padded", (5 * p, h + 2 * RADIUS, w))  # the five window sums of each system
-    t = padded[:, RADIUS:RADIUS + h].reshape(5, p, h, w)
-    corners, out = _corners(moving), work_array("flow.flow", (2, p, h, w))
-    if flow is None:  # zero flow: the first warp is no warp at all
-        flow = out
+    if flow is None:
+        flow = work_array("flow.flow", (2, p, h, w))
         flow.fill(0)
-        warped = work_array("flow.warped", (p, h, w))
-        np.copyto(warped, moving)
-    else:
-        warped = _warp(corners, flow)
-    for i in range(NUM_WARP):
-        warped = warped if i == 0 else _warp(corners, flow)
-        gr, gc = _gradients(warped)
-        np.multiply(gr, flow[0], out=t[3])
-        t[3] += np.multiply(gc, flow[1], out=t[4])
-        t[3] += ref
-        t[3] -= warped  # the error image
-        np.multiply(gc, t[3], out=t[4])
-        np.multiply(gr, t[3], out=t[3])
-        np.multiply(gr, gr, out=t[0])
-        np.multiply(gr, gc, out=t[1])
-        np.multiply(gc, gc, out=t[2])
-        flow = _solve(*_window_means(padded).reshape(5, p, h, w), out)
+    ilk_level(ref, moving, flow, NUM_WARP, RADIUS, _reflected(h), _reflected(w))
     return flow
 
 

@@ -25,10 +25,11 @@ in the tests on patterns shifted by a known amount.
 Every metric is computed on the whole video at once, not frame by frame: SSIM is scikit-image's
 formula over all frames with OpenCV's ``boxFilter`` for its window means (equal to
 ``structural_similarity`` within 1e-6), the flow is :mod:`cogviz.flow` (scikit-image's ILK batched
-over frame pairs, equal to ``optical_flow_ilk`` within 2e-5, computed on the calling thread, with
-the metrics that read it, while a kept second thread measures the rest), PSNR and flicker are OpenCV's exact integer norms, the Lab
-values bitwise ``rgb2lab``'s (its gamma from a table), the layout cells OpenCV's blur and resize
-(scikit-image's anti-aliased ``resize`` within 2e-7), and the histograms and reductions are array
+over frame pairs and compiled, equal to ``optical_flow_ilk`` within 2e-5, computed on the calling
+thread, with the metrics that read it, while a kept second thread measures the rest; the calling
+thread then takes those the worker has not started), PSNR and flicker are OpenCV's exact integer
+norms, the Lab values bitwise ``rgb2lab``'s (its gamma from a table), the layout cells OpenCV's
+blur and resize (scikit-image's anti-aliased ``resize`` within 2e-7), and the histograms and reductions are array
 operations; the large temporaries are work arrays each thread keeps between calls
 (:mod:`cogviz.scratch`: no page faults on the next call). ``tests/test_metrics.py`` checks every column
 against scikit-image frame by frame, and ``benchmarks/bench_metrics.py`` measures the gain.
@@ -535,7 +536,8 @@ def anchor_metrics(frames, image) -> pd.DataFrame:
 
 
 def _columns(v: _Video, ref: _Video, metrics) -> dict:
-    """Each of ``metrics`` of ``v`` against ``ref``, checked for its length."""
+    """Each of ``metrics`` of ``v`` against ``ref``, checked for its length; ``metrics`` may be a
+    :class:`_Claims` that another thread takes from too."""
     n, columns = len(v), {}
     for m in metrics:
         values = np.asarray(m.fn(v, ref), dtype=np.float64).reshape(-1)
@@ -547,13 +549,30 @@ def _columns(v: _Video, ref: _Video, metrics) -> dict:
     return columns
 
 
+class _Claims:
+    """Metrics that two threads measure: iterating takes the next one no thread has taken yet."""
+
+    def __init__(self, metrics):
+        import threading
+
+        self.metrics, self.lock = iter(list(metrics)), threading.Lock()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Metric:
+        with self.lock:
+            return next(self.metrics)
+
+
 def _beside_the_flow(v: _Video, ref: _Video) -> dict:
-    """Every registered metric's column: the metrics that do not read the flow on a worker thread, while
-    this thread computes ``v``'s optical flow and then the metrics that read it. The flow is shared:
-    a metric on the worker that reads it takes its remaining chunks of frame pairs too. OpenCV, numpy
-    and scikit-image release the GIL in their loops, so both cores stay busy. The worker is kept
-    between calls (:func:`cogviz.scratch.pool`), and with it its work arrays; called from that worker
-    (a metric that measures a video itself), everything runs here."""
+    """Every registered metric's column. This thread computes ``v``'s optical flow and the metrics
+    that read it; a worker thread meanwhile measures the others, and this thread, once done, takes
+    those the worker has not started. The flow is shared: a metric on the worker that reads it takes
+    its remaining chunks of frame pairs too. The flow's compiled loop, OpenCV and numpy release the
+    GIL, so both cores stay busy. The worker is kept between calls (:func:`cogviz.scratch.pool`), and
+    with it its work arrays; called from that worker (a metric that measures a video itself),
+    everything runs here."""
     from .scratch import on_pool, pool
 
     v.grey  # noqa: B018 -- the shared views, made once before the threads split
@@ -562,10 +581,11 @@ def _beside_the_flow(v: _Video, ref: _Video) -> dict:
     after = [m for m in REGISTRY.values() if m.reads_flow]
     if on_pool("metrics"):
         return {**_columns(v, ref, beside), **_columns(v, ref, after)}
-    work = pool("metrics", 1).submit(_columns, v, ref, beside)
+    claims = _Claims(beside)
+    work = pool("metrics", 1).submit(_columns, v, ref, claims)
     try:
         flow.help()
-        mine = _columns(v, ref, after)
+        mine = {**_columns(v, ref, after), **_columns(v, ref, claims)}
     finally:
         first = work.result()  # the worker's error first: it started first
     return {**first, **mine}

@@ -356,3 +356,47 @@ def test_ssim_of_views_with_any_strides_equals_contiguous_copies():
     np.testing.assert_array_equal(anchor_metrics(view, view[0])["ssim"], want)
     flipped = np.ascontiguousarray(video[:, ::-1])
     np.testing.assert_array_equal(ssim_video(video[:, ::-1], video[0][::-1]), ssim_video(flipped, flipped[0]))
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 13), (3, 20, 33), (2, 37, 70), (2, 3, 40)])
+def test_the_compiled_flow_equals_scikit_image_on_odd_and_small_frames(shape):
+    """The compiled level loop (cogviz.flow_kernels) equals ``optical_flow_ilk`` pair by pair on frames
+    narrower than the 15 x 15 window (mirrored again and again), odd sizes (a pyramid level rounded
+    up) and three-row frames. (Two-row frames give ill-conditioned systems whose flow, tens of pixels,
+    differs by float32 rounding from any summation order: scikit-image's own is not reproducible there.)"""
+    from scipy.ndimage import gaussian_filter
+    from skimage.registration import optical_flow_ilk
+
+    from cogviz.flow import ilk_flow
+
+    n, h, w = shape
+    base = gaussian_filter(np.random.default_rng(h * w).random((h + 2 * n, w + 3 * n)).astype(np.float32), 1.5)
+    grey = np.stack([base[2 * t:2 * t + h, 3 * t:3 * t + w] for t in range(n)])
+    flow = ilk_flow(grey[:-1], grey[1:])
+    for i in range(n - 1):
+        np.testing.assert_allclose(flow[:, i], optical_flow_ilk(grey[i], grey[i + 1], radius=7, num_warp=3), atol=2e-5)
+
+
+def test_the_calling_thread_takes_the_metrics_the_worker_has_not_started(monkeypatch):
+    """Once the flow is done, the calling thread measures the registered metrics the worker has not
+    taken yet: two metrics that each wait for the other finish only if two threads run them."""
+    import threading
+
+    import cogviz.metrics as M
+
+    monkeypatch.setattr(M, "REGISTRY", dict(M.REGISTRY))
+    met = {name: threading.Event() for name in ("a", "b")}
+    ran_on = {}
+
+    for name, other in (("a", "b"), ("b", "a")):
+        @M.register(f"waits_{name}", f"waits for {other}")
+        def _waits(video, ref, name=name, other=other):
+            ran_on[name] = threading.get_ident()
+            met[name].set()
+            assert met[other].wait(timeout=30), f"metric {other} never ran beside {name}"
+            return np.zeros(len(video))
+
+    frames = panned(32, 48, 1, 0, n=3)
+    df = M.anchor_metrics(frames, frames[0])
+    assert ran_on["a"] != ran_on["b"] and threading.get_ident() in ran_on.values()
+    assert (df["waits_a"] == 0).all() and (df["waits_b"] == 0).all()
