@@ -10,21 +10,29 @@ system solved in closed form (``|det| < 1e-14``: zero flow, as scikit-image sets
 is float32 in scikit-image's order; ``tests/test_metrics.py`` checks the flow against
 ``optical_flow_ilk`` pair by pair.
 
-The functions are compiled on first use and cached on disk (numba's ``cache=True``: the package's
-``__pycache__``, or numba's user cache where that is read-only).
+The functions are compiled on first use (about 3 s) and cached on disk (numba's ``cache=True``: the
+package's ``__pycache__``, else numba's user cache or ``NUMBA_CACHE_DIR``); where no cache directory
+is writable, each process compiles them on its first call instead.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit
 
-_HALF = np.float32(0.5)
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 _TINY = np.float32(1e-14)  # scikit-image's threshold on |det|, compared in float32 as numpy does
 
 
-@njit(nogil=True, cache=True)
+def _compiled(fn):
+    """``fn`` compiled without the GIL, cached on disk where numba finds a writable cache directory."""
+    try:
+        return numba.njit(nogil=True, cache=True)(fn)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(fn)
+
+
+@_compiled
 def _warp(moving, f0, f1, out):
     """``out`` = ``moving`` ``(h, w)`` at the points ``(row + f0, col + f1)`` clamped to the frame,
     bilinearly: scikit-image's ``warp(mode="edge", order=1)`` at its float32 points."""
@@ -43,7 +51,7 @@ def _warp(moving, f0, f1, out):
             out[i, j] = top + (low - top) * wy
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _terms(ref, warped, f0, f1, terms):
     """The five maps the window means of each system sum: ``gr * gr``, ``gr * gc``, ``gc * gc``,
     ``gr * err``, ``gc * err`` (``np.gradient`` of the warped frame; ``err = gr f0 + gc f1 + ref -
@@ -70,7 +78,7 @@ def _terms(ref, warped, f0, f1, terms):
             terms[4, i, j] = gc * err
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _window_means(terms, rows, cols, radius, rowsums, means):
     """``uniform_filter(terms[k], 2 * radius + 1, mode="mirror")`` for each of the maps ``terms``
     ``(K, h, w)``, into ``means``: running sums along each row, then down the columns, in float64.
@@ -103,7 +111,7 @@ def _window_means(terms, rows, cols, radius, rowsums, means):
                 means[k, i, j] = np.float32(acc[j] * scale)
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _solve(means, f0, f1):
     """Each pixel's system ``[[a00, a01], [a01, a11]] flow = [b0, b1]`` in closed form, into
     ``f0``, ``f1``; an ill-conditioned one (``|det| < 1e-14``) gives zero flow."""
@@ -118,7 +126,7 @@ def _solve(means, f0, f1):
             f1[i, j] = (a00 * b1 - a01 * b0) * inv
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def ilk_level(ref, moving, flow, num_warp, radius, rows, cols):
     """One pyramid level for stacks ``ref``, ``moving`` ``(P, h, w)`` float32: ``flow`` ``(2, P, h, w)``
     (the level's start, e.g. the coarser level's flow resized) is refined by ``num_warp`` warps, in

@@ -400,3 +400,25 @@ def test_the_calling_thread_takes_the_metrics_the_worker_has_not_started(monkeyp
     df = M.anchor_metrics(frames, frames[0])
     assert ran_on["a"] != ran_on["b"] and threading.get_ident() in ran_on.values()
     assert (df["waits_a"] == 0).all() and (df["waits_b"] == 0).all()
+
+
+def test_the_flow_kernels_compile_without_a_writable_cache_directory(monkeypatch):
+    """numba refuses ``cache=True`` at decoration where no cache directory is writable ("no locator
+    available"); the kernels are then compiled without the disk cache instead of failing the import."""
+    import numba
+
+    from cogviz import flow_kernels
+
+    real = numba.njit
+
+    def no_cache_dir(*args, **kw):
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'f.py'")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(numba, "njit", no_cache_dir)
+
+    def double(x):
+        return 2 * x
+
+    assert flow_kernels._compiled(double)(21) == 42
