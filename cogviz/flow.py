@@ -6,7 +6,7 @@ its per-pixel ``np.linalg.solve`` (large frames) dominate the metrics. :func:`il
 algorithm over a stack of pairs: the same pyramid (``pyramid_reduce``'s 7-tap Gaussian and linear
 resize, by OpenCV; made once per frame by :func:`video_magnitudes`) and, on each level, the same
 warps, gradients, 15 x 15 window means in mirror mode and closed-form 2 x 2 solves, compiled
-(:mod:`cogviz.flow_kernels`, numba, without the GIL) and run pair by pair while a pair's maps sit in
+(:mod:`cogviz.kernels`, numba, without the GIL) and run pair by pair while a pair's maps sit in
 cache. The flows between levels are work arrays kept between calls (:mod:`cogviz.scratch`).
 It equals ``optical_flow_ilk(radius=7, num_warp=3)`` pair by pair to float32 rounding
 (``tests/test_metrics.py``); ``benchmarks/bench_metrics.py`` measures it.
@@ -87,9 +87,9 @@ def _reflected(n: int) -> np.ndarray:
 
 def _ilk(ref: np.ndarray, moving: np.ndarray, flow: np.ndarray | None) -> np.ndarray:
     """scikit-image's ``_ilk`` (uniform window) for stacks ``(P, h, w)`` and flows ``(2, P, h, w)``
-    (None: zero flow, the coarsest level's start): :func:`cogviz.flow_kernels.ilk_level`, compiled,
+    (None: zero flow, the coarsest level's start): :func:`cogviz.kernels.ilk_level`, compiled,
     pair by pair. The flow returned is a work array (``flow`` itself, refined in place, if given)."""
-    from .flow_kernels import ilk_level
+    from .kernels import ilk_level
 
     p, h, w = ref.shape
     if flow is None:

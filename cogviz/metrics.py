@@ -411,75 +411,49 @@ def _palettes(sums: np.ndarray, k: int) -> np.ndarray:
     """Per frame, the 8 x 8 x 8 CIELAB histogram (normalised) over :data:`LAB_RANGE`, bins of equal
     width with the last one closed (``np.histogramdd``'s bins, exactly), for all frames at once, of the block
     means ``sums / (255 k^2)``: scikit-image's ``rgb2lab``, its gamma looked up (:func:`_linear_levels`)."""
+    from .kernels import lab_bin_counts
     from .scratch import work_array
 
     table = _linear_levels(k)
     linear = np.take(table, sums if sums.dtype.kind in "ui" else sums.astype(np.intp), mode="clip",
                      out=work_array("palette.linear", sums.shape, table.dtype))
     planes = [p.reshape(len(sums), -1) for p in _lab_of_linear(linear)]
-    shape = planes[0].shape
-    index, q = work_array("palette.index", shape, np.intp), work_array("palette.quotient", shape, np.float64)
-    inside, ok = work_array("palette.inside", shape, bool), work_array("palette.ok", shape, bool)
-    index.fill(0)
-    inside.fill(True)
-    for v, (lo, hi) in zip(planes, LAB_RANGE):
-        # np.histogramdd's bins: v - lo is exact in float64 (v is float32) and so is the edge (hi - lo) / 8,
-        # so a correctly rounded quotient floors to the bin np.searchsorted finds; the last bin closed
-        np.subtract(v, lo, out=q, dtype=np.float64)
-        q /= (hi - lo) / LAB_BINS
-        np.clip(np.floor(q, out=q), 0, LAB_BINS - 1, out=q)
-        inside &= np.greater_equal(v, lo, out=ok)
-        inside &= np.less_equal(v, hi, out=ok)
-        index *= LAB_BINS
-        np.add(index, q, out=index, casting="unsafe")  # whole numbers, exactly
-    index += np.arange(len(sums))[:, None] * LAB_BINS ** 3  # each frame's own bins
-    outside = len(sums) * LAB_BINS ** 3  # one more bin, dropped: the values outside LAB_RANGE
-    np.copyto(index, outside, where=np.logical_not(inside, out=ok))
-    counts = np.bincount(index.reshape(-1), minlength=outside + 1)[:outside]
-    return counts.reshape(len(sums), -1) / max(1, shape[1])
+    counts = np.zeros((len(sums), LAB_BINS ** 3), np.int64)
+    lab_bin_counts(*planes, np.array(LAB_RANGE, np.float64), LAB_BINS, counts)
+    return counts / max(1, planes[0].shape[1])
 
 
 def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255.0) -> np.ndarray:
     """SSIM of every frame ``(F, H, W, 3)`` to ``image`` ``(H, W, 3)``, for all frames at once: the
     computation of scikit-image's ``structural_similarity(channel_axis=-1, data_range=...)`` (7 x 7
     uniform window, sample covariance, K1 = 0.01, K2 = 0.03, the window's half-width cropped, the mean
-    over channels). The window means are OpenCV's ``boxFilter`` over a chunk of frames stacked into one
-    tall image: the cropped pixels' windows never cross from one frame into the next, so one call
-    filters many frames. Equal to scikit-image's frame by frame (``tests/test_metrics.py``)."""
+    over channels). The image's window means are computed once (OpenCV's ``boxFilter``); each frame's
+    map and its mean are :func:`cogviz.kernels.ssim_means`, compiled, on chunks of frames that the
+    kept threads share (the cropped pixels' windows never reach the border, so no frame reads past
+    its own pixels). Equal to scikit-image's frame by frame (``tests/test_metrics.py``)."""
+    from .kernels import ssim_means
+    from .scratch import work_array
+
     win, pad = 7, 3
+    frames = np.ascontiguousarray(frames)
+    if min(frames.shape[1:3]) < win:
+        raise CogvizError(f"SSIM needs frames of at least {win} x {win} pixels (its window), got "
+                          f"{frames.shape[1]} x {frames.shape[2]}")
     cov_norm = np.float32(win * win / (win * win - 1))
     c1, c2 = np.float32((0.01 * data_range) ** 2), np.float32((0.03 * data_range) ** 2)
-    crop = (slice(None), slice(pad, -pad), slice(pad, -pad))
-    y = np.ascontiguousarray(image, dtype=np.float32)[None]
-    uy = _window_means(y.copy(), win)
-    vy = cov_norm * (_window_means(y * y, win) - uy * uy)
-    uy, a_y, b_y = uy[crop], (uy * uy + c1)[crop], (vy + c2)[crop]
+    crop = (slice(pad, -pad), slice(pad, -pad))
+    y = np.ascontiguousarray(image, dtype=np.float32)
+    uy = _window_means(y[None].copy(), win)[0]
+    vy = cov_norm * (_window_means((y * y)[None], win)[0] - uy * uy)
+    flat = (image.shape[0] - 2 * pad, -1)  # the cropped maps' rows, pixels and channels in one axis
+    uy, a_y, b_y = (np.ascontiguousarray(m[crop]).reshape(flat) for m in (uy, uy * uy + c1, vy + c2))
 
     def chunk(frames: np.ndarray) -> np.ndarray:
-        from .scratch import work_array
-
-        maps = work_array("ssim.maps", (3, *frames.shape))  # x, x * x, x * y: one box filter for all
-        x = maps[0]
-        np.copyto(x, frames)
-        np.multiply(x, x, out=maps[1])
-        np.multiply(x, y, out=maps[2])
-        ux, sxx, sxy = _window_means(maps, win)[(slice(None), *crop)]
-        uxuy = np.multiply(ux, uy, out=work_array("ssim.uxuy", ux.shape))
-        num = np.multiply(uxuy, np.float32(2), out=work_array("ssim.num", ux.shape))
-        num += c1
-        sxy -= uxuy  # the covariance, times 49 / 48 below
-        sxy *= 2 * cov_norm
-        sxy += c2
-        num *= sxy
-        ux *= ux
-        sxx -= ux  # the frame's variance, times 49 / 48 below
-        sxx *= cov_norm
-        sxx += b_y
-        ux += a_y
-        ux *= sxx
-        num /= ux  # the SSIM map, cropped
-        n, h, w, c = num.shape
-        return num.reshape(n, h, w * c).sum(axis=2).sum(axis=1, dtype=np.float64) / (h * w * c)
+        n, h, w, c = frames.shape
+        out = np.empty(n, np.float64)
+        rows = work_array("ssim.rows", (win + 1, 3, (w - win + 1) * c), np.float64)
+        ssim_means(frames, y, uy, a_y, b_y, win, c1, c2, cov_norm, rows, out)
+        return out
 
     return _chunked(chunk, frames)
 
@@ -487,9 +461,9 @@ def ssim_video(frames: np.ndarray, image: np.ndarray, *, data_range: float = 255
 def _window_means(x: np.ndarray, win: int) -> np.ndarray:
     """The ``win x win`` means of frames ``(..., H, W, C)`` (float32 holding integers: pixel values,
     their squares and products), each frame's border reflected (scipy's ``uniform_filter`` in
-    ``reflect`` mode) away from the cropped rows: one OpenCV call, in place. The window sums are taken
-    unnormalised, so every running sum is an integer below 2**24, exact in float32 whatever rows
-    OpenCV's threads split the image into: one video measures the same on every call."""
+    ``reflect`` mode): one OpenCV call, in place. The window sums are taken unnormalised, so every
+    running sum is an integer below 2**24, exact in float32 whatever rows OpenCV's threads split the
+    image into."""
     import cv2
 
     x = np.ascontiguousarray(x)  # in place needs one plain block (an image's view may have any strides)

@@ -360,7 +360,7 @@ def test_ssim_of_views_with_any_strides_equals_contiguous_copies():
 
 @pytest.mark.parametrize("shape", [(2, 9, 13), (3, 20, 33), (2, 37, 70), (2, 3, 40)])
 def test_the_compiled_flow_equals_scikit_image_on_odd_and_small_frames(shape):
-    """The compiled level loop (cogviz.flow_kernels) equals ``optical_flow_ilk`` pair by pair on frames
+    """The compiled level loop (cogviz.kernels) equals ``optical_flow_ilk`` pair by pair on frames
     narrower than the 15 x 15 window (mirrored again and again), odd sizes (a pyramid level rounded
     up) and three-row frames. (Two-row frames give ill-conditioned systems whose flow, tens of pixels,
     differs by float32 rounding from any summation order: scikit-image's own is not reproducible there.)"""
@@ -402,12 +402,12 @@ def test_the_calling_thread_takes_the_metrics_the_worker_has_not_started(monkeyp
     assert (df["waits_a"] == 0).all() and (df["waits_b"] == 0).all()
 
 
-def test_the_flow_kernels_compile_without_a_writable_cache_directory(monkeypatch):
+def test_the_kernels_compile_without_a_writable_cache_directory(monkeypatch):
     """numba refuses ``cache=True`` at decoration where no cache directory is writable ("no locator
     available"); the kernels are then compiled without the disk cache instead of failing the import."""
     import numba
 
-    from cogviz import flow_kernels
+    from cogviz import kernels
 
     real = numba.njit
 
@@ -421,4 +421,25 @@ def test_the_flow_kernels_compile_without_a_writable_cache_directory(monkeypatch
     def double(x):
         return 2 * x
 
-    assert flow_kernels._compiled(double)(21) == 42
+    assert kernels._compiled(double)(21) == 42
+
+
+def test_ssim_rounds_as_scikit_image_and_refuses_frames_smaller_than_its_window():
+    """The compiled SSIM keeps each channel's mean in float32 as scikit-image does: a frame equal to
+    the image scores exactly 1, and every frame scores scikit-image's float32 value to a few units in
+    the last place (its window means round differently). Frames smaller than the 7 x 7 window are refused by name, not measured as NaN."""
+    from skimage.metrics import structural_similarity
+
+    from cogviz.errors import CogvizError
+    from cogviz.metrics import ssim_video
+
+    video = panned(37, 53, 2, 1, n=4)
+    noisy = np.clip(video.astype(int) + np.random.default_rng(1).integers(-40, 40, video.shape), 0, 255).astype(np.uint8)
+    frames = np.concatenate([video, noisy])
+    got = ssim_video(frames, video[0])
+    assert got[0] == 1.0
+    for f, value in zip(frames, got):
+        want = structural_similarity(video[0].astype(np.float32), f.astype(np.float32), channel_axis=-1, data_range=255)
+        assert abs(value - want) <= 4 * np.spacing(np.float32(want)), (value, want)
+    with pytest.raises(CogvizError, match="at least 7 x 7 pixels.*got 6 x 40"):
+        anchor_metrics(np.zeros((2, 6, 40, 3), np.uint8), np.zeros((6, 40, 3), np.uint8))
