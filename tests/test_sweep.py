@@ -958,3 +958,21 @@ def test_a_group_that_fails_midway_keeps_its_written_runs_and_a_rerun_does_the_r
     assert len(writes) == len(VARIANTS) and first["run_id"][0] not in writes
     seed0 = reference.runs[reference.runs["seed"] == 0]
     assert sorted(again.runs["run_id"]) == sorted(seed0["run_id"])
+
+
+def test_the_frames_of_runs_measured_with_different_metrics_join_with_nans():
+    """A folder may hold runs written before a metric was registered: the per-frame tables join on
+    their common columns, the older runs' missing column NaN, each row keeping its run's label."""
+    import numpy as np
+    import pyarrow as pa
+
+    from cogviz.sweep.results import _frames
+
+    old = pa.table({"run_id": ["a"] * 2, "frame": [0, 1], "ssim": [1.0, 0.5]})
+    new = pa.table({"run_id": ["b"] * 3, "frame": [0, 1, 2], "ssim": [1.0, 0.9, 0.8], "brightness": [3.0, 2.0, 1.0]})
+    df = _frames([old, new], ["baseline"] * 2 + ["zero"] * 3)
+    assert list(df.columns) == ["run_id", "frame", "ssim", "brightness", "label"]
+    assert df["label"].tolist() == ["baseline"] * 2 + ["zero"] * 3
+    assert np.isnan(df["brightness"][:2]).all() and df["brightness"][2:].tolist() == [3.0, 2.0, 1.0]
+    assert df["ssim"].tolist() == [1.0, 0.5, 1.0, 0.9, 0.8]
+    assert _frames([], []).empty

@@ -99,6 +99,17 @@ def test_an_mp4_keeps_its_frames_and_frame_rate(tmp_path, fps):
     assert video.frame_rate(p) == pytest.approx(fps, abs=1e-3)
 
 
+def test_an_mp4_is_encoded_with_the_named_rate_factor_and_preset():
+    """x264 writes its settings into the stream: the rate factor is MP4_CRF and the preset's own choices
+    are there ("veryfast": subpel refinement 2, one reference frame, a lookahead of 10 frames)."""
+    import re
+
+    data = video.encode_mp4(np.zeros((3, 16, 16, 3), np.uint8))
+    options = re.search(rb"x264 - core .*? options: ([^\x00]*)", data).group(1).decode()
+    assert f"crf={video.MP4_CRF:.1f}" in options
+    assert video.MP4_PRESET == "veryfast" and all(o in options.split() for o in ("subme=2", "ref=1", "rc_lookahead=10"))
+
+
 @pytest.mark.browser
 def test_the_embedded_mp4_plays_in_chromium_and_shows_the_frames(tmp_path):
     """What a notebook shows: the <video> tag's H.264 (encoded in process by PyAV) decodes in

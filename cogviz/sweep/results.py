@@ -24,16 +24,30 @@ def _flatten(ablations: list[dict]) -> dict:
     return cols
 
 
+def _frames(tables: list, labels: list[str]):
+    """The runs' per-frame tables as one DataFrame, with each row's run label: the Arrow tables
+    joined first and converted once (a run without a later metric's column gets nulls, NaN)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if not tables:
+        return pd.DataFrame()
+    frames = pa.concat_tables(tables, promote_options="default").to_pandas()
+    frames["label"] = labels
+    return frames
+
+
 class SweepResult:
     """The runs of a results directory: ``.runs`` (one row per run) and ``.frames`` (one row per run x
     frame, with the per-frame metrics). Opens without a model."""
 
     def __init__(self, out_dir: Path, records: list[dict]):
         import pandas as pd
+        import pyarrow.parquet as pq
 
         self.out_dir = Path(out_dir)
         self.rounds: list[dict] = []  # sweep_until's rounds: seeds, runs and widest half-width of each
-        rows, frames = [], []
+        rows, tables, labels = [], [], []
         for rec in records:
             c = rec["config"]
             run_dir = self.out_dir / "runs" / rec["run_id"]
@@ -49,11 +63,10 @@ class SweepResult:
             row["latents"] = str(run_dir / "latents.safetensors") if "latents.safetensors" in names else None
             rows.append(row)
             if row["metrics"]:
-                df = pd.read_parquet(row["metrics"])
-                df["label"] = rec["label"]
-                frames.append(df)
+                tables.append(pq.read_table(row["metrics"]))
+                labels += [rec["label"]] * tables[-1].num_rows
         self.runs = pd.DataFrame(rows)
-        self.frames = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        self.frames = _frames(tables, labels)
 
     @classmethod
     def load(cls, out_dir, *, run_ids=None) -> SweepResult:
