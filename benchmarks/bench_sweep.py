@@ -3,7 +3,8 @@
 1. **Batched variants.** An 8-variant sweep (1 image, 1 prompt, 1 seed; the baseline and seven
    ablations) on the toy model against 8 independent diffusers pipeline calls with the same
    settings, interleaved (pipeline x 8, sweep, pipeline x 8, ...) so that machine drift hits both
-   alike; medians compared. Target: the sweep >= 3x faster. Also printed: the sweep's compute alone
+   alike; medians compared (after one warm-up sweep: a process's first loads the compiled metrics
+   and the video encoder). Target: the sweep >= 3x faster. Also printed: the sweep's compute alone
    (``generate_variants``, no metrics, no files; target: the whole sweep <= 1.15x of it, at 20
    steps as issue 45 measured) and one variant per forward (``batch=1``).
 2. **Resuming a finished sweep.** A 32-run sweep (4 seeds x 8 variants), run once, then again
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
            "  of which compute (generate_variants)": compute_only,
            "sweep, batch=1 (one variant per forward)": lambda: a_sweep(1)}
     times = {k: [] for k in fns}
+    a_sweep()  # warm-up: a process's first sweep loads the compiled metrics and the video encoder once
     for _ in range(args.repeats):
         for k, fn in fns.items():
             t = time.perf_counter()
@@ -82,7 +84,8 @@ def main(argv=None) -> int:
     for k, v in med.items():
         print(f"   {k:42s} {v:7.2f} s   {base / v:5.2f}x faster than the pipeline calls")
     ratio = base / med["sweep, 8 variants"]
-    print(f"   target: sweep >= 3x faster: {'met' if ratio >= 3 else 'NOT met'} ({ratio:.2f}x)")
+    judged = "" if args.steps == 50 else " (judged at the default 50 steps: at fewer steps the decode, which batching does not speed, weighs more)"
+    print(f"   target: sweep >= 3x faster: {'met' if ratio >= 3 else 'NOT met'} ({ratio:.2f}x){judged}")
     cost = med["sweep, 8 variants"] / med["  of which compute (generate_variants)"]
     print(f"   target: the sweep (metrics, videos, files overlapped with compute) <= 1.15x its compute: "
           f"{'met' if cost <= 1.15 else 'NOT met'} ({cost:.2f}x)")

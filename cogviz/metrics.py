@@ -22,17 +22,17 @@ reduced by area to a short side of ~128 px and scaled back to the frame's pixels
 RAFT, a learned flow; ILK is a well-kept classical substitute that needs no weights, validated
 in the tests on patterns shifted by a known amount.
 
-Every metric is computed on the whole video at once, not frame by frame: SSIM is scikit-image's
-formula over all frames with OpenCV's ``boxFilter`` for its window means (equal to
-``structural_similarity`` within 1e-6), the flow is :mod:`cogviz.flow` (scikit-image's ILK batched
-over frame pairs and compiled, equal to ``optical_flow_ilk`` within 2e-5, computed on the calling
-thread, with the metrics that read it, while a kept second thread measures the rest; the calling
-thread then takes those the worker has not started), PSNR and flicker are OpenCV's exact integer
-norms, the Lab values bitwise ``rgb2lab``'s (its gamma from a table), the layout cells OpenCV's
-blur and resize (scikit-image's anti-aliased ``resize`` within 2e-7), and the histograms and reductions are array
-operations; the large temporaries are work arrays each thread keeps between calls
-(:mod:`cogviz.scratch`: no page faults on the next call). ``tests/test_metrics.py`` checks every column
-against scikit-image frame by frame, and ``benchmarks/bench_metrics.py`` measures the gain.
+Every metric is computed on the whole video at once, not frame by frame, its inner loops compiled
+(:mod:`cogviz.kernels`, numba, without the GIL): SSIM is scikit-image's formula with exact window
+sums (equal to ``structural_similarity``, rounded as it rounds), the flow is :mod:`cogviz.flow`
+(scikit-image's ILK over all frame pairs, equal to ``optical_flow_ilk`` within 2e-5), PSNR and
+flicker are OpenCV's exact integer norms, the Lab values bitwise ``rgb2lab``'s (its gamma from a
+table) and their bins ``np.histogramdd``'s, the layout cells OpenCV's blur and resize (scikit-image's
+anti-aliased ``resize`` within 2e-7). The calling thread computes the flow and the metrics that read
+it while a kept second thread measures the rest; the calling thread then takes those the worker has
+not started. The large temporaries are work arrays each thread keeps between calls
+(:mod:`cogviz.scratch`: no page faults on the next call). ``tests/test_metrics.py`` checks every
+column against scikit-image frame by frame, and ``benchmarks/bench_metrics.py`` measures the gain.
 
 :func:`summarize` turns the table into one row per video: frame-0 fidelity, the anchor's
 half-life, mean motion and VBench's dynamic flag.
